@@ -1,0 +1,134 @@
+"""Layers shared by the StyleGAN2 generator and discriminator.
+
+All weights use the equalised learning rate: parameters are stored at unit scale and multiplied by
+``1/sqrt(fan_in)`` (times an optional lr multiplier) when used. Parameter and buffer names follow the
+official networks so that their state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from stylegan.ops import ACTIVATIONS, bias_act, conv2d_resample, make_filter
+
+
+def expect_shape(x: torch.Tensor, shape: Sequence[int | None], what: str) -> None:
+    """Raise a readable ValueError when ``x`` does not have ``shape`` (None = any size)."""
+    if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
+        want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"{what} must have shape {want}, got {list(x.shape)}")
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Scale ``x`` so that its mean square along ``dim`` is 1 (StyleGAN's pixel norm on latents)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class FullyConnectedLayer(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,  # the mapping network learns 100× slower than the rest (0.01)
+        bias_init: float = 0.0,  # affine layers start at 1 so styles start as identity scales
+    ):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, act=self.activation)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, act={self.activation}"
+
+
+class Conv2dLayer(nn.Module):
+    """A plain (non-modulated) convolution with optional FIR up/downsampling, as used by D."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: str = "linear",
+        up: int = 1,
+        down: int = 1,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,  # clamp outputs to ±conv_clamp (keeps fp16 finite)
+        channels_last: bool = False,
+        trainable: bool = True,  # frozen layers (Freeze-D) keep their weights as buffers
+    ):
+        super().__init__()
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.activation, self.up, self.down, self.conv_clamp = activation, up, down, conv_clamp
+        self.register_buffer("resample_filter", make_filter(list(resample_filter)))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.act_gain = ACTIVATIONS[activation].default_gain
+        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
+        if channels_last:
+            weight = weight.to(memory_format=torch.channels_last)
+        b = torch.zeros([out_channels]) if bias else None
+        if trainable:
+            self.weight = nn.Parameter(weight)
+            self.bias = nn.Parameter(b) if b is not None else None
+        else:
+            self.register_buffer("weight", weight)
+            self.register_buffer("bias", b)
+
+    def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        # Correlation is cheaper except when upsampling, where the official layer convolves.
+        x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down,
+                            padding=self.padding, flip_weight=(self.up == 1))
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}→{self.out_channels}, k={self.kernel_size}, act={self.activation}, "
+                f"up={self.up}, down={self.down}, clamp={self.conv_clamp}")
+
+
+class MinibatchStdLayer(nn.Module):
+    """Appends the average standard deviation over sample groups as extra feature maps."""
+
+    def __init__(self, group_size: int | None, num_channels: int = 1):
+        super().__init__()
+        self.group_size = group_size  # None = the whole minibatch is one group
+        self.num_channels = num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size is not None else n
+        if n % g != 0:
+            raise ValueError(f"minibatch std: batch size {n} is not divisible by the group size {g}")
+        f = self.num_channels
+        # Strided grouping: samples i, i + n/g, i + 2n/g, ... form one group.
+        y = x.reshape(g, -1, f, c // f, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"

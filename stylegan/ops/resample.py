@@ -1,0 +1,152 @@
+"""FIR up/downsampling ("upfirdn") and convolution with built-in resampling.
+
+Conventions follow the official ops so that results match to float precision:
+- ``upfirdn2d`` = insert ``up - 1`` zeros between samples, pad (negative = crop), convolve with the
+  filter (a true convolution: the filter is flipped unless ``flip_filter``), keep every ``down``-th sample;
+- ``padding`` is ``p``, ``[px, py]`` or ``[x0, x1, y0, y1]``, relative to the upsampled image;
+- ``conv2d_resample`` pads once, up front, and places the filter so that up/downsampling by 2 with
+  ``[1, 3, 3, 1]`` stays centred.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from stylegan.ops.filters import filter_size
+
+Padding = int | Sequence[int]
+
+
+def parse_padding(padding: Padding) -> list[int]:
+    """Normalise a padding spec to ``[x0, x1, y0, y1]``."""
+    if isinstance(padding, int):
+        return [padding] * 4
+    padding = [int(p) for p in padding]
+    if len(padding) == 2:
+        px, py = padding
+        return [px, px, py, py]
+    if len(padding) != 4:
+        raise ValueError(f"padding must be p, [px, py] or [x0, x1, y0, y1], got {padding}")
+    return padding
+
+
+def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
+    if max(x0, x1, y0, y1) > 0:
+        x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    if min(x0, x1, y0, y1) < 0:
+        h, w = x.shape[2], x.shape[3]
+        x = x[:, :, max(-y0, 0) : h - max(-y1, 0), max(-x0, 0) : w - max(-x1, 0)]
+    return x
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = 0,
+    gain: float = 1,
+    flip_filter: bool = False,
+) -> torch.Tensor:
+    """Upsample by zero insertion, pad, FIR-filter, downsample: ``[N, C, H, W]`` → ``[N, C, H', W']``."""
+    n, c, h, w = x.shape
+    if up > 1:
+        # Zero insertion as a reshape + pad keeps it one contiguous allocation.
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = _pad_or_crop(x, *parse_padding(padding))
+    if f is not None:
+        f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+        if not flip_filter:
+            f = f.flip(list(range(f.ndim)))
+        if f.ndim == 2:
+            x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+        else:
+            x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c)
+            x = F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c)
+    elif gain != 1:
+        x = x * gain
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+    """Upsample ``[N, C, H, W]`` to ``[N, C, H·up, W·up]`` with the low-pass filter ``f``."""
+    fw, fh = filter_size(f)
+    pad = [(fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2]
+    return upfirdn2d(x, f, up=up, padding=pad, gain=up * up)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
+    """Downsample ``[N, C, H, W]`` to ``[N, C, H/down, W/down]`` after low-pass filtering with ``f``."""
+    fw, fh = filter_size(f)
+    pad = [(fw - down + 1) // 2, (fw - down) // 2, (fh - down + 1) // 2, (fh - down) // 2]
+    return upfirdn2d(x, f, down=down, padding=pad)
+
+
+def _transpose_grouped_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """``[O, I/g, kh, kw]`` conv weight → the ``[I, O/g, kh, kw]`` layout conv_transpose2d wants."""
+    out_c, in_per_group, kh, kw = w.shape
+    if groups == 1:
+        return w.transpose(0, 1)
+    w = w.reshape(groups, out_c // groups, in_per_group, kh, kw).transpose(1, 2)
+    return w.reshape(groups * in_per_group, out_c // groups, kh, kw)
+
+
+def conv2d_resample(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    f: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = 0,
+    groups: int = 1,
+    flip_weight: bool = True,
+) -> torch.Tensor:
+    """2-D convolution of ``x`` ``[N, I, H, W]`` by ``w`` ``[O, I/groups, kh, kw]`` with FIR resampling.
+
+    ``flip_weight=True`` is correlation (what ``F.conv2d`` computes); ``False`` is true convolution.
+    Upsampling uses a strided transposed convolution followed by the filter; downsampling filters first
+    and then convolves with a stride. ``padding`` is relative to the upsampled image, as in the official op.
+    """
+    out_c, in_per_group, kh, kw = w.shape
+    fw, fh = filter_size(f)
+    x0, x1, y0, y1 = parse_padding(padding)
+    if up > 1:
+        x0, x1 = x0 + (fw + up - 1) // 2, x1 + (fw - up) // 2
+        y0, y1 = y0 + (fh + up - 1) // 2, y1 + (fh - up) // 2
+    if down > 1:
+        x0, x1 = x0 + (fw - down + 1) // 2, x1 + (fw - down) // 2
+        y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
+    pointwise = kh == 1 and kw == 1
+    correlate = w if flip_weight else w.flip([2, 3])
+
+    if pointwise and down > 1 and up == 1:
+        x = upfirdn2d(x, f, down=down, padding=[x0, x1, y0, y1])
+        return F.conv2d(x, correlate, groups=groups)
+    if pointwise and up > 1 and down == 1:
+        x = F.conv2d(x, correlate, groups=groups)
+        return upfirdn2d(x, f, up=up, padding=[x0, x1, y0, y1], gain=up * up)
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f, padding=[x0, x1, y0, y1])
+        return F.conv2d(x, correlate, stride=down, groups=groups)
+    if up > 1:
+        # A transposed convolution scatters the kernel as is, so correlation needs the flipped kernel.
+        scatter = w.flip([2, 3]) if flip_weight else w
+        x0, x1, y0, y1 = x0 - (kw - 1), x1 - (kw - up), y0 - (kh - 1), y1 - (kh - up)
+        crop_x, crop_y = max(min(-x0, -x1), 0), max(min(-y0, -y1), 0)
+        x = F.conv_transpose2d(x, _transpose_grouped_weight(scatter, groups), stride=up,
+                               padding=[crop_y, crop_x], groups=groups)
+        x = upfirdn2d(x, f, padding=[x0 + crop_x, x1 + crop_x, y0 + crop_y, y1 + crop_y], gain=up * up)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down)
+        return x
+    if x0 == x1 and y0 == y1 and x0 >= 0 and y0 >= 0:
+        return F.conv2d(x, correlate, padding=[y0, x0], groups=groups)
+    x = _pad_or_crop(x, x0, x1, y0, y1)
+    return F.conv2d(x, correlate, groups=groups)
