@@ -60,6 +60,13 @@ def _use_fused_modconv(fused: bool | None, training: bool, dtype: torch.dtype, x
     return dtype == torch.float32 or x.shape[0] == 1
 
 
+def _memory_format(fp16_channels_last: bool, dtype: torch.dtype, x: torch.Tensor) -> torch.memory_format:
+    # oneDNN's CPU convolutions (dense, transposed and depthwise) run markedly faster on NHWC tensors.
+    if x.device.type == "cpu" or (fp16_channels_last and dtype == torch.float16):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def plain_kwargs(value: Any) -> Any:
     """Deep-copy nested kwargs into plain dicts/lists (official files use EasyDict) for JSON metadata."""
     if isinstance(value, dict):
@@ -182,11 +189,11 @@ class SynthesisLayer(nn.Module):
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                             fused=fused_modconv)
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        # conv_clamp is scaled by the same gain as the activations (the resnet branch uses √½).
+        return modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                                resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+                                fused=fused_modconv, bias=self.bias, act=self.activation, gain=gain,
+                                clamp=self.conv_clamp)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}→{self.out_channels}, res={self.resolution}, up={self.up}, "
@@ -208,8 +215,8 @@ class ToRGBLayer(nn.Module):
     def forward(self, x, w, fused_modconv=True):
         # The equalised-lr gain goes on the styles, not the weights (same product, official order).
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv,
+                                bias=self.bias, act="linear", clamp=self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
@@ -260,7 +267,7 @@ class SynthesisBlock(nn.Module):
         ref = ws if x is None else x
         dtype = _compute_dtype(self.use_fp16, ref, force_fp32)
         fused = _use_fused_modconv(fused_modconv, self.training, dtype, ref)
-        fmt = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        fmt = _memory_format(self.channels_last, dtype, ref)
         layer = dict(fused_modconv=fused, noise_mode=noise_mode)
 
         if self.in_channels == 0:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from stylegan.ops.bias_act import ACTIVATIONS, bias_act
 from stylegan.ops.resample import Padding, conv2d_resample
+
+# Activations with act(a·x) = a·act(x) for a > 0: their gain can be folded into a preceding scale.
+_HOMOGENEOUS = {"linear": None, "relu": 0.0, "lrelu": 0.2}
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
@@ -28,6 +32,10 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,
     fused: bool = True,
+    bias: torch.Tensor | None = None,
+    act: str | None = None,
+    gain: float = 1.0,
+    clamp: float | None = None,
 ) -> torch.Tensor:
     """Convolve ``x`` ``[N, I, H, W]`` by ``weight`` ``[O, I, k, k]`` scaled per sample by ``styles`` ``[N, I]``.
 
@@ -35,6 +43,10 @@ def modulated_conv2d(
     activations before and after a shared convolution instead. Both compute the same thing (to ~1e-6);
     the unfused form is the one to differentiate through and is usually faster on CPU. ``noise``
     (broadcastable to the output) is added after demodulation, before any bias.
+
+    With ``act`` given, the layer's epilogue ``clamp(act(y + noise + bias) · gain · act_gain)`` is
+    applied too; for (l)relu/linear it is folded into one multiply-add pass plus one in-place activation,
+    instead of the five passes over the activations that separate ops would take.
     """
     n, in_c = x.shape[0], x.shape[1]
     out_c, w_in_c, kh, kw = weight.shape
@@ -54,11 +66,13 @@ def modulated_conv2d(
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, in_c, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), **conv)
+        if act is not None and act in _HOMOGENEOUS:
+            return _scale_shift_act(x, dcoefs, noise, bias, act, gain, clamp)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, out_c, 1, 1)
         if noise is not None:
             x = x + noise.to(x.dtype)
-        return x
+        return _bias_act_if(x, bias, act, gain, clamp)
 
     w = weight.unsqueeze(0) * styles.reshape(n, 1, in_c, 1, 1)
     if dcoefs is not None:
@@ -66,6 +80,38 @@ def modulated_conv2d(
     x = x.reshape(1, n * in_c, *x.shape[2:])
     x = conv2d_resample(x, w.reshape(n * out_c, in_c, kh, kw).to(x.dtype), groups=n, **conv)
     x = x.reshape(n, out_c, *x.shape[2:])
+    if act is not None and act in _HOMOGENEOUS:
+        return _scale_shift_act(x, None, noise, bias, act, gain, clamp)
     if noise is not None:
         x = x + noise.to(x.dtype)
-    return x
+    return _bias_act_if(x, bias, act, gain, clamp)
+
+
+def _bias_act_if(x, bias, act, gain, clamp):
+    if act is None:
+        return x
+    clamp = clamp * gain if clamp is not None else None
+    return bias_act(x, bias, act=act, gain=ACTIVATIONS[act].default_gain * gain, clamp=clamp)
+
+
+def _scale_shift_act(x, scale, noise, bias, act, gain, clamp):
+    """``clamp(act(x · scale + noise + bias) · g)`` as one multiply-add and in-place ops (g > 0)."""
+    n, c = x.shape[:2]
+    g = ACTIVATIONS[act].default_gain * gain
+    shift = torch.zeros([], dtype=x.dtype, device=x.device)
+    if bias is not None:
+        shift = bias.to(x.dtype).reshape(1, c, 1, 1)
+    if noise is not None:
+        shift = shift + noise.to(x.dtype)
+    factor = (scale.to(x.dtype) * g).reshape(n, c, 1, 1) if scale is not None else torch.tensor(g, dtype=x.dtype)
+    y = torch.addcmul(shift * g, x, factor)
+    in_place = not (torch.is_grad_enabled() and y.requires_grad)
+    slope = _HOMOGENEOUS[act]
+    if slope is not None:
+        if slope == 0.0:
+            y = torch.relu_(y) if in_place else torch.relu(y)
+        else:
+            y = torch.nn.functional.leaky_relu(y, slope, inplace=in_place)
+    if clamp is not None and clamp >= 0:
+        y = y.clamp_(-clamp * gain, clamp * gain) if in_place else y.clamp(-clamp * gain, clamp * gain)
+    return y

@@ -124,7 +124,8 @@ def conv2d_resample(
         x0, x1 = x0 + (fw - down + 1) // 2, x1 + (fw - down) // 2
         y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
     pointwise = kh == 1 and kw == 1
-    correlate = w if flip_weight else w.flip([2, 3])
+    # F.conv2d correlates; true convolution needs the flipped kernel (a no-op for 1×1 kernels).
+    correlate = w if (flip_weight or pointwise or up > 1) else w.flip([2, 3])
 
     if pointwise and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[x0, x1, y0, y1])
