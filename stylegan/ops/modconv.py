@@ -95,23 +95,33 @@ def _bias_act_if(x, bias, act, gain, clamp):
 
 
 def _scale_shift_act(x, scale, noise, bias, act, gain, clamp):
-    """``clamp(act(x · scale + noise + bias) · g)`` as one multiply-add and in-place ops (g > 0)."""
+    """``clamp(act(x · scale + noise + bias) · g)`` folded into few passes (valid since g > 0)."""
     n, c = x.shape[:2]
     g = ACTIVATIONS[act].default_gain * gain
-    shift = torch.zeros([], dtype=x.dtype, device=x.device)
-    if bias is not None:
-        shift = bias.to(x.dtype).reshape(1, c, 1, 1)
-    if noise is not None:
-        shift = shift + noise.to(x.dtype)
-    factor = (scale.to(x.dtype) * g).reshape(n, c, 1, 1) if scale is not None else torch.tensor(g, dtype=x.dtype)
-    y = torch.addcmul(shift * g, x, factor)
-    in_place = not (torch.is_grad_enabled() and y.requires_grad)
+    factor = (scale.to(x.dtype) * g).reshape(n, c, 1, 1) if scale is not None else g
+    in_place = not (torch.is_grad_enabled() and x.requires_grad)
+    if in_place:
+        # The convolution output is ours to overwrite: scale it and add noise and bias in place, which
+        # broadcasts cheaply whatever the memory format.
+        y = x.mul_(factor)
+        if noise is not None:
+            y.add_(noise.to(x.dtype) * g)
+        if bias is not None:
+            y.add_(bias.to(x.dtype).reshape(1, c, 1, 1) * g)
+    else:
+        shift = torch.zeros([], dtype=x.dtype, device=x.device)
+        if bias is not None:
+            shift = bias.to(x.dtype).reshape(1, c, 1, 1)
+        if noise is not None:
+            shift = shift + noise.to(x.dtype)
+        if shift.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            shift = shift.contiguous(memory_format=torch.channels_last)  # aligned broadcasting is ~2x faster
+        y = torch.addcmul(shift * g, x, factor if torch.is_tensor(factor) else torch.tensor(factor, dtype=x.dtype))
     slope = _HOMOGENEOUS[act]
-    if slope is not None:
-        if slope == 0.0:
-            y = torch.relu_(y) if in_place else torch.relu(y)
-        else:
-            y = torch.nn.functional.leaky_relu(y, slope, inplace=in_place)
+    if slope == 0.0:
+        y = torch.relu_(y) if in_place else torch.relu(y)
+    elif slope is not None:
+        y = torch.nn.functional.leaky_relu(y, slope, inplace=in_place)
     if clamp is not None and clamp >= 0:
         y = y.clamp_(-clamp * gain, clamp * gain) if in_place else y.clamp(-clamp * gain, clamp * gain)
     return y
