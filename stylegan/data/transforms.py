@@ -1,0 +1,122 @@
+"""Crop and resize for the dataset tool, with the official tool's rules.
+
+- no ``--transform``: resize to ``--resolution`` when given (aspect ratio is not kept), else unchanged;
+- ``center-crop``: cut the largest centred square, then resize it to ``--resolution``;
+- ``center-crop-wide``: for a W×H target (W >= H), keep the centred band of ``round(W * h / w)`` input
+  rows, resize that band to W×H and paste it in the middle of a black W×W canvas. Images narrower
+  than W, or whose band would be shorter than H, are left out.
+
+Arrays are uint8 ``[H, W, C]`` with C in {1, 3, 4}.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import PIL.Image
+
+from stylegan.data.images import array_to_pil
+from stylegan.errors import StyleGANError
+
+TRANSFORMS = ("center-crop", "center-crop-wide")
+RESIZE_FILTERS = {"box": PIL.Image.Resampling.BOX, "lanczos": PIL.Image.Resampling.LANCZOS}
+MIN_RESOLUTION = 4  # the smallest StyleGAN2 block
+
+
+def is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``'512x384'`` → (512, 384); a single number ``'64'`` means 64x64."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*", text)
+    if m is None or int(m.group(1)) == 0 or (m.group(2) is not None and int(m.group(2)) == 0):
+        raise StyleGANError(f"--resolution {text!r} is not WIDTHxHEIGHT", "write it like 256x256")
+    w = int(m.group(1))
+    return w, int(m.group(2)) if m.group(2) is not None else w
+
+
+def check_square_power_of_two(w: int, h: int, subject: str, fix: str) -> None:
+    """Raise StyleGANError ``"<subject> is WxH, which is not square"`` (or not a power of two >= 4)."""
+    if w != h:
+        raise StyleGANError(f"{subject} is {w}x{h}, which is not square; StyleGAN trains on square images", fix)
+    if not is_power_of_two(w) or w < MIN_RESOLUTION:
+        raise StyleGANError(f"{subject} is {w}x{h}; StyleGAN needs a power-of-two side of at least "
+                            f"{MIN_RESOLUTION} (such as 32, 64, 256, 1024)", fix)
+
+
+def _resize(arr: np.ndarray, width: int, height: int, resample: int) -> np.ndarray:
+    if arr.shape[1] == width and arr.shape[0] == height:
+        return arr
+    out = np.asarray(array_to_pil(arr).resize((width, height), resample))
+    return out[:, :, np.newaxis] if out.ndim == 2 else out
+
+
+def _center_rows(arr: np.ndarray, rows: int) -> np.ndarray:
+    h = arr.shape[0]
+    return arr[(h - rows) // 2: (h + rows) // 2]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One crop/resize rule; calling it maps an image to the output image, or to None when it is left out."""
+
+    kind: Optional[str] = None            # None, 'center-crop' or 'center-crop-wide'
+    resolution: Optional[tuple[int, int]] = None  # (width, height) of --resolution
+    resize_filter: str = "lanczos"
+
+    def __post_init__(self) -> None:
+        if self.kind not in (None, *TRANSFORMS):
+            raise StyleGANError(f"unknown --transform {self.kind!r}", f"use one of {', '.join(TRANSFORMS)}")
+        if self.resize_filter not in RESIZE_FILTERS:
+            raise StyleGANError(f"unknown --resize-filter {self.resize_filter!r}",
+                                f"use one of {', '.join(RESIZE_FILTERS)}")
+        if self.kind is not None and self.resolution is None:
+            raise StyleGANError(f"--transform {self.kind} needs an output size", "add --resolution WxH, e.g. 256x256")
+        if self.resolution is None:
+            return
+        w, h = self.resolution
+        if self.kind == "center-crop-wide":
+            if h > w:
+                raise StyleGANError(f"--resolution {w}x{h} is taller than wide; center-crop-wide makes wide images",
+                                    "give WxH with W >= H, e.g. 512x384")
+            check_square_power_of_two(w, w, "the center-crop-wide canvas", "give a power-of-two width, e.g. 512x384")
+        else:
+            fix = ("use --transform center-crop-wide for a wide W x H inside a square canvas, or a square --resolution"
+                   if w != h else "give a power-of-two --resolution such as 64x64 or 256x256")
+            check_square_power_of_two(w, h, "--resolution", fix)
+
+    @property
+    def output_size(self) -> Optional[int]:
+        """The side of the square output when known in advance (from --resolution), else None."""
+        return None if self.resolution is None else self.resolution[0]
+
+    def __call__(self, arr: np.ndarray) -> Optional[np.ndarray]:
+        resample = RESIZE_FILTERS[self.resize_filter]
+        if self.kind is None:
+            if self.resolution is None:
+                return arr
+            return _resize(arr, *self.resolution, resample)
+        w, h = self.resolution
+        if self.kind == "center-crop":
+            side = min(arr.shape[:2])
+            square = _center_rows(arr, side).transpose(1, 0, 2)
+            square = _center_rows(square, side).transpose(1, 0, 2)
+            return _resize(np.ascontiguousarray(square), w, h, resample)
+        # center-crop-wide
+        band_rows = int(round(w * arr.shape[0] / arr.shape[1]))
+        if arr.shape[1] < w or band_rows < h:
+            return None
+        band = _resize(np.ascontiguousarray(_center_rows(arr, band_rows)), w, h, resample)
+        canvas = np.zeros([w, w, arr.shape[2]], dtype=np.uint8)
+        canvas[(w - h) // 2: (w + h) // 2] = band
+        return canvas
+
+    def describe(self) -> str:
+        if self.resolution is None:
+            return "no resize"
+        size = f"{self.resolution[0]}x{self.resolution[1]}"
+        return f"{self.kind or 'resize'} to {size} ({self.resize_filter})"

@@ -1,0 +1,155 @@
+"""Training options: the official base configs and the user's overrides, resolved into one record."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from stylegan.errors import StyleGANError
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    ref_gpus: int  # the batch per GPU is batch / ref_gpus
+    kimg: int
+    batch: int
+    mbstd: int  # minibatch-std group size
+    fmaps: float  # channel_base = fmaps · 32768
+    lrate: float
+    gamma: float
+    ema_kimg: float
+    ema_rampup: float | None
+    map: int  # mapping layers
+
+
+# The official StyleGAN2-ADA base configs (train.py); 'auto' is filled in from resolution and GPU count.
+BASE_CONFIGS = {
+    "stylegan2": BaseConfig(8, 25000, 32, 4, 1, 0.002, 10, 10, None, 8),
+    "paper256": BaseConfig(8, 25000, 64, 8, 0.5, 0.0025, 1, 20, None, 8),
+    "paper512": BaseConfig(8, 25000, 64, 8, 1, 0.0025, 0.5, 20, None, 8),
+    "paper1024": BaseConfig(8, 25000, 32, 4, 1, 0.002, 2, 10, None, 8),
+    "cifar": BaseConfig(2, 100000, 64, 32, 1, 0.0025, 0.01, 500, 0.05, 2),
+}
+CONFIG_NAMES = ("auto", *BASE_CONFIGS)
+
+
+def auto_config(resolution: int, gpus: int) -> BaseConfig:
+    """The official 'auto' heuristics: batch, group size, width, lr and γ from resolution and GPU count."""
+    batch = max(min(gpus * min(4096 // resolution, 32), 64), gpus)
+    return BaseConfig(
+        ref_gpus=gpus, kimg=25000, batch=batch, mbstd=min(batch // gpus, 4),
+        fmaps=1 if resolution >= 512 else 0.5, lrate=0.002 if resolution >= 1024 else 0.0025,
+        gamma=0.0002 * resolution**2 / batch, ema_kimg=batch * 10 / 32, ema_rampup=0.05, map=2)
+
+
+@dataclass
+class TrainingOptions:
+    """Everything a run needs, resolved from a base config and overrides; saved as training_options.json."""
+
+    data: str
+    outdir: str
+    cfg: str = "auto"
+    gpus: int = 1  # processes (ranks) taking part
+    total_kimg: float = 25000
+    batch: int = 32
+    batch_gpu: int = 32  # samples per forward pass and rank (gradient accumulation below batch/gpus)
+    mbstd_group: int = 4
+    G_lr: float = 0.0025
+    D_lr: float = 0.0025
+    r1_gamma: float = 10.0
+    pl_weight: float = 2.0
+    style_mixing_prob: float = 0.9
+    ema_kimg: float = 10.0
+    ema_rampup: float | None = 0.05
+    G_reg_interval: int = 4
+    D_reg_interval: int = 16
+    channel_base: int = 16384
+    channel_max: int = 512
+    map_layers: int = 2
+    z_dim: int = 512
+    w_dim: int = 512
+    D_architecture: str = "resnet"
+    num_fp16_res: int = 4
+    conv_clamp: float | None = 256
+    cond: bool = False
+    mirror: bool = False
+    max_size: int | None = None
+    aug: str = "ada"  # ada | noaug | fixed
+    augpipe: str = "bgc"
+    p: float = 0.0  # initial (ada) or fixed (fixed) augmentation probability
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500
+    resume: str | None = None
+    freezed: int = 0
+    kimg_per_tick: float = 4
+    snap: int = 50  # ticks between snapshots (network + image grid)
+    seed: int = 0
+    workers: int = 3
+    metrics: list[str] = field(default_factory=list)
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", gpus: int = 1,
+                    **overrides) -> TrainingOptions:
+    """Start from a base config (as the official train.py does) and apply the given overrides.
+
+    ``overrides`` use the CLI names: gamma, batch, batch_gpu, kimg, glr, dlr, cbase, cmax, map,
+    mbstd_group, fp32, plus any TrainingOptions field. None values are ignored.
+    """
+    if cfg not in CONFIG_NAMES:
+        raise StyleGANError(f"unknown --cfg {cfg!r}", f"choose one of {', '.join(CONFIG_NAMES)}")
+    spec = auto_config(resolution, gpus) if cfg == "auto" else BASE_CONFIGS[cfg]
+    opts = TrainingOptions(
+        data=data, outdir=outdir, cfg=cfg, gpus=gpus, total_kimg=spec.kimg, batch=spec.batch,
+        batch_gpu=spec.batch // spec.ref_gpus, mbstd_group=spec.mbstd, G_lr=spec.lrate, D_lr=spec.lrate,
+        r1_gamma=spec.gamma, ema_kimg=spec.ema_kimg, ema_rampup=spec.ema_rampup,
+        channel_base=int(spec.fmaps * 32768), map_layers=spec.map)
+    if cfg == "cifar":  # the official cifar config turns these off
+        opts.pl_weight, opts.style_mixing_prob, opts.D_architecture = 0.0, 0.0, "orig"
+
+    renames = dict(gamma="r1_gamma", kimg="total_kimg", glr="G_lr", dlr="D_lr", cbase="channel_base",
+                   cmax="channel_max", map="map_layers")
+    overrides = {renames.get(k, k): v for k, v in overrides.items() if v is not None}
+    fp32 = overrides.pop("fp32", False)
+    batch_given = "batch" in overrides
+    for key, value in overrides.items():
+        if not hasattr(opts, key):
+            raise StyleGANError(f"unknown training option {key!r}", "see `stylegan train --help`")
+        setattr(opts, key, value)
+    if batch_given and "batch_gpu" not in overrides:
+        opts.batch_gpu = opts.batch // gpus
+    if batch_given and "mbstd_group" not in overrides:
+        opts.mbstd_group = min(opts.mbstd_group, opts.batch_gpu)
+    if fp32:
+        opts.num_fp16_res, opts.conv_clamp = 0, None
+    if opts.resume not in (None, "", "latest"):
+        opts.ada_kimg, opts.ema_rampup = 100, None  # official transfer-learning settings
+    validate(opts)
+    return opts
+
+
+def validate(opts: TrainingOptions) -> None:
+    if opts.batch < 1 or opts.batch % opts.gpus != 0:
+        raise StyleGANError(f"--batch {opts.batch} is not divisible by the number of processes ({opts.gpus})",
+                            "pick a batch that is a multiple of the process count")
+    per_rank = opts.batch // opts.gpus
+    if opts.batch_gpu < 1 or per_rank % opts.batch_gpu != 0:
+        raise StyleGANError(f"--batch-gpu {opts.batch_gpu} does not divide the per-process batch {per_rank}",
+                            "use a divisor of batch / processes")
+    if opts.mbstd_group > 0 and opts.batch_gpu % min(opts.mbstd_group, opts.batch_gpu) != 0:
+        raise StyleGANError(f"--mbstd-group {opts.mbstd_group} does not divide the batch per pass {opts.batch_gpu}",
+                            "use a group size that divides --batch-gpu")
+    if opts.aug not in ("ada", "noaug", "fixed"):
+        raise StyleGANError(f"unknown --aug {opts.aug!r}", "choose ada, noaug or fixed")
+    if opts.ada_target <= 0 or opts.ada_target >= 1:
+        raise StyleGANError(f"--target {opts.ada_target} is outside (0, 1)", "the default is 0.6")
+    if not 0 <= opts.p <= 1:
+        raise StyleGANError(f"--p {opts.p} is outside [0, 1]", "give a probability")
+    if opts.total_kimg <= 0:
+        raise StyleGANError("--kimg must be positive", "e.g. --kimg 1000")
+    if opts.freezed < 0:
+        raise StyleGANError("--freezed must be non-negative", "e.g. --freezed 10")

@@ -1,0 +1,168 @@
+"""Start or resume a training run: dataset, networks, run directory, snapshots."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from stylegan.atomic import atomic_path
+from stylegan.errors import StyleGANError
+from stylegan.networks import build_network
+from stylegan.training import distributed as dist_utils
+from stylegan.training import snapshot as snap
+from stylegan.training.config import TrainingOptions
+from stylegan.training.loop import Progress, SnapshotImages, Trainer
+
+SNAPSHOT_RE = re.compile(r"network-snapshot-(\d{6})\.safetensors$")
+
+
+def open_dataset(opts: TrainingOptions):
+    from stylegan.data import ImageDataset
+    return ImageDataset(opts.data, max_size=opts.max_size, xflip=opts.mirror, use_labels=opts.cond,
+                        random_seed=opts.seed)
+
+
+def network_kwargs(opts: TrainingOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
+    G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, w_dim=opts.w_dim, img_resolution=resolution,
+                    img_channels=channels, mapping_kwargs=dict(num_layers=opts.map_layers),
+                    synthesis_kwargs=dict(channel_base=opts.channel_base, channel_max=opts.channel_max,
+                                          num_fp16_res=opts.num_fp16_res, conv_clamp=opts.conv_clamp))
+    D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels,
+                    architecture=opts.D_architecture, channel_base=opts.channel_base,
+                    channel_max=opts.channel_max, num_fp16_res=opts.num_fp16_res, conv_clamp=opts.conv_clamp,
+                    block_kwargs=dict(freeze_layers=opts.freezed), mapping_kwargs={},
+                    epilogue_kwargs=dict(mbstd_group_size=opts.mbstd_group))
+    return G_kwargs, D_kwargs
+
+
+def find_latest_snapshot(outdir: Path) -> Path | None:
+    """The newest snapshot (highest kimg, newest run) among the run directories under ``outdir``."""
+    best = None
+    for path in sorted(outdir.glob("*/network-snapshot-*.safetensors")):
+        m = SNAPSHOT_RE.search(path.name)
+        if m:
+            key = (path.parent.name, int(m.group(1)))
+            if best is None or key > best[0]:
+                best = (key, path)
+    return best[1] if best else None
+
+
+def new_run_dir(outdir: Path, desc: str) -> Path:
+    ids = [int(m.group(1)) for p in outdir.iterdir() if p.is_dir() and (m := re.match(r"(\d{5})-", p.name))]
+    run_dir = outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
+    run_dir.mkdir()
+    return run_dir
+
+
+def describe(opts: TrainingOptions, dataset_name: str) -> str:
+    parts = [dataset_name]
+    if opts.cond:
+        parts.append("cond")
+    if opts.mirror:
+        parts.append("mirror")
+    parts += [opts.cfg, f"batch{opts.batch}", opts.aug]
+    if opts.aug != "noaug":
+        parts.append(opts.augpipe)
+    if opts.resume:
+        parts.append("resume")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def copy_matching_weights(src: torch.nn.Module, dst: torch.nn.Module, what: str) -> None:
+    """Transfer learning: take every parameter/buffer of ``src`` that ``dst`` has with the same shape."""
+    src_state = src.state_dict()
+    for name, tensor in dst.state_dict().items():
+        if name in src_state:
+            if src_state[name].shape != tensor.shape:
+                raise StyleGANError(f"--resume network's {what}.{name} has shape {list(src_state[name].shape)}, "
+                                    f"but this run needs {list(tensor.shape)}",
+                                    "resume from a network with the same architecture and channel settings")
+            tensor.copy_(src_state[name])
+
+
+def check_resume_fits(net: dict, resolution: int, channels: int, c_dim: int, source: str) -> None:
+    G = net["G_ema"]
+    found = (G.img_resolution, G.img_channels, G.c_dim)
+    if found != (resolution, channels, c_dim):
+        raise StyleGANError(
+            f"--resume {source} makes {found[0]}x{found[0]} images with {found[1]} channel(s) and c_dim {found[2]}, "
+            f"but the dataset has {resolution}x{resolution}, {channels} channel(s) and c_dim {c_dim}",
+            "resume from a network trained at the dataset's resolution/channels, or toggle --cond")
+
+
+def train(opts: TrainingOptions) -> Path | None:
+    """Run (or resume) training as described by ``opts``; returns the run directory on rank 0."""
+    rank = dist_utils.init_from_env(opts.device)
+    try:
+        return _train(opts, rank)
+    finally:
+        dist_utils.shutdown()
+
+
+def _train(opts: TrainingOptions, rank: dist_utils.Rank) -> Path | None:
+    from stylegan.data import check_dataset_fits  # noqa: F401  (data layer validates labels itself)
+    from stylegan.formats import load_network
+    from stylegan.training.augment import AUGPIPE_PRESETS, AugmentPipe
+
+    outdir = Path(opts.outdir)
+    dataset = open_dataset(opts)
+    if opts.cond and not dataset.has_labels:
+        raise StyleGANError(f"--cond needs labels, but {opts.data} has none (no dataset.json labels)",
+                            "drop --cond, or make the dataset with labels")
+    res, channels = dataset.resolution, dataset.num_channels
+    c_dim = dataset.label_dim if opts.cond else 0
+    G_kwargs, D_kwargs = network_kwargs(opts, res, channels, c_dim)
+    torch.manual_seed(opts.seed)
+    G = build_network("Generator", G_kwargs)
+    D = build_network("Discriminator", D_kwargs)
+    G_ema = copy.deepcopy(G).eval()
+    augment_pipe = None
+    if opts.aug != "noaug":
+        augment_pipe = AugmentPipe(**AUGPIPE_PRESETS[opts.augpipe])
+        augment_pipe.p.fill_(opts.p)
+
+    progress, resume_state, run_dir = Progress(), None, None
+    if opts.resume == "latest":
+        latest = find_latest_snapshot(outdir) if outdir.is_dir() else None
+        if latest is None:
+            raise StyleGANError(f"--resume latest found no network-snapshot-*.safetensors under {outdir}",
+                                "start a new run without --resume, or point --outdir at an earlier run's folder")
+        state = snap.load_training_snapshot(latest)
+        check_resume_fits(state["networks"], res, channels, c_dim, str(latest))
+        for name, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
+            module.load_state_dict(state["networks"][name].state_dict())
+        if augment_pipe is not None and state["networks"].get("augment_pipe") is not None:
+            augment_pipe.load_state_dict(state["networks"]["augment_pipe"].state_dict())
+        progress, resume_state = state["progress"], state
+        run_dir = latest.parent
+    elif opts.resume:
+        net = load_network(opts.resume)
+        check_resume_fits(net, res, channels, c_dim, opts.resume)
+        for name, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
+            if name in net:
+                copy_matching_weights(net[name], module, name)
+        if "G" not in net:
+            copy_matching_weights(net["G_ema"], G, "G")
+
+    if rank.is_main and run_dir is None:
+        outdir.mkdir(parents=True, exist_ok=True)
+        run_dir = new_run_dir(outdir, describe(opts, Path(opts.data).stem))
+    if rank.is_main:
+        with atomic_path(run_dir / "training_options.json") as tmp:
+            tmp.write_text(json.dumps(opts.to_dict(), indent=2))
+
+    trainer = Trainer(opts, rank, dataset, G, D, G_ema, augment_pipe, run_dir, progress, resume_state)
+    images = SnapshotImages(trainer, run_dir) if rank.is_main else None
+
+    def write_snapshot(t: Trainer) -> None:
+        if rank.is_main:
+            snap.save_training_snapshot(t, run_dir / f"network-snapshot-{t.progress.cur_nimg // 1000:06d}.safetensors")
+        dist_utils.barrier(rank.world)
+
+    trainer.run(write_snapshot, image_fn=images)
+    return run_dir
+
