@@ -19,8 +19,8 @@ Stages, in order:
 * corruptions — additive Gaussian noise with a half-normal per-sample std, and cutout.
 
 Random numbers are drawn in the same order, shapes and distributions as the official pipeline, so with
-equal seeds both produce the same augmentations (outputs agree to ~1e-5, the rounding of the resampling
-matrices). Deviation: the filter stage also works on images smaller than its 43-tap kernel (the official
+equal seeds both produce the same augmentations (outputs agree to a few 1e-5, from float rounding in the
+resampling matrices). Deviation: the filter stage also works on images smaller than its 43-tap kernel (the official
 reflection padding fails below 22×22 pixels); we keep mirroring instead.
 ``debug_percentile`` replaces every random parameter by a fixed quantile, for inspection and tests.
 
@@ -30,6 +30,7 @@ The module's state (``p`` and the two filter buffers) has the same keys and shap
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Sequence
 
@@ -177,7 +178,7 @@ class AugmentPipe(nn.Module):
     # Execute blit-only pipelines (no scale/rotate/aniso/xfrac) as exact pixel permutations instead of
     # through the resampling path. Off by default to reproduce the official pixels: there, a flip or a
     # quarter turn passes through the not-quite-symmetric sym6 up/down filters and comes out slightly
-    # filtered (up to ~0.1 on white-noise images, ~0.03 on smooth ones); integer shifts are exact either way.
+    # filtered (up to ~0.1 on white-noise images, ~0.03 on smooth ones); integer shifts agree to float precision.
     exact_blit: bool = False
 
     def __init__(
@@ -186,7 +187,7 @@ class AugmentPipe(nn.Module):
         scale=0, rotate=0, aniso=0, xfrac=0, scale_std=0.2, rotate_max=1, aniso_std=0.2, xfrac_std=0.125,
         brightness=0, contrast=0, lumaflip=0, hue=0, saturation=0,
         brightness_std=0.2, contrast_std=0.5, hue_max=1, saturation_std=1,
-        imgfilter=0, imgfilter_bands=(1, 1, 1, 1), imgfilter_std=1,
+        imgfilter=0, imgfilter_bands=[1, 1, 1, 1], imgfilter_std=1,  # noqa: B006 (copied, never mutated)
         noise=0, cutout=0, noise_std=0.1, cutout_size=0.5,
     ):
         super().__init__()
@@ -204,7 +205,8 @@ class AugmentPipe(nn.Module):
         for name, value in settings.items():
             setattr(self, name, value)
         self.imgfilter_bands = [float(b) for b in imgfilter_bands]
-        self.init_kwargs = {**settings, "imgfilter_bands": list(self.imgfilter_bands)}
+        self.init_kwargs = {k: (list(self.imgfilter_bands) if k == "imgfilter_bands" else settings[k])
+                            for k in inspect.signature(AugmentPipe.__init__).parameters if k != "self"}
 
         self.register_buffer("p", torch.ones([]))  # overall augmentation probability
         self.register_buffer("Hz_geom", make_filter(SYM6, separable=True))  # geometric resampling low-pass
@@ -508,7 +510,8 @@ class AdaController:
                  p: float = 0.0):
         if batch_size <= 0 or interval <= 0 or kimg <= 0:
             raise ValueError("AdaController needs a positive batch_size, interval and kimg")
-        self.batch_size, self.target, self.interval, self.kimg = int(batch_size), float(target), int(interval), float(kimg)
+        self.batch_size, self.interval = int(batch_size), int(interval)
+        self.target, self.kimg = float(target), float(kimg)
         self.p = float(p)
         self.sign_sum = 0.0
         self.sign_count = 0
@@ -525,7 +528,9 @@ class AdaController:
     def end_batch(self, reduce: Callable[[float, int], tuple[float, int]] | None = None) -> float:
         self.num_batches += 1
         if self.num_batches % self.interval == 0:
-            total, count = (self.sign_sum, self.sign_count) if reduce is None else reduce(self.sign_sum, self.sign_count)
+            total, count = self.sign_sum, self.sign_count
+            if reduce is not None:
+                total, count = reduce(total, count)
             if count > 0:
                 step = ada_adjustment(total / count, self.target, self.batch_size, self.interval, self.kimg)
                 self.p = max(self.p + step, 0.0)

@@ -1,0 +1,33 @@
+"""``stylegan convert``: any readable network file → our .safetensors format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import stylegan
+from stylegan.errors import StyleGANError
+
+
+@click.command()
+@click.option("--source", required=True, metavar="PATH|URL|NAME", help="Network to read (.pkl, .safetensors, URL, name).")
+@click.option("--dest", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.safetensors",
+              help="Where to write the converted network.")
+def convert(source: str, dest: Path) -> None:
+    """Convert a network (e.g. an official pickle) to a .safetensors file that loads without unpickling.
+
+    \b
+    Example:
+      stylegan convert --source ffhq.pkl --dest ffhq.safetensors
+    """
+    if dest.suffix.lower() != ".safetensors":
+        raise StyleGANError(f"--dest {dest} does not end in .safetensors", "name the output FILE.safetensors")
+    if dest.parent.exists() and not dest.parent.is_dir():
+        raise StyleGANError(f"cannot write {dest}: {dest.parent} is not a directory", "choose another --dest")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StyleGANError(f"cannot create {dest.parent}: {e.strerror or e}", "choose another --dest") from None
+    stylegan.save_network(stylegan.load_network(source), dest)
+    click.echo(f"wrote {dest}")

@@ -1,0 +1,54 @@
+"""``stylegan info``: what a network file holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from torch import nn
+
+import stylegan
+from stylegan.cli.options import network_option
+from stylegan.explore.style_mix import format_indices, style_groups
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Number of trainable-parameter values (buffers such as w_avg not included)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe_network(net: dict[str, Any]) -> list[str]:
+    """The lines ``stylegan info`` prints for a ``load_network`` result."""
+    G = net["G_ema"]
+    lines = [
+        f"format:      {net.get('format', 'unknown')}",
+        f"resolution:  {G.img_resolution}x{G.img_resolution}",
+        f"channels:    {G.img_channels}",
+        f"z_dim:       {G.z_dim}",
+        f"w_dim:       {G.w_dim}",
+        f"num_ws:      {G.num_ws}",
+        f"c_dim:       {G.c_dim}" + (" (unconditional)" if G.c_dim == 0 else f" ({G.c_dim} classes)"),
+        "parameters:",
+    ]
+    for key, module in net.items():
+        if isinstance(module, nn.Module):
+            count = parameter_count(module)
+            lines.append(f"  {key + ':':<13}{count} ({count / 1e6:.2f}M, {type(module).__name__})")
+    lines.append("styles (w indices):")
+    for name, indices in style_groups(G.num_ws).items():
+        lines.append(f"  {name + ':':<13}{format_indices(indices)}")
+    extra = {k: v for k, v in net.items() if not isinstance(v, nn.Module) and k != "format" and v is not None}
+    for key, value in extra.items():
+        lines.append(f"{key}:")
+        if isinstance(value, dict):
+            lines += [f"  {k}: {v}" for k, v in value.items()] or ["  (empty)"]
+        else:
+            lines.append(f"  {value}")
+    return lines
+
+
+@click.command()
+@network_option
+def info(network: str) -> None:
+    """Show a network's format, shapes, parameter counts, style groups and training metadata."""
+    click.echo("\n".join(describe_network(stylegan.load_network(network))))

@@ -1,0 +1,86 @@
+"""Turning generator output into bytes, grids and PNG files."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from stylegan.atomic import atomic_path
+from stylegan.errors import StyleGANError
+
+_PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float images ``[N, C, H, W]`` in about [-1, 1] → uint8 ``[N, H, W, C]`` in [0, 255].
+
+    Uses the official mapping ``(x * 127.5 + 128).clamp(0, 255)`` followed by truncation (not
+    rounding) to uint8, so files match the official tools byte for byte.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [N, C, H, W], got {list(images.shape)}")
+    x = (images.detach().to(torch.float32).permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255)
+    return x.to(torch.uint8).cpu().numpy()
+
+
+def to_pil(image: np.ndarray) -> PIL.Image.Image:
+    """One uint8 image ``[H, W, C]`` with C in {1, 3, 4} → a PIL image ('L', 'RGB' or 'RGBA')."""
+    if image.ndim != 3 or image.shape[2] not in _PIL_MODES or image.dtype != np.uint8:
+        raise StyleGANError(f"cannot store an image of shape {list(image.shape)} ({image.dtype}) as PNG",
+                            "images need 1 (grayscale), 3 (RGB) or 4 (RGBA) uint8 channels")
+    if image.shape[2] == 1:
+        return PIL.Image.fromarray(image[:, :, 0], "L")
+    return PIL.Image.fromarray(image, _PIL_MODES[image.shape[2]])
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """A near-square ``(cols, rows)`` for ``n`` cells: cols = ceil(sqrt(n)), rows = ceil(n / cols)."""
+    if n < 1:
+        raise ValueError(f"a grid needs at least one cell, got {n}")
+    cols = math.ceil(math.sqrt(n))
+    return cols, math.ceil(n / cols)
+
+
+def make_grid(images: np.ndarray, grid_w: int, grid_h: int) -> np.ndarray:
+    """Tile uint8 images ``[N, H, W, C]`` row by row into ``[grid_h * H, grid_w * W, C]``.
+
+    Cells past the last image stay black. More images than cells raises StyleGANError.
+    """
+    n, h, w, c = images.shape
+    if grid_w < 1 or grid_h < 1:
+        raise StyleGANError(f"grid size {grid_w}x{grid_h} has no cells", "give a width and height of at least 1")
+    if n > grid_w * grid_h:
+        raise StyleGANError(f"a {grid_w}x{grid_h} grid has {grid_w * grid_h} cells but there are {n} images",
+                            "choose a larger --grid-w/--grid-h or fewer images")
+    canvas = np.zeros([grid_h * h, grid_w * w, c], dtype=images.dtype)
+    for i, image in enumerate(images):
+        row, col = divmod(i, grid_w)
+        canvas[row * h:(row + 1) * h, col * w:(col + 1) * w] = image
+    return canvas
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one uint8 image ``[H, W, C]`` as PNG atomically: readers see the old file or the new one."""
+    path = Path(path)
+    pil = to_pil(image)
+    try:
+        with atomic_path(path) as tmp:
+            pil.save(tmp, format="PNG")
+            os.chmod(tmp, 0o666 & ~_UMASK)  # the temporary file is private (0600); give the usual permissions
+    except OSError as e:
+        raise StyleGANError(f"cannot write {path}: {e.strerror or e}", "check free space and permissions") from None
+    return path
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()

@@ -1,0 +1,174 @@
+"""Style mixing (the StyleGAN paper's figure): row images take some of their styles from column images.
+
+Each row seed and column seed is mapped to ws ``[num_ws, w_dim]`` (truncated toward ``w_avg`` by psi).
+Cell (row, col) is the row's ws with the ``styles`` indices replaced by the column's. File names follow
+the official tool: ``{row}-{col}.png`` per cell, ``{seed}-{seed}.png`` per unmixed seed, ``grid.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from stylegan.errors import StyleGANError
+from stylegan.explore.generate import (
+    check_batch_size,
+    check_noise_mode,
+    class_labels,
+    network_device,
+    seed_latents,
+)
+from stylegan.explore.images import make_grid, save_png, to_uint8
+from stylegan.explore.seeds import parse_index_list
+
+GROUP_NAMES = ("coarse", "middle", "fine")
+
+
+def style_groups(num_ws: int) -> dict[str, list[int]]:
+    """Which w indices are coarse (4²–8²), middle (16²–32²) and fine (64² and up).
+
+    Follows the paper's convention of two ws per resolution: index k belongs to resolution
+    ``2 ** (2 + k // 2)``. A group is empty when the network is too small to have it.
+    """
+    groups: dict[str, list[int]] = {name: [] for name in GROUP_NAMES}
+    for k in range(num_ws):
+        res = 2 ** (2 + k // 2)
+        groups["coarse" if res <= 8 else "middle" if res <= 32 else "fine"].append(k)
+    return groups
+
+
+def parse_styles(text: str, num_ws: int) -> list[int]:
+    """Parse ``--styles``: index lists and group names mixed, e.g. ``0-6``, ``coarse``, ``coarse,8-9``.
+
+    Returns sorted unique indices, each below ``num_ws``; anything else raises StyleGANError.
+    """
+    groups = style_groups(num_ws)
+    indices: set[int] = set()
+    for part in text.split(","):
+        name = part.strip().lower()
+        if name in groups:
+            if not groups[name]:
+                raise StyleGANError(f"style group {name!r} is empty for a network with {num_ws} ws",
+                                    f"groups here: {_describe_groups(groups)}")
+            indices.update(groups[name])
+        else:
+            indices.update(parse_index_list(part))
+    too_big = sorted(i for i in indices if i >= num_ws)
+    if too_big:
+        raise StyleGANError(f"style index {too_big[0]} is beyond this network's {num_ws} ws",
+                            f"use indices 0-{num_ws - 1} or a group ({_describe_groups(groups)})")
+    return sorted(indices)
+
+
+def check_styles_syntax(text: str) -> None:
+    """Raise StyleGANError for a malformed ``--styles`` before the network (and so num_ws) is known."""
+    for part in text.split(","):
+        if part.strip().lower() not in GROUP_NAMES:
+            parse_index_list(part)
+
+
+def _describe_groups(groups: dict[str, list[int]]) -> str:
+    return ", ".join(f"{name}={format_indices(ix)}" for name, ix in groups.items() if ix)
+
+
+def format_indices(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` → ``"0-2,5"`` (the inverse of parse_index_list for sorted unique lists)."""
+    parts, i = [], 0
+    while i < len(indices):
+        j = i
+        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
+            j += 1
+        parts.append(str(indices[i]) if i == j else f"{indices[i]}-{indices[j]}")
+        i = j + 1
+    return ",".join(parts) or "none"
+
+
+def mix_ws(row_ws: torch.Tensor, col_ws: torch.Tensor, styles: Sequence[int]) -> torch.Tensor:
+    """Row ws ``[R, num_ws, w_dim]`` and column ws ``[C, num_ws, w_dim]`` → mixed ``[R, C, num_ws, w_dim]``."""
+    mixed = row_ws.unsqueeze(1).repeat(1, col_ws.shape[0], 1, 1)
+    mixed[:, :, list(styles)] = col_ws[:, list(styles)].unsqueeze(0).expand(row_ws.shape[0], -1, -1, -1)
+    return mixed
+
+
+@dataclass
+class StyleMix:
+    """The rendered figure: uint8 images ``[H, W, C]`` keyed ``(row_seed, col_seed)``.
+
+    ``images[(s, s)]`` is seed s unmixed, for every row and column seed.
+    """
+
+    row_seeds: list[int]
+    col_seeds: list[int]
+    styles: list[int]
+    images: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def grid(self) -> np.ndarray:
+        """The figure ``[(R+1)*H, (C+1)*W, C]``: blank corner, column seeds on top, row seeds on the left."""
+        blank = np.zeros_like(self.images[(self.row_seeds[0], self.row_seeds[0])])
+        cells = [blank] + [self.images[(c, c)] for c in self.col_seeds]
+        for r in self.row_seeds:
+            cells += [self.images[(r, r)]] + [self.images[(r, c)] for c in self.col_seeds]
+        return make_grid(np.stack(cells), len(self.col_seeds) + 1, len(self.row_seeds) + 1)
+
+
+def _synthesize(G: nn.Module, ws: torch.Tensor, noise_mode: str, batch_size: int, bar: tqdm) -> np.ndarray:
+    out = []
+    for start in range(0, len(ws), batch_size):
+        img = G.synthesis(ws[start:start + batch_size], noise_mode=noise_mode)
+        out.append(to_uint8(img))
+        bar.update(img.shape[0])
+    return np.concatenate(out)
+
+
+def style_mix(
+    G: nn.Module,
+    row_seeds: Sequence[int],
+    col_seeds: Sequence[int],
+    styles: Sequence[int],
+    *,
+    truncation_psi: float = 1,
+    class_idx: int | None = None,
+    noise_mode: str = "const",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> StyleMix:
+    """Render the style-mixing figure for ``row_seeds`` × ``col_seeds``, swapping in the ``styles`` indices."""
+    if not row_seeds or not col_seeds:
+        raise StyleGANError("style mixing needs at least one row seed and one column seed", "give --rows and --cols")
+    check_noise_mode(noise_mode)
+    check_batch_size(batch_size)
+    bad = [s for s in styles if not 0 <= s < G.num_ws]
+    if bad:
+        raise StyleGANError(f"style index {bad[0]} is beyond this network's {G.num_ws} ws",
+                            f"use indices 0-{G.num_ws - 1}")
+    seeds = list(dict.fromkeys([*row_seeds, *col_seeds]))  # unique, first-seen order
+    device = network_device(G)
+    with torch.no_grad():
+        z = seed_latents(seeds, G.z_dim).to(device)
+        ws = G.mapping(z, class_labels(G, class_idx, len(seeds)), truncation_psi=truncation_psi)
+        w_of = dict(zip(seeds, ws))
+        mixed = mix_ws(torch.stack([w_of[s] for s in row_seeds]), torch.stack([w_of[s] for s in col_seeds]), styles)
+        total = len(seeds) + mixed.shape[0] * mixed.shape[1]
+        with tqdm(total=total, unit="img", desc="style-mix", disable=not progress) as bar:
+            plain = _synthesize(G, ws, noise_mode, batch_size, bar)
+            cells = _synthesize(G, mixed.flatten(0, 1), noise_mode, batch_size, bar)
+    result = StyleMix(list(row_seeds), list(col_seeds), list(styles))
+    result.images = {(s, s): img for s, img in zip(seeds, plain)}
+    keys = [(r, c) for r in row_seeds for c in col_seeds]
+    result.images.update(zip(keys, cells))  # a cell (s, s) replaces the unmixed image, as in the official tool
+    return result
+
+
+def write_style_mix(mix: StyleMix, outdir: str | os.PathLike) -> list[Path]:
+    """Write ``{row}-{col}.png`` for every image in ``mix`` and ``grid.png``; returns the paths."""
+    outdir = Path(outdir)
+    paths = [save_png(img, outdir / f"{r}-{c}.png") for (r, c), img in mix.images.items()]
+    paths.append(save_png(mix.grid(), outdir / "grid.png"))
+    return paths

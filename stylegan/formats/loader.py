@@ -1,0 +1,124 @@
+"""``load_network``: one entry point for every network source (path, URL, built-in name).
+
+The file format is told from the content, not the extension: safetensors (an 8-byte header length and
+a JSON header), pickle (``\\x80`` + protocol), ZIP (``PK``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylegan.errors import StyleGANError
+from stylegan.formats import builtin, official_pickle, safetensors_io
+from stylegan.formats.cache import download, is_url
+from stylegan.formats.unpickler import TensorFlowPickleError
+
+Source = str | os.PathLike
+_FILE_FIX = "pass an official network pickle (.pkl), a stylegan .safetensors file, an http(s) URL, or 'default'"
+
+
+def resolve_source(source: Source, *, progress: bool = True) -> Path | None:
+    """The local file for ``source`` (downloading a URL once), or None for a built-in name."""
+    if isinstance(source, str) and source in builtin.BUILTIN_NAMES:
+        return None
+    if isinstance(source, str) and is_url(source):
+        return download(source, progress=progress)
+    if not isinstance(source, (str, os.PathLike)):
+        raise StyleGANError(f"cannot load a network from an object of type {type(source).__name__}", _FILE_FIX)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise StyleGANError(f"{source} does not exist", f"check the path; {_FILE_FIX}")
+    if path.is_dir():
+        raise StyleGANError(f"{source} is a directory, not a network file", "pass the .pkl or .safetensors file in it")
+    return path
+
+
+def detect_format(path: Path) -> str:
+    """'safetensors', 'pickle', 'zip' or 'unknown', from the first bytes; errors for empty/unreadable files."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StyleGANError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
+    if size == 0:
+        raise StyleGANError(f"{path} is empty", "download or copy the file again")
+    # safetensors first: its 8-byte length could start with 0x80 like a pickle, but a pickle never has '{' here.
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 32):
+        return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    return "unknown"
+
+
+def describe_source(source: Source) -> str:
+    """A short description of the source's format, e.g. 'stylegan2-ada-pytorch pickle' or 'built-in'."""
+    path = resolve_source(source, progress=False)
+    if path is None:
+        return builtin.FORMAT_NAME
+    kind = detect_format(path)
+    if kind == "pickle":
+        with open(path, "rb") as f:  # the first global a TF pickle names is dnnlib.tflib.network.Network
+            return "TensorFlow pickle (not supported yet)" if b"dnnlib.tflib" in f.read(4096) else \
+                official_pickle.FORMAT_NAME
+    return {"safetensors": safetensors_io.FORMAT_NAME, "zip": "ZIP archive (not supported)", "unknown": "unknown"}[kind]
+
+
+def _require_g_ema(keys: list[str], source: str) -> None:
+    if "G_ema" not in keys:
+        raise StyleGANError(f"{source} has no G_ema (it holds: {', '.join(keys) or 'nothing'})",
+                            "pass a network snapshot or a file saved with save_network")
+
+
+def load_network_file(source: Source, *, progress: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor],
+                                                                         dict[str, Any]]:
+    """(network dict as ``load_network`` returns it, extra tensors, training metadata).
+
+    Extra tensors and training metadata come only from stylegan ``.safetensors`` training snapshots;
+    other sources give empty dicts.
+    """
+    path = resolve_source(source, progress=progress)
+    if path is None:
+        return builtin.build_default_network(), {}, {}
+    name = str(source)
+    kind = detect_format(path)
+    if kind == "safetensors":
+        header, tensors = safetensors_io.read_safetensors(path, name)
+        _require_g_ema(list(header["networks"]), name)
+        net, extra = safetensors_io.networks_from_safetensors(header, tensors, name)
+        net["format"] = safetensors_io.FORMAT_NAME
+        return net, extra, dict(header.get("training") or {})
+    if kind == "pickle":
+        try:
+            entries = official_pickle.read_pickle(path, name)
+        except TensorFlowPickleError:
+            raise StyleGANError(f"{name} is a TensorFlow pickle, and TensorFlow pickles are not supported yet",
+                                "convert it to a PyTorch pickle with the official stylegan2-ada-pytorch "
+                                "legacy.py first") from None
+        _require_g_ema([str(k) for k, v in entries.items() if v is not None], name)
+        net = official_pickle.networks_from_pickle(entries, name)
+        net["format"] = official_pickle.FORMAT_NAME
+        return net, {}, {}
+    if kind == "zip":
+        raise StyleGANError(f"{name} is a ZIP archive (a torch.save checkpoint or a dataset?), not a network file",
+                            _FILE_FIX)
+    raise StyleGANError(f"{name} is not a network file (neither a pickle nor a safetensors file)", _FILE_FIX)
+
+
+def load_network(source: Source, *, progress: bool = True) -> dict[str, Any]:
+    """Load a network from a path, an http(s) URL (downloaded once into the cache) or a built-in name.
+
+    Returns a dict with ``'G_ema'`` always; ``'G'``, ``'D'``, ``'augment_pipe'`` (an AugmentPipeRecord)
+    and ``'training_set_kwargs'`` (a dict) when the file has them; and ``'format'``, a short description of
+    where it came from ('stylegan2-ada-pytorch pickle', 'stylegan safetensors' or 'built-in').
+    Networks come back on the CPU, in eval mode, with requires_grad off. Official pickles are read with a
+    restricted unpickler: nothing stored in a file is executed, and anything off its allow-list raises
+    UnsafePickleError. Every problem a user can fix raises StyleGANError.
+    """
+    return load_network_file(source, progress=progress)[0]

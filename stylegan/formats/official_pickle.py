@@ -1,0 +1,119 @@
+"""Official PyTorch network pickles: stylegan2-ada-pytorch snapshots and the stylegan3 repo's StyleGAN2.
+
+A snapshot is a dict with any of ``G``, ``D``, ``G_ema``, ``augment_pipe``, ``training_set_kwargs``.
+Each network is a ``torch_utils.persistence`` object: its constructor arguments plus its ``__dict__``
+(parameters, buffers, submodules). We read those as plain records (see ``unpickler``) and rebuild our
+own modules from the constructor arguments, then copy the tensors in with strict name checking.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from stylegan.errors import StyleGANError
+from stylegan.formats.records import AugmentPipeRecord, PersistentRecord, plain_data
+from stylegan.formats.rebuild import build_with_tensors
+from stylegan.formats.unpickler import LEGACY_TORCH_SAVE_MAGIC, CorruptPickleError, restricted_load
+
+FORMAT_NAME = "stylegan2-ada-pytorch pickle"
+
+# The class each snapshot entry must hold.
+NETWORK_CLASSES = {"G": "Generator", "D": "Discriminator", "G_ema": "Generator"}
+
+# Official constructor signatures, to map positional ``_init_args`` onto keyword names.
+POSITIONAL_NAMES = {
+    "Generator": ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
+                  "synthesis_kwargs"),
+    "Discriminator": ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
+                      "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs",
+                      "epilogue_kwargs"),
+    "AugmentPipe": ("xflip", "rotate90", "xint", "xint_max", "scale", "rotate", "aniso", "xfrac", "scale_std",
+                    "rotate_max", "aniso_std", "xfrac_std", "brightness", "contrast", "lumaflip", "hue",
+                    "saturation", "brightness_std", "contrast_std", "hue_max", "saturation_std", "imgfilter",
+                    "imgfilter_bands", "imgfilter_std", "noise", "cutout", "noise_std", "cutout_size"),
+}
+
+# Errors that malformed pickle data can raise while our allow-listed functions build objects.
+_DATA_ERRORS = (CorruptPickleError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, OverflowError, RuntimeError, RecursionError, UnicodeDecodeError)
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def read_pickle(path: Path, source: str) -> dict[str, Any]:
+    """Restricted-unpickle ``path``: the top-level dict with networks still as records.
+
+    A pickle holding one bare Generator is read as ``{'G_ema': generator}``.
+    """
+    try:
+        with open(path, "rb") as f:
+            obj = restricted_load(f, source)
+    except StyleGANError:
+        raise
+    except _DATA_ERRORS as e:
+        raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
+                            "download or copy the file again") from None
+    if isinstance(obj, PersistentRecord) and obj.class_name == "Generator":
+        return {"G_ema": obj}
+    if type(obj) is int and obj == LEGACY_TORCH_SAVE_MAGIC:
+        raise StyleGANError(f"{source} is a torch.save checkpoint (legacy format), not a network pickle",
+                            "pass an official network snapshot (.pkl) or a stylegan .safetensors file")
+    if not isinstance(obj, dict):
+        raise StyleGANError(f"{source} is not a network pickle: it holds a {type(obj).__name__}",
+                            "pass an official network snapshot (.pkl) or a stylegan .safetensors file")
+    return obj
+
+
+def network_init_kwargs(record: PersistentRecord, what: str) -> dict[str, Any]:
+    """The record's constructor arguments as keyword arguments (positional ones named officially)."""
+    args, kwargs = record.init_args, record.init_kwargs
+    names = POSITIONAL_NAMES.get(record.class_name, ())
+    if len(args) > len(names):
+        raise StyleGANError(f"{what} was built with {len(args)} positional arguments, more than "
+                            f"{record.class_name} takes", "the file comes from an unsupported code version")
+    for name, value in zip(names, args):
+        if name in kwargs:
+            raise StyleGANError(f"{what} gives {name} twice", "the file is damaged")
+        kwargs[name] = value
+    return plain_data(kwargs)
+
+
+def network_from_record(record: Any, key: str, source: str) -> nn.Module:
+    """Our module for snapshot entry ``key`` (G, D or G_ema), weights copied bit-exactly."""
+    what = f"{key} in {source}"
+    expected = NETWORK_CLASSES[key]
+    if not isinstance(record, PersistentRecord):
+        raise StyleGANError(f"{what} is not a persisted network (it is a {type(record).__name__})",
+                            "pass an official network snapshot (.pkl) or a stylegan .safetensors file")
+    if "SynthesisInput" in record.class_names():
+        raise StyleGANError(f"{what} is a StyleGAN3 (alias-free) network, which is not supported",
+                            "use a StyleGAN2 network (stylegan2-ada-pytorch, or stylegan3's stylegan2 config)")
+    if record.class_name != expected:
+        raise StyleGANError(f"{what} is a {record.class_name}, expected a {expected}",
+                            "the file is not a StyleGAN2 network snapshot")
+    return build_with_tensors(record.class_name, network_init_kwargs(record, what), record.tensors(), what)
+
+
+def augment_pipe_from_record(record: PersistentRecord) -> AugmentPipeRecord:
+    return AugmentPipeRecord(class_name=record.class_name, init_kwargs=network_init_kwargs(record, "augment_pipe"),
+                             tensors=record.tensors())
+
+
+def networks_from_pickle(entries: dict[str, Any], source: str) -> dict[str, Any]:
+    """Turn ``read_pickle``'s records into our modules and plain data; other entries are dropped."""
+    net: dict[str, Any] = {}
+    for key in ("G", "D", "G_ema"):
+        if entries.get(key) is not None:
+            net[key] = network_from_record(entries[key], key, source)
+    if isinstance(entries.get("augment_pipe"), PersistentRecord):
+        net["augment_pipe"] = augment_pipe_from_record(entries["augment_pipe"])
+    if isinstance(entries.get("training_set_kwargs"), dict):
+        net["training_set_kwargs"] = plain_data(entries["training_set_kwargs"])
+    return net

@@ -1,0 +1,42 @@
+"""Build one of our networks from a class name, constructor kwargs and a flat dict of tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from stylegan.errors import StyleGANError
+from stylegan.networks import build_network
+
+
+def _first(names: list[str], count: int = 3) -> str:
+    shown = ", ".join(names[:count])
+    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
+
+
+def build_with_tensors(class_name: str, init_kwargs: dict[str, Any], tensors: dict[str, torch.Tensor],
+                       what: str) -> nn.Module:
+    """Our module for ``class_name(**init_kwargs)`` holding exactly ``tensors`` (strict names and shapes).
+
+    ``what`` names the network in messages (e.g. "G_ema in ffhq.pkl"). The module comes back on the CPU,
+    in eval mode, with requires_grad off. Building does not disturb the caller's random state.
+    """
+    with torch.random.fork_rng(devices=[]):  # random init is overwritten anyway; keep the caller's RNG
+        module = build_network(class_name, init_kwargs)
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        parts = ([f"missing {_first(missing)}"] if missing else []) + \
+                ([f"unexpected {_first(unexpected)}"] if unexpected else [])
+        raise StyleGANError(f"{what} does not match our {class_name}: {'; '.join(parts)}",
+                            "the file holds a network variant this tool does not support")
+    for name, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[name].shape):
+            raise StyleGANError(f"{what} does not match our {class_name}: {name} has shape {list(value.shape)}, "
+                                f"expected {list(expected[name].shape)}",
+                                "the file is damaged or holds a network variant this tool does not support")
+    module.load_state_dict(tensors, strict=True)
+    return module.cpu().eval().requires_grad_(False)

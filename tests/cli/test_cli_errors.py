@@ -1,0 +1,114 @@
+"""Every bad input: exit code 2, one line starting 'error:' on stderr, no traceback, no files left."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import stylegan
+from stylegan.cli import main
+
+
+def assert_clean_error(r, outdir=None, match=None):
+    assert r.code == 2, (r.code, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert "Traceback" not in r.err
+    assert lines[0].rstrip().endswith(")")  # every message says how to fix it
+    if match is not None:
+        assert match in lines[0], lines[0]
+    if outdir is not None:
+        assert not os.path.exists(outdir)
+
+
+BAD_INPUTS = [
+    (["generate", "--seeds", "5-2", "--class", "0"], "descending range '5-2'"),
+    (["generate", "--seeds=-1", "--class", "0"], "negative entry '-1'"),
+    (["generate", "--seeds", "abc", "--class", "0"], "bad list entry 'abc'"),
+    (["generate", "--seeds", "", "--class", "0"], "empty index list"),
+    (["generate", "--seeds", str(2**32), "--class", "0"], "too large"),
+    (["generate", "--class", "0"], "exactly one of --seeds and --projected-w"),
+    (["generate", "--seeds", "1", "--projected-w", "x.npz"], "exactly one of --seeds and --projected-w"),
+    (["generate", "--seeds", "1", "--trunc", "abc"], "--trunc"),
+    (["generate", "--seeds", "1", "--noise-mode", "loud"], "--noise-mode"),
+    (["generate", "--seeds", "1", "--batch", "0"], "--batch"),
+    (["generate", "--seeds", "1", "--device", "tpu"], "unknown device 'tpu'"),
+    (["generate", "--seeds", "0-4", "--grid-w", "2", "--grid-h", "2", "--class", "0"], "4 cells but there are 5"),
+    (["generate", "--seeds", "1", "--bogus"], "--bogus"),
+    (["generate", "--projected-w", "missing.npz"], "missing.npz"),
+    (["generate", "--projected-w", "p.npz", "--class", "1"], "do not apply to --projected-w"),
+    (["generate", "--seeds", "1", "--network", "no/such/file.pkl"], None),
+    (["style-mix", "--cols", "1"], "--rows"),
+    (["style-mix", "--rows", "1", "--cols", "2", "--styles", "5-1"], "--styles: descending range"),
+    (["style-mix", "--rows", "1", "--cols", "2", "--styles", "fine", "--class", "0"], "'fine' is empty"),
+    (["style-mix", "--rows", "1", "--cols", "2"], "--class"),
+    (["convert", "--source", "default", "--dest", "model.pkl"], "does not end in .safetensors"),
+    (["nosuchcommand"], "nosuchcommand"),
+]
+
+
+@pytest.mark.parametrize("args, match", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input(run, tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    r = run(*args, "--outdir", tmp_path / "out") if args[0] in ("generate", "style-mix") else run(*args)
+    assert_clean_error(r, tmp_path / "out", match)
+    assert sorted(os.listdir(tmp_path)) == []  # nothing written anywhere
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_requested_without_cuda(run, tmp_path):
+    assert_clean_error(run("generate", "--seeds", "1", "--device", "cuda:0", "--outdir", tmp_path / "o"),
+                       tmp_path / "o", "CUDA is not available")
+
+
+def test_outdir_under_a_regular_file_fails_before_any_work(run, tmp_path, monkeypatch):
+    def must_not_load(source):
+        raise AssertionError("the network was loaded before the output directory was checked")
+
+    monkeypatch.setattr(stylegan, "load_network", must_not_load)
+    (tmp_path / "file").write_text("x")
+    for outdir in (tmp_path / "file", tmp_path / "file" / "sub"):
+        r = run("generate", "--seeds", "1", "--outdir", outdir)
+        assert_clean_error(r, match="cannot write to output directory")
+    assert_clean_error(run("style-mix", "--rows", "1", "--cols", "2", "--outdir", tmp_path / "file" / "x"))
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_outdir(run, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert_clean_error(run("generate", "--seeds", "1", "--class", "0", "--outdir", locked),
+                           match="cannot write to output directory")
+        assert os.listdir(locked) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_keyboard_interrupt_exits_130_quietly(run, tmp_path, monkeypatch):
+    def interrupted(source):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stylegan, "load_network", interrupted)
+    r = run("generate", "--seeds", "1", "--outdir", tmp_path / "o")
+    assert r.code == 130 and "Traceback" not in r.err and r.err.strip() == ""
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_and_no_arguments(run):
+    r = run()
+    assert r.code == 0 and "generate" in r.out and "style-mix" in r.out
+    r = run("generate", "--help")
+    assert r.code == 0 and "--projected-w" in r.out and "--grid-w" in r.out
+    for command in ("style-mix", "info", "convert"):
+        assert run(command, "--help").code == 0
+
+
+def test_main_reads_sys_argv(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["stylegan", "generate", "--seeds", "x"])
+    assert main() == 2
+    assert capsys.readouterr().err.startswith("error: --seeds: bad list entry 'x'")

@@ -1,0 +1,52 @@
+"""`stylegan info` reports the numbers; `stylegan convert` round-trips through .safetensors."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+import stylegan
+
+
+def test_info_on_the_default_network(run, G):
+    r = run("info")
+    assert r.code == 0, r.err
+    assert re.search(r"resolution:\s+32x32", r.out)
+    assert re.search(r"channels:\s+1\b", r.out)
+    assert re.search(r"z_dim:\s+64\b", r.out) and re.search(r"w_dim:\s+64\b", r.out)
+    assert re.search(r"num_ws:\s+8\b", r.out) and re.search(r"c_dim:\s+10\b", r.out)
+    assert re.search(rf"G_ema:\s+{sum(p.numel() for p in G.parameters())}\b", r.out)
+    assert re.search(r"coarse:\s+0-3", r.out) and re.search(r"middle:\s+4-7", r.out)
+    assert re.search(r"fine:\s+none", r.out)
+    assert re.search(r"format:\s+\S", r.out)
+
+
+def test_info_lists_every_network_and_training_metadata(run, uncond_network):
+    r = run("info", "--network", uncond_network)
+    assert r.code == 0, r.err
+    net = stylegan.load_network(str(uncond_network))
+    for key in ("G", "D", "G_ema"):
+        assert re.search(rf"^\s+{key}:\s+{sum(p.numel() for p in net[key].parameters())}\b", r.out, re.M), key
+    assert re.search(r"resolution:\s+16x16", r.out) and re.search(r"c_dim:\s+0\b", r.out)
+    assert "training_set_kwargs" in r.out and "tiny.zip" in r.out
+
+
+def test_convert_round_trips(run, tmp_path, G):
+    dest = tmp_path / "sub" / "default.safetensors"
+    r = run("convert", "--source", "default", "--dest", dest)
+    assert r.code == 0, r.err
+    G2 = stylegan.load_network(str(dest))["G_ema"]
+    assert G2.init_kwargs == G.init_kwargs
+    for (name, a), (name2, b) in zip(G.state_dict().items(), G2.state_dict().items()):
+        assert name == name2 and torch.equal(a, b), name
+    z, c = torch.randn(2, G.z_dim), torch.eye(G.c_dim)[:2]
+    torch.testing.assert_close(G2(z, c), G(z, c), rtol=0, atol=0)
+
+
+def test_convert_keeps_every_network(run, tmp_path, uncond_network):
+    dest = tmp_path / "copy.safetensors"
+    assert run("convert", "--source", uncond_network, "--dest", dest).code == 0
+    net = stylegan.load_network(str(dest))
+    assert {"G", "D", "G_ema"} <= set(net)
+    assert net.get("training_set_kwargs", {}).get("path") == "tiny.zip"
