@@ -6,29 +6,45 @@ usage errors alike) into one line ``error: <what> (<how to fix>)`` on stderr wit
 
 from __future__ import annotations
 
+import importlib
 from typing import Sequence
 
 import click
 
-from stylegan.cli.convert import convert
-from stylegan.cli.generate import generate
-from stylegan.cli.info import info
-from stylegan.cli.style_mix import style_mix_command
 from stylegan.errors import StyleGANError
 
 USAGE_EXIT = 2
 INTERRUPT_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# command name → "module:attribute". Modules are imported only when their command runs (or for --help), so
+# `stylegan generate` does not pay for importing the training or metrics code.
+COMMANDS: dict[str, str] = {
+    "generate": "stylegan.cli.generate:generate",
+    "style-mix": "stylegan.cli.style_mix:style_mix_command",
+    "info": "stylegan.cli.info:info",
+    "convert": "stylegan.cli.convert:convert",
+    "dataset": "stylegan.cli.dataset:dataset",
+    "train": "stylegan.cli.train:train",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are looked up in :data:`COMMANDS` on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            module_name, attribute = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), name)
+        return self.commands.get(name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """StyleGAN2(-ADA) toolkit: load official networks safely, generate, mix, convert."""
-
-
-cli.add_command(generate)
-cli.add_command(style_mix_command)
-cli.add_command(info)
-cli.add_command(convert)
+    """StyleGAN toolkit: load official networks safely, generate, mix, train, measure, explore."""
 
 
 def _one_line(text: str) -> str:
