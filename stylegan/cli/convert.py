@@ -15,11 +15,15 @@ from stylegan.errors import StyleGANError
 @click.option("--dest", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.safetensors",
               help="Where to write the converted network.")
 def convert(source: str, dest: Path) -> None:
-    """Convert a network (e.g. an official pickle) to a .safetensors file that loads without unpickling.
+    """Convert a network to a .safetensors file that loads without unpickling.
+
+    Reads stylegan2-ada-pytorch pickles, TensorFlow pickles (StyleGAN v1, StyleGAN2, StyleGAN2-ADA),
+    .safetensors files, URLs and built-in names; writes G, D and G_ema (whichever the source has).
 
     \b
-    Example:
+    Examples:
       stylegan convert --source ffhq.pkl --dest ffhq.safetensors
+      stylegan convert --source karras2019stylegan-ffhq-1024x1024.pkl --dest stylegan1-ffhq.safetensors
     """
     if dest.suffix.lower() != ".safetensors":
         raise StyleGANError(f"--dest {dest} does not end in .safetensors", "name the output FILE.safetensors")
@@ -29,5 +33,7 @@ def convert(source: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StyleGANError(f"cannot create {dest.parent}: {e.strerror or e}", "choose another --dest") from None
-    stylegan.save_network(stylegan.load_network(source), dest)
-    click.echo(f"wrote {dest}")
+    net = stylegan.load_network(source)
+    stylegan.save_network(net, dest)
+    kept = ", ".join(k for k in ("G", "D", "G_ema") if k in net)
+    click.echo(f"wrote {dest} ({net.get('format', 'network')}: {kept})")

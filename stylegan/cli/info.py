@@ -10,6 +10,7 @@ from torch import nn
 import stylegan
 from stylegan.cli.options import network_option
 from stylegan.explore.style_mix import format_indices, style_groups
+from stylegan.networks import StyleGAN1Generator
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -17,11 +18,17 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def network_family(G: nn.Module) -> str:
+    """'StyleGAN (v1)' or 'StyleGAN2', from the generator's class."""
+    return "StyleGAN (v1)" if isinstance(G, StyleGAN1Generator) else "StyleGAN2"
+
+
 def describe_network(net: dict[str, Any]) -> list[str]:
     """The lines ``stylegan info`` prints for a ``load_network`` result."""
     G = net["G_ema"]
     lines = [
         f"format:      {net.get('format', 'unknown')}",
+        f"family:      {network_family(G)}" + (f" ({type(G).__name__})" if type(G).__name__ != "Generator" else ""),
         f"resolution:  {G.img_resolution}x{G.img_resolution}",
         f"channels:    {G.img_channels}",
         f"z_dim:       {G.z_dim}",
@@ -37,6 +44,9 @@ def describe_network(net: dict[str, Any]) -> list[str]:
     lines.append("styles (w indices):")
     for name, indices in style_groups(G.num_ws).items():
         lines.append(f"  {name + ':':<13}{format_indices(indices)}")
+    if isinstance(G, StyleGAN1Generator):  # the TF graph's default truncation, which we do not apply unasked
+        lines.append(f"truncation:  v1 default psi {G.default_truncation_psi}, cutoff {G.default_truncation_cutoff} "
+                     f"(--trunc {G.default_truncation_psi} --trunc-cutoff {G.default_truncation_cutoff})")
     extra = {k: v for k, v in net.items() if not isinstance(v, nn.Module) and k != "format" and v is not None}
     for key, value in extra.items():
         lines.append(f"{key}:")

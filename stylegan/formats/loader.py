@@ -13,12 +13,13 @@ from typing import Any
 import torch
 
 from stylegan.errors import StyleGANError
-from stylegan.formats import builtin, official_pickle, safetensors_io
+from stylegan.formats import builtin, official_pickle, safetensors_io, tf_pickle
 from stylegan.formats.cache import download, is_url
 from stylegan.formats.unpickler import TensorFlowPickleError
 
 Source = str | os.PathLike
-_FILE_FIX = "pass an official network pickle (.pkl), a stylegan .safetensors file, an http(s) URL, or 'default'"
+_FILE_FIX = ("pass an official network pickle (.pkl: PyTorch, or TensorFlow StyleGAN/StyleGAN2/ADA), a stylegan "
+             ".safetensors file, an http(s) URL, or 'default'")
 
 
 def resolve_source(source: Source, *, progress: bool = True) -> Path | None:
@@ -65,8 +66,9 @@ def describe_source(source: Source) -> str:
     kind = detect_format(path)
     if kind == "pickle":
         with open(path, "rb") as f:  # the first global a TF pickle names is dnnlib.tflib.network.Network
-            return "TensorFlow pickle (not supported yet)" if b"dnnlib.tflib" in f.read(4096) else \
-                official_pickle.FORMAT_NAME
+            is_tf = b"dnnlib.tflib" in f.read(4096)
+        # A TF pickle's family (v1, StyleGAN2, ADA) is in its build functions: read it (nothing is rebuilt).
+        return tf_pickle.describe_tf_pickle(path, str(source)) if is_tf else official_pickle.FORMAT_NAME
     return {"safetensors": safetensors_io.FORMAT_NAME, "zip": "ZIP archive (not supported)", "unknown": "unknown"}[kind]
 
 
@@ -97,10 +99,11 @@ def load_network_file(source: Source, *, progress: bool = True) -> tuple[dict[st
     if kind == "pickle":
         try:
             entries = official_pickle.read_pickle(path, name)
-        except TensorFlowPickleError:
-            raise StyleGANError(f"{name} is a TensorFlow pickle, and TensorFlow pickles are not supported yet",
-                                "convert it to a PyTorch pickle with the official stylegan2-ada-pytorch "
-                                "legacy.py first") from None
+        except TensorFlowPickleError:  # raised at the file's first global, before anything was built
+            tf_entries = tf_pickle.read_tf_pickle(path, name)
+            net = tf_pickle.networks_from_tf_pickle(tf_entries, name)
+            net["format"] = tf_pickle.format_name(tf_pickle.snapshot_family(tf_entries, name))
+            return net, {}, {}
         _require_g_ema([str(k) for k, v in entries.items() if v is not None], name)
         net = official_pickle.networks_from_pickle(entries, name)
         net["format"] = official_pickle.FORMAT_NAME
@@ -116,9 +119,13 @@ def load_network(source: Source, *, progress: bool = True) -> dict[str, Any]:
 
     Returns a dict with ``'G_ema'`` always; ``'G'``, ``'D'``, ``'augment_pipe'`` (an AugmentPipeRecord)
     and ``'training_set_kwargs'`` (a dict) when the file has them; and ``'format'``, a short description of
-    where it came from ('stylegan2-ada-pytorch pickle', 'stylegan safetensors' or 'built-in').
+    where it came from ('stylegan2-ada-pytorch pickle', 'StyleGAN2 TensorFlow pickle', 'StyleGAN2-ADA
+    TensorFlow pickle', 'StyleGAN (v1) TensorFlow pickle', 'stylegan safetensors' or 'built-in').
+    TF pickles give G, D and G_ema (from their (G, D, Gs)); StyleGAN (v1) ones give StyleGAN1Generator /
+    StyleGAN1Discriminator, with the StyleGAN2 generator's calling convention.
     Networks come back on the CPU, in eval mode, with requires_grad off. Official pickles are read with a
-    restricted unpickler: nothing stored in a file is executed, and anything off its allow-list raises
-    UnsafePickleError. Every problem a user can fix raises StyleGANError.
+    restricted unpickler: nothing stored in a file is executed (TF pickles' build_module_src included),
+    no TensorFlow is needed, and anything off its allow-list raises UnsafePickleError. Every problem a
+    user can fix raises StyleGANError.
     """
     return load_network_file(source, progress=progress)[0]

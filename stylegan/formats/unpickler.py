@@ -81,7 +81,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]
-        if module.startswith("dnnlib.tflib"):
+        if module.startswith("dnnlib.tflib") and TF_NETWORK_GLOBAL not in self.allowed:
             raise TensorFlowPickleError(f"{self.source} is a TensorFlow pickle (it asks for '{module}.{name}')")
         raise UnsafePickleError(f"refusing to load {self.source}: it asks for global '{module}.{name}', "
                                 "which is not on the allow-list", _FIX)
@@ -224,6 +224,17 @@ def _np_reconstruct(subtype: Any, shape: Any = (0,), typecode: Any = b"b") -> np
     return np.empty((0,), dtype=np.uint8)
 
 
+def _np_frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any = "C") -> np.ndarray:
+    # Protocol 5 pickles (numpy >= 1.16) write arrays as numpy.core.numeric._frombuffer(bytes, dtype, shape, order).
+    _check(isinstance(buffer, (bytes, bytearray, memoryview, pickle.PickleBuffer)), "an array without bytes")
+    _check(isinstance(dtype, np.dtype) and not dtype.hasobject, "an array of an unsupported type")
+    _check(isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape), "bad array shape")
+    _check(order in ("C", "F"), "bad array order")
+    data = bytes(buffer)
+    _check(len(data) == dtype.itemsize * int(np.prod(shape, dtype=np.int64)), "a truncated array")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order="C")
+
+
 def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     # Protocol-2 pickles write bytes as _codecs.encode(str, 'latin1').
     _check(isinstance(text, str) and encoding == "latin1", "bad encoded bytes")
@@ -270,6 +281,8 @@ def official_globals(source: str) -> dict[tuple[str, str], Any]:
         ("numpy._core.multiarray", "scalar"): _np_scalar,
         ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,
         ("builtins", "set"): _set,  # protocol <= 3 writes sets (e.g. _non_persistent_buffers_set) this way
         ("builtins", "frozenset"): _frozenset,
         ("__builtin__", "set"): _set,  # protocol 2 writes Python 2 names
@@ -286,6 +299,48 @@ def official_globals(source: str) -> dict[tuple[str, str], Any]:
         ("numpy", "ndarray"): ndarray,
     })
     return allowed
+
+
+# --------------------------------------------------------------------------------------------------
+# TensorFlow pickles: a tuple of dnnlib.tflib.network.Network objects. Pickle makes each with NEWOBJ and
+# hands it its state (a dict: name, kwargs, variables, ...) through __setstate__ (BUILD). The real class
+# would exec the stored build_module_src there; our stand-in only keeps the dict.
+
+TF_NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
+
+
+class TFNetworkStub:
+    """What a TF pickle's Network becomes: an inert holder of its state dict, set once by BUILD."""
+
+    __slots__ = ("_state",)
+
+    def __setstate__(self, state: Any) -> None:
+        _check(isinstance(state, dict), "a TensorFlow network whose state is not a dict")
+        try:
+            object.__getattribute__(self, "_state")
+        except AttributeError:
+            object.__setattr__(self, "_state", state)
+            return
+        raise CorruptPickleError("the pickle tries to change a TensorFlow network")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise CorruptPickleError("the pickle tries to change a TensorFlow network")
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The state dict, or None if the pickle never gave one."""
+        try:
+            return object.__getattribute__(self, "_state")
+        except AttributeError:
+            return None
+
+
+def restricted_load_tf(file: BinaryIO, source: str) -> Any:
+    """Unpickle a TensorFlow network pickle: the official allow-list plus a stand-in for
+    ``dnnlib.tflib.network.Network`` (instances of a throwaway ``TFNetworkStub`` subclass)."""
+    allowed = official_globals(source)
+    allowed[TF_NETWORK_GLOBAL] = type("Network", (TFNetworkStub,), {"__slots__": ()})
+    return RestrictedUnpickler(file, source, allowed).load()
 
 
 def restricted_load(file: BinaryIO, source: str, extra_globals: dict[tuple[str, str], Any] | None = None) -> Any:

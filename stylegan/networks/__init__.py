@@ -1,4 +1,4 @@
-"""Network definitions: the StyleGAN2 generator/discriminator (and, later, StyleGAN v1)."""
+"""Network definitions: StyleGAN2 generator/discriminator, their TF-conditioning variants, StyleGAN (v1)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ from stylegan.networks.stylegan2 import (
     MappingNetwork,
     SynthesisNetwork,
 )
+from stylegan.networks.label_concat import LabelConcatGenerator, LabelScoreDiscriminator
+from stylegan.networks.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
 
 # Official class names (the last dotted component) → our module classes.
 NETWORK_CLASSES: dict[str, type[nn.Module]] = {
     "Generator": Generator,
     "Discriminator": Discriminator,
+    "LabelConcatGenerator": LabelConcatGenerator,  # conditional StyleGAN2 TF generators
+    "LabelScoreDiscriminator": LabelScoreDiscriminator,  # conditional StyleGAN2 TF discriminators
+    "StyleGAN1Generator": StyleGAN1Generator,
+    "StyleGAN1Discriminator": StyleGAN1Discriminator,
 }
 
 
@@ -36,4 +42,6 @@ def build_network(class_name: str, init_kwargs: dict) -> nn.Module:
     return net.eval()
 
 
-__all__ = ["Generator", "Discriminator", "MappingNetwork", "SynthesisNetwork", "NETWORK_CLASSES", "build_network"]
+__all__ = ["Generator", "Discriminator", "MappingNetwork", "SynthesisNetwork", "LabelConcatGenerator",
+           "LabelScoreDiscriminator", "StyleGAN1Generator", "StyleGAN1Discriminator", "NETWORK_CLASSES",
+           "build_network"]

@@ -161,7 +161,7 @@ def test_safetensors_without_our_metadata(tmp_path):
     assert "not a stylegan network file" in error_for(tmp_path / "other.safetensors")
 
 
-def test_tensorflow_pickle_is_named_as_such(tmp_path, monkeypatch):
+def test_an_incomplete_tensorflow_pickle_is_named_as_such(tmp_path, monkeypatch):
     # A TF network pickle: a tuple (G, D, Gs) of dnnlib.tflib.network.Network states.
     network_class = type("Network", (), {"__module__": "dnnlib.tflib.network"})
     for name in ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network"):
@@ -176,9 +176,8 @@ def test_tensorflow_pickle_is_named_as_such(tmp_path, monkeypatch):
     path = tmp_path / "stylegan2-ffhq-config-f.pkl"
     path.write_bytes(pickle.dumps(tuple(nets), protocol=4))
     monkeypatch.undo()
-    message = error_for(path)
-    assert "TensorFlow pickles are not supported yet" in message
-    assert describe_source(path) == "TensorFlow pickle (not supported yet)"
+    message = error_for(path)  # read as a TF pickle, refused for what it holds (no synthesis network)
+    assert "is an unsupported TensorFlow network: G_main" in message
 
 
 def test_a_snapshot_whose_g_ema_is_none_has_no_g_ema(tmp_path, snapshot):

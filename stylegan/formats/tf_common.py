@@ -1,0 +1,163 @@
+"""Shared bookkeeping for converting TF networks: kwargs and variables that must all be accounted for.
+
+A TF network's ``static_kwargs`` and variables are read through ``Kwargs`` and ``Variables``, which
+remember what was used, so that anything the conversion does not understand ends in a clear error
+naming it, instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from stylegan.errors import StyleGANError
+from stylegan.networks import build_network
+
+_VARIANT_FIX = "this network variant cannot be converted; only the official configurations are supported"
+_DAMAGED = "the file is damaged, or was written by a modified version of the official code"
+
+
+def _same(value: Any, allowed: Any) -> bool:
+    """Equality that keeps booleans apart from numbers (True is not 1 here)."""
+    if isinstance(value, bool) or isinstance(allowed, bool):
+        return value is allowed
+    return value == allowed
+
+
+class Kwargs:
+    """A TF network's static kwargs; ``finish()`` refuses any that were never read."""
+
+    def __init__(self, static_kwargs: dict[str, Any], what: str):
+        self.kwargs, self.what, self.used = dict(static_kwargs), what, set()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value (None when stored as None), or ``default`` when absent."""
+        self.used.add(name)
+        return self.kwargs.get(name, default)
+
+    def get_or(self, name: str, default: Any) -> Any:
+        """Like ``get``, but a stored None also gives ``default`` (TF's 'None = default')."""
+        value = self.get(name, default)
+        return default if value is None else value
+
+    def require(self, name: str, allowed: Iterable[Any], default: Any) -> Any:
+        """The value, which must be one of ``allowed``; anything else cannot be converted."""
+        value = self.get(name, default)
+        allowed = list(allowed)
+        if not any(_same(value, a) for a in allowed):
+            raise StyleGANError(f"{self.what} was built with {name}={value!r}, which this converter does not "
+                                f"support (supported: {', '.join(repr(a) for a in allowed)})", _VARIANT_FIX)
+        return value
+
+    def ignore(self, *names: str) -> None:
+        """Kwargs that change nothing about a trained network's outputs (training-only, graph options)."""
+        self.used.update(names)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.kwargs) - self.used)
+        if unknown:
+            shown = ", ".join(f"{k}={self.kwargs[k]!r}" for k in unknown)
+            raise StyleGANError(f"{self.what} was built with unknown TensorFlow kwargs: {shown}", _VARIANT_FIX)
+
+
+class Variables:
+    """A TF network's variables by scoped name; ``finish()`` refuses any that were never used."""
+
+    def __init__(self, variables: dict[str, np.ndarray], what: str):
+        self.variables, self.what, self.used = dict(variables), what, set()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.variables
+
+    def take(self, name: str) -> np.ndarray:
+        """The variable as float32; a missing one is an error naming it."""
+        if name not in self.variables:
+            raise StyleGANError(f"{self.what} lacks the variable {name}", _DAMAGED)
+        self.used.add(name)
+        return np.asarray(self.variables[name], dtype=np.float32)
+
+    def ignore(self, pattern: str) -> None:
+        """Variables (regex, full match) that a finished network does not use, e.g. older ToRGB layers."""
+        self.used.update(name for name in self.variables if re.fullmatch(pattern, name))
+
+    def finish(self) -> None:
+        unused = sorted(set(self.variables) - self.used)
+        if unused:
+            shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+            raise StyleGANError(f"{self.what} has variables this network variant does not use: {shown}",
+                                _VARIANT_FIX)
+
+
+def check_lod(variables: Variables, name: str) -> None:
+    """Refuse a progressive-growing snapshot taken mid-training (``lod`` ≠ 0): only finished networks
+    are a fixed-resolution network; earlier ones blend lower-resolution outputs."""
+    if name not in variables:
+        return
+    lod = float(variables.take(name))
+    if lod != 0:
+        raise StyleGANError(f"{variables.what} is a progressive-growing snapshot at lod {lod:g} (its output is "
+                            "still blended from lower resolutions), which is not supported",
+                            "use a snapshot from the end of training (lod 0), e.g. the final network pickle")
+
+
+def check_positive_int(value: Any, name: str, what: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise StyleGANError(f"{what} has {name}={value!r}, expected a non-negative integer", _DAMAGED)
+    return int(value)
+
+
+def check_resolution(value: Any, what: str) -> int:
+    res = check_positive_int(value, "resolution", what)
+    if res < 4 or res & (res - 1):
+        raise StyleGANError(f"{what} has resolution={value!r}, expected a power of two >= 4", _DAMAGED)
+    return res
+
+
+def to_tensor(value: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(value, dtype=np.float32))  # a C-contiguous copy; 0-d stays 0-d
+
+
+def conv_to_torch(weight: np.ndarray, flip: bool = False) -> torch.Tensor:
+    """TF conv kernel ``[kh, kw, in, out]`` → ``[out, in, kh, kw]``, optionally flipped in both spatial axes."""
+    if weight.ndim != 4:
+        raise StyleGANError(f"a convolution kernel has shape {list(weight.shape)}, expected 4 dimensions", _DAMAGED)
+    if flip:
+        weight = weight[::-1, ::-1]
+    return to_tensor(weight.transpose(3, 2, 0, 1))
+
+
+def dense_to_torch(weight: np.ndarray) -> torch.Tensor:
+    """TF dense weight ``[in, out]`` → ``[out, in]``."""
+    if weight.ndim != 2:
+        raise StyleGANError(f"a dense weight has shape {list(weight.shape)}, expected 2 dimensions", _DAMAGED)
+    return to_tensor(weight.T)
+
+
+def build_converted(class_name: str, init_kwargs: dict[str, Any], tensors: dict[str, torch.Tensor],
+                    what: str) -> nn.Module:
+    """Our ``class_name(**init_kwargs)`` holding ``tensors``; fixed filter buffers keep their built values.
+
+    Names and shapes must match exactly. Comes back on the CPU, in eval mode, with requires_grad off.
+    """
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG
+        module = build_network(class_name, init_kwargs)
+    expected = module.state_dict()
+    tensors = dict(tensors)
+    for name, value in expected.items():
+        if name.endswith("resample_filter"):  # derived from the kwargs, not stored in TF files
+            tensors.setdefault(name, value)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:  # a converter bug rather than a bad file, but say what it is
+        raise StyleGANError(f"{what} does not match our {class_name}: missing {missing[:3]}, unexpected "
+                            f"{unexpected[:3]}", _VARIANT_FIX)
+    for name, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[name].shape):
+            raise StyleGANError(f"{what} does not match the network its kwargs describe: {name} has shape "
+                                f"{list(value.shape)}, expected {list(expected[name].shape)}", _DAMAGED)
+    module.load_state_dict(tensors, strict=True)
+    return module.cpu().eval().requires_grad_(False)

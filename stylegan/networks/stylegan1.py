@@ -1,0 +1,500 @@
+"""StyleGAN (v1) generator and discriminator (Karras et al. 2019, "A Style-Based Generator Architecture").
+
+The arithmetic is the paper's, at the fixed full-resolution structure of a finished network
+(progressive growing done, ``lod`` = 0):
+
+* equalised learning rate: weights are stored at unit scale and multiplied at run time by
+  ``gain / sqrt(fan_in) · lr_multiplier`` (gain √2 before an activation, 1 for styles, ToRGB and D's
+  output); biases by ``lr_multiplier``;
+* mapping: ``[z, c @ W]`` (labels concatenated, if any) → pixel norm → 8 FC layers (lr multiplier 0.01);
+* synthesis: a learned 4×4 constant, then per resolution an upsampling conv and a conv; every layer ends
+  with noise (per-channel weights) → bias → activation → instance norm → style (AdaIN,
+  ``x · (s0 + 1) + s1``); upsampling is nearest ×2 then conv below 128², a transposed conv with the
+  box-summed kernel from 128² on ("fused scale"), followed by a ``[1, 2, 1]`` blur; ToRGB at the end only;
+* truncation towards ``w_avg`` on the first ``truncation_cutoff`` ws; v1's own defaults are ψ 0.7 and
+  cutoff 8 (see ``StyleGAN1Generator`` for how they fit our calling convention).
+
+The generator has the same calling convention as our StyleGAN2 ``Generator`` (``mapping``,
+``synthesis``, ``num_ws``, ``w_avg``, ``noise_mode``), so every tool that drives a StyleGAN2 generator
+drives this one. Parameter shapes follow the TF variables (transposed to PyTorch's ``[out, in, kh, kw]``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylegan.networks.label_concat import LabelConcat, truncate
+from stylegan.networks.layers import MinibatchStdLayer, expect_shape, normalize_2nd_moment
+
+NOISE_MODES = ("const", "random", "none")
+ACTIVATIONS = ("lrelu", "relu")
+SQRT2 = math.sqrt(2)
+
+
+class _NetworkDefault:
+    """Marks an argument the caller left out, so the network's own default (v1: cutoff 8) applies."""
+
+    _instance: "_NetworkDefault | None" = None
+
+    def __new__(cls) -> "_NetworkDefault":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _NetworkDefault()
+
+
+def feature_maps(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
+    """The v1 channel rule ``min(int(fmap_base / 2^(stage · decay)), fmap_max)``; stage = log2(res) − 1."""
+    return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+
+
+def _log2_resolution(img_resolution: int) -> int:
+    if img_resolution < 4 or img_resolution & (img_resolution - 1) != 0 or img_resolution > 2**14:
+        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+    return int(math.log2(img_resolution))
+
+
+def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2) if activation == "lrelu" else F.relu(x)
+
+
+def _check_activation(activation: str) -> str:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
+def _blur_filter(taps: Sequence[float] | None) -> torch.Tensor | None:
+    """The normalised 2-D low-pass filter (outer product of 1-D taps), or None for no blur."""
+    if not taps:
+        return None
+    f = torch.as_tensor(list(taps), dtype=torch.float32)
+    f = f.ger(f) if f.ndim == 1 else f
+    return f / f.sum()
+
+
+def blur(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Depthwise correlation of ``[N, C, H, W]`` with ``f`` and TF 'SAME' zero padding; same size out."""
+    kh, kw = f.shape
+    weight = f[None, None].to(x.dtype).expand(x.shape[1], 1, kh, kw)
+    if kh % 2 and kw % 2:  # odd sizes pad symmetrically: let the convolution do it, without a padded copy
+        return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=x.shape[1])
+    x = F.pad(x, [(kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2])
+    return F.conv2d(x, weight, groups=x.shape[1])
+
+
+class EqualizedLinear(nn.Module):
+    """``x @ (weight · gain/√in · lr)ᵀ + bias · lr``, then the activation (None = linear)."""
+
+    def __init__(self, in_features: int, out_features: int, gain: float = SQRT2, lr_multiplier: float = 1.0,
+                 activation: str | None = None):
+        super().__init__()
+        self.in_features, self.out_features, self.activation = in_features, out_features, activation
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.zeros([out_features]))
+        self.weight_gain = gain / math.sqrt(in_features) * lr_multiplier
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.addmm(self.bias * self.bias_gain, x.flatten(1), (self.weight * self.weight_gain).t())
+        return _activate(x, self.activation) if self.activation else x
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, act={self.activation or 'linear'}"
+
+
+def conv_weight(weight: torch.Tensor, gain: float) -> torch.Tensor:
+    """Run-time conv weight ``[O, I, k, k]`` of a stored one: times gain / sqrt(I · k · k)."""
+    return weight * (gain / math.sqrt(weight[0].numel()))
+
+
+def box_summed(w: torch.Tensor) -> torch.Tensor:
+    """``[O, I, k, k]`` → ``[O, I, k+1, k+1]``: the sum of the kernel shifted by 0/1 pixel in each axis.
+
+    A stride-2 (transposed) convolution with this kernel does "nearest-neighbour resampling and the
+    k×k convolution" in one pass, as v1's fused up/downscaling layers do.
+    """
+    w = F.pad(w, [1, 1, 1, 1])
+    return w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Generator
+
+
+class MappingNetwork(nn.Module):
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,  # labels are concatenated to z through a plain matrix (LabelConcat); 0 = none
+        w_dim: int,
+        num_ws: int,
+        num_layers: int = 8,
+        layer_features: int = 512,  # hidden width (v1 mapping_fmaps)
+        activation: str = "lrelu",
+        lr_multiplier: float = 0.01,
+        normalize_latents: bool = True,  # pixel norm on [z, label] before the first layer
+        w_avg_beta: float = 0.995,  # decay of the running mean of w (training only)
+    ):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.num_layers, self.normalize_latents, self.w_avg_beta = num_layers, normalize_latents, w_avg_beta
+        _check_activation(activation)
+        if c_dim > 0:
+            self.label_concat = LabelConcat(c_dim, z_dim)
+        widths = [z_dim * (2 if c_dim > 0 else 1)] + [layer_features] * (num_layers - 1) + [w_dim]
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", EqualizedLinear(widths[i], widths[i + 1], gain=SQRT2,
+                                                    lr_multiplier=lr_multiplier, activation=activation))
+        self.register_buffer("w_avg", torch.zeros([w_dim]))
+        # What truncation does when the caller leaves it out (the generator sets these from its kwargs).
+        self.default_truncation_cutoff: int | None = 8
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False) -> torch.Tensor:
+        """z ``[N, z_dim]``, c ``[N, c_dim]`` → ws ``[N, num_ws, w_dim]``.
+
+        Truncation (``w_avg + ψ (w − w_avg)``) applies when ψ ≠ 1, to ``ws[:, :truncation_cutoff]``;
+        cutoff None = every w; left out = the network's default cutoff (8 for v1).
+        """
+        expect_shape(z, [None, self.z_dim], "z")
+        x = z.to(torch.float32)
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this network is conditional: pass c of shape [N, {self.c_dim}]")
+            expect_shape(c, [z.shape[0], self.c_dim], "c")
+            x = torch.cat([x, self.label_concat(c)], dim=1)
+        if self.normalize_latents:
+            x = normalize_2nd_moment(x)
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if self.training and not skip_w_avg_update:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        ws = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+        cutoff = self.default_truncation_cutoff if truncation_cutoff is DEFAULT else truncation_cutoff
+        if cutoff is not None and cutoff <= 0:
+            return ws  # as in v1: a cutoff of 0 (or less) turns truncation off
+        return truncate(ws, self.w_avg, truncation_psi, cutoff)
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+class LayerEpilogue(nn.Module):
+    """noise → bias → activation → instance norm → style modulation (AdaIN), at one resolution."""
+
+    def __init__(self, channels: int, w_dim: int, resolution: int, use_noise: bool = True,
+                 activation: str = "lrelu"):
+        super().__init__()
+        self.channels, self.resolution, self.use_noise, self.activation = channels, resolution, use_noise, activation
+        if use_noise:
+            self.noise_weight = nn.Parameter(torch.zeros([channels]))
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+        self.bias = nn.Parameter(torch.zeros([channels]))
+        self.style = EqualizedLinear(w_dim, channels * 2, gain=1)  # rows [:C] scale (minus 1), [C:] shift
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        x = x + self.bias[None, :, None, None]
+        if self.use_noise and noise_mode != "none":
+            if noise_mode == "random":
+                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
+            else:
+                noise = self.noise_const[None, None]
+            x = torch.addcmul(x, noise, self.noise_weight[None, :, None, None])
+        x = _activate(x, self.activation)
+        # Instance norm ((x − mean) · rsqrt(var + 1e-8)) and the style's scale and shift, folded into one
+        # multiply-add per pixel: x · scale + (shift − mean · scale).
+        var, mean = torch.var_mean(x, dim=[2, 3], keepdim=True, correction=0)
+        style = self.style(w)
+        scale = (var + 1e-8).rsqrt() * (style[:, :self.channels, None, None] + 1)
+        return torch.addcmul(style[:, self.channels:, None, None] - mean * scale, x, scale)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, res={self.resolution}, noise={self.use_noise}"
+
+
+class SynthesisLayer(nn.Module):
+    """A 3×3 conv (optionally upsampling ×2, then blurred) followed by the layer epilogue; or, for the
+    first layer (``in_channels`` = 0), just the epilogue on the learned constant."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False,
+                 fused_scale: bool = False, blur_filter: Sequence[float] | None = (1, 2, 1),
+                 use_noise: bool = True, activation: str = "lrelu"):
+        super().__init__()
+        self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
+        self.up, self.fused_scale = up, up and fused_scale
+        if in_channels > 0:
+            self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
+        f = _blur_filter(blur_filter) if up else None
+        self.register_buffer("blur_filter", f if f is not None else torch.ones([1, 1]), persistent=False)
+        self.use_blur = f is not None
+        self.epilogue = LayerEpilogue(out_channels, w_dim, resolution, use_noise=use_noise, activation=activation)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        if self.in_channels > 0:
+            weight = conv_weight(self.weight, SQRT2)
+            if self.fused_scale:  # transposed conv, stride 2, with the box-summed 4×4 kernel
+                x = F.conv_transpose2d(x, box_summed(weight).transpose(0, 1), stride=2, padding=1)
+            else:
+                if self.up:
+                    x = F.interpolate(x, scale_factor=2, mode="nearest")
+                x = F.conv2d(x, weight, padding=1)
+            if self.use_blur:
+                x = blur(x, self.blur_filter)
+        return self.epilogue(x, w, noise_mode)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}→{self.out_channels}, res={self.resolution}, up={self.up}, "
+                f"fused_scale={self.fused_scale}")
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: (learned constant | upsampling conv) and a conv; each reads one w."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, **layer_kwargs):
+        super().__init__()
+        self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.ones([out_channels, resolution, resolution]))
+            self.conv0 = SynthesisLayer(0, out_channels, w_dim, resolution, **layer_kwargs)
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, **layer_kwargs)
+        layer_kwargs = {k: v for k, v in layer_kwargs.items() if k != "fused_scale"}
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, **layer_kwargs)
+
+    def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        if self.in_channels == 0:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+        x = self.conv0(x, ws[:, 0], noise_mode)
+        return self.conv1(x, ws[:, 1], noise_mode)
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(
+        self,
+        w_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        fmap_base: int = 8192,  # channels at resolution r: min(int(fmap_base / 2^((log2 r − 1) · decay)), max)
+        fmap_decay: float = 1.0,
+        fmap_max: int = 512,
+        use_noise: bool = True,
+        activation: str = "lrelu",
+        blur_filter: Sequence[float] | None = (1, 2, 1),  # low-pass after each upsampling, None = none
+        fused_scale: bool | str = "auto",  # transposed-conv upsampling; 'auto' = from 128×128 on
+    ):
+        super().__init__()
+        log2 = _log2_resolution(img_resolution)
+        if fused_scale not in (True, False, "auto"):
+            raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.block_resolutions = [2**i for i in range(2, log2 + 1)]
+        self.num_ws = 2 * len(self.block_resolutions)
+        _check_activation(activation)
+
+        def nf(res: int) -> int:
+            return feature_maps(int(math.log2(res)) - 1, fmap_base, fmap_decay, fmap_max)
+
+        common = dict(use_noise=use_noise, activation=activation, blur_filter=blur_filter)
+        for res in self.block_resolutions:
+            fused = res >= 128 if fused_scale == "auto" else bool(fused_scale)
+            block = SynthesisBlock(nf(res // 2) if res > 4 else 0, nf(res), w_dim, res, fused_scale=fused, **common)
+            setattr(self, f"b{res}", block)
+        self.torgb_weight = nn.Parameter(torch.randn([img_channels, nf(img_resolution), 1, 1]))
+        self.torgb_bias = nn.Parameter(torch.zeros([img_channels]))
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", **_ignored: Any) -> torch.Tensor:
+        """ws ``[N, num_ws, w_dim]`` → image ``[N, img_channels, res, res]`` (float32, about [-1, 1]).
+
+        Options of the StyleGAN2 synthesis that do not apply here (``force_fp32``, ``fused_modconv``)
+        are accepted and ignored: this network always computes in float32.
+        """
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        expect_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        ws = ws.to(torch.float32)
+        x = None
+        for i, res in enumerate(self.block_resolutions):
+            x = getattr(self, f"b{res}")(x, ws[:, 2 * i: 2 * i + 2], noise_mode)
+        return F.conv2d(x, conv_weight(self.torgb_weight, 1.0), self.torgb_bias)
+
+    def extra_repr(self) -> str:
+        return f"w_dim={self.w_dim}, resolution={self.img_resolution}, channels={self.img_channels}, num_ws={self.num_ws}"
+
+
+class StyleGAN1Generator(nn.Module):
+    """StyleGAN (v1) ``G_style``: mapping + synthesis, with the StyleGAN2 generator's calling convention.
+
+    Truncation: v1's TF graph truncates by default (ψ 0.7 on the first 8 ws). Here, as for every network
+    in this package (and as the official PyTorch converter does with StyleGAN2's TF default of ψ 0.5),
+    ``G(z, c)`` does not truncate: ψ defaults to 1, so metrics and training-style sampling see the raw
+    distribution (v1's own metrics also ran untruncated). v1's values are kept as
+    ``default_truncation_psi`` / ``default_truncation_cutoff`` (from the file when it sets them), and
+    the cutoff is where they show: when ψ is given and the cutoff is left out, only the first
+    ``default_truncation_cutoff`` ws are truncated, as in v1; ``truncation_cutoff=None`` means every w.
+    So ``G(z, c, truncation_psi=G.default_truncation_psi)`` gives v1's default images.
+    """
+
+    class_name = "StyleGAN1Generator"
+
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        mapping_kwargs: dict | None = None,  # MappingNetwork options: num_layers, layer_features, lr_multiplier, ...
+        synthesis_kwargs: dict | None = None,  # SynthesisNetwork options: fmap_base, fmap_max, blur_filter, ...
+        truncation_psi: float = 0.7,  # v1's default ψ, recorded (G(z, c) itself does not truncate)
+        truncation_cutoff: int | None = 8,  # v1's default cutoff: used when ψ is given without a cutoff
+    ):
+        super().__init__()
+        mapping_kwargs, synthesis_kwargs = dict(mapping_kwargs or {}), dict(synthesis_kwargs or {})
+        self.init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                                img_channels=img_channels, mapping_kwargs=mapping_kwargs,
+                                synthesis_kwargs=synthesis_kwargs, truncation_psi=truncation_psi,
+                                truncation_cutoff=truncation_cutoff)
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.default_truncation_psi, self.default_truncation_cutoff = truncation_psi, truncation_cutoff
+        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                          **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+        self.mapping.default_truncation_cutoff = truncation_cutoff
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False,
+                **synthesis_kwargs: Any) -> torch.Tensor:
+        """z ``[N, z_dim]``, c ``[N, c_dim]`` → images ``[N, img_channels, res, res]`` in about [-1, 1].
+
+        ψ 1 (the default) = no truncation; a left-out cutoff is v1's (8, or the file's); None = every w.
+        """
+        psi = 1 if truncation_psi is None else truncation_psi  # the TF code's None = no truncation
+        ws = self.mapping(z, c, truncation_psi=psi, truncation_cutoff=truncation_cutoff,
+                          skip_w_avg_update=skip_w_avg_update)
+        return self.synthesis(ws, **synthesis_kwargs)
+
+    def extra_repr(self) -> str:
+        return (f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, resolution={self.img_resolution}, "
+                f"truncation=(psi {self.default_truncation_psi}, cutoff {self.default_truncation_cutoff})")
+
+
+# --------------------------------------------------------------------------------------------------
+# Discriminator (D_basic)
+
+
+class DiscriminatorBlock(nn.Module):
+    """conv 3×3 → blur → conv 3×3 with 2× downscaling (average pool, or fused strided conv from 128²)."""
+
+    def __init__(self, in_channels: int, out_channels: int, resolution: int, fused_scale: bool,
+                 blur_filter: Sequence[float] | None = (1, 2, 1), activation: str = "lrelu"):
+        super().__init__()
+        self.resolution, self.fused_scale, self.activation = resolution, fused_scale, activation
+        self.conv0_weight = nn.Parameter(torch.randn([in_channels, in_channels, 3, 3]))
+        self.conv0_bias = nn.Parameter(torch.zeros([in_channels]))
+        self.conv1_weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
+        self.conv1_bias = nn.Parameter(torch.zeros([out_channels]))
+        f = _blur_filter(blur_filter)
+        self.register_buffer("blur_filter", f if f is not None else torch.ones([1, 1]), persistent=False)
+        self.use_blur = f is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _activate(F.conv2d(x, conv_weight(self.conv0_weight, SQRT2), self.conv0_bias, padding=1),
+                      self.activation)
+        if self.use_blur:
+            x = blur(x, self.blur_filter)
+        weight = conv_weight(self.conv1_weight, SQRT2)
+        if self.fused_scale:  # strided conv with the box-summed kernel / 4 = conv then 2×2 average, in one pass
+            x = F.conv2d(x, box_summed(weight) * 0.25, self.conv1_bias, stride=2, padding=1)
+        else:
+            x = F.avg_pool2d(F.conv2d(x, weight, padding=1), 2) + self.conv1_bias[None, :, None, None]
+        return _activate(x, self.activation)
+
+
+class StyleGAN1Discriminator(nn.Module):
+    """StyleGAN (v1) ``D_basic``: FromRGB, conv/blur/conv-down blocks, minibatch std, conv, two dense layers.
+
+    Conditional: one score per label, picked by the label: ``sum(out · c, dim=1)``.
+    """
+
+    class_name = "StyleGAN1Discriminator"
+
+    def __init__(
+        self,
+        c_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        fmap_base: int = 8192,
+        fmap_decay: float = 1.0,
+        fmap_max: int = 512,
+        activation: str = "lrelu",
+        mbstd_group_size: int = 4,  # ≤ 1 = no minibatch std
+        mbstd_num_channels: int = 1,
+        blur_filter: Sequence[float] | None = (1, 2, 1),
+        fused_scale: bool | str = "auto",  # strided-conv downscaling; 'auto' = at inputs of 128×128 and up
+    ):
+        super().__init__()
+        log2 = _log2_resolution(img_resolution)
+        if fused_scale not in (True, False, "auto"):
+            raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
+        self.init_kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max, activation=activation,
+                                mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
+                                blur_filter=list(blur_filter) if blur_filter else None, fused_scale=fused_scale)
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.activation = _check_activation(activation)
+        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
+
+        def nf(stage: int) -> int:
+            return feature_maps(stage, fmap_base, fmap_decay, fmap_max)
+
+        self.fromrgb_weight = nn.Parameter(torch.randn([nf(log2 - 1), img_channels, 1, 1]))
+        self.fromrgb_bias = nn.Parameter(torch.zeros([nf(log2 - 1)]))
+        for res in self.block_resolutions:
+            r = int(math.log2(res))
+            fused = res >= 128 if fused_scale == "auto" else bool(fused_scale)
+            setattr(self, f"b{res}", DiscriminatorBlock(nf(r - 1), nf(r - 2), res, fused, blur_filter, activation))
+        use_mbstd = mbstd_group_size > 1
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if use_mbstd else None
+        extra = mbstd_num_channels if use_mbstd else 0
+        self.conv_weight = nn.Parameter(torch.randn([nf(1), nf(1) + extra, 3, 3]))
+        self.conv_bias = nn.Parameter(torch.zeros([nf(1)]))
+        self.fc = EqualizedLinear(nf(1) * 16, nf(0), gain=SQRT2, activation=activation)
+        self.out = EqualizedLinear(nf(0), max(c_dim, 1), gain=1)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_ignored: Any) -> torch.Tensor:
+        """img ``[N, C, res, res]`` in about [-1, 1], c ``[N, c_dim]`` → logits ``[N, 1]``."""
+        expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
+        x = _activate(F.conv2d(img.to(torch.float32), conv_weight(self.fromrgb_weight, SQRT2), self.fromrgb_bias),
+                      self.activation)
+        for res in self.block_resolutions:
+            x = getattr(self, f"b{res}")(x)
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = _activate(F.conv2d(x, conv_weight(self.conv_weight, SQRT2), self.conv_bias, padding=1), self.activation)
+        x = self.out(self.fc(x))
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this discriminator is conditional: pass c of shape [N, {self.c_dim}]")
+            expect_shape(c, [img.shape[0], self.c_dim], "c")
+            x = (x * c.to(x.dtype)).sum(dim=1, keepdim=True)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"c_dim={self.c_dim}, resolution={self.img_resolution}, channels={self.img_channels}"
+
+
+__all__ = ["StyleGAN1Generator", "StyleGAN1Discriminator", "MappingNetwork", "SynthesisNetwork", "DEFAULT",
+           "feature_maps"]
