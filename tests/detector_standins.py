@@ -7,6 +7,7 @@ exactly as it would load the real ones (``--detector-dir`` / ``$STYLEGAN_DETECTO
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -65,10 +66,153 @@ class TinyVGG16(nn.Module):
         return F.relu(pooled @ self.fc.t())
 
 
-def write_detectors(folder: str | Path) -> Path:
-    """Save both stand-ins under the official file names in ``folder``; returns the folder."""
+# ---------------------------------------------------------------------------------------------------------
+# Stand-ins of realistic cost for benchmarks: the Inception-v3 and VGG16 layer shapes (random weights, batch
+# norm folded into a conv bias), so their FLOPs and memory traffic are those of the real detectors.
+
+
+class _Conv(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel, stride: int = 1, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv(x))
+
+
+class _MixedA(nn.Module):  # 35×35
+    def __init__(self, cin: int, pool: int):
+        super().__init__()
+        self.b1 = _Conv(cin, 64, 1)
+        self.b5 = nn.Sequential(_Conv(cin, 48, 1), _Conv(48, 64, 5, padding=2))
+        self.b3 = nn.Sequential(_Conv(cin, 64, 1), _Conv(64, 96, 3, padding=1), _Conv(96, 96, 3, padding=1))
+        self.bp = _Conv(cin, pool, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b1(x), self.b5(x), self.b3(x), self.bp(F.avg_pool2d(x, 3, 1, 1))], 1)
+
+
+class _ReduceB(nn.Module):  # 35 → 17
+    def __init__(self, cin: int):
+        super().__init__()
+        self.b3 = _Conv(cin, 384, 3, stride=2)
+        self.bd = nn.Sequential(_Conv(cin, 64, 1), _Conv(64, 96, 3, padding=1), _Conv(96, 96, 3, stride=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b3(x), self.bd(x), F.max_pool2d(x, 3, 2)], 1)
+
+
+class _MixedC(nn.Module):  # 17×17, factorised 7×7
+    def __init__(self, cin: int, c7: int):
+        super().__init__()
+        self.b1 = _Conv(cin, 192, 1)
+        self.b7 = nn.Sequential(_Conv(cin, c7, 1), _Conv(c7, c7, (1, 7), padding=(0, 3)),
+                                _Conv(c7, 192, (7, 1), padding=(3, 0)))
+        self.bd = nn.Sequential(_Conv(cin, c7, 1), _Conv(c7, c7, (7, 1), padding=(3, 0)),
+                                _Conv(c7, c7, (1, 7), padding=(0, 3)), _Conv(c7, c7, (7, 1), padding=(3, 0)),
+                                _Conv(c7, 192, (1, 7), padding=(0, 3)))
+        self.bp = _Conv(cin, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b1(x), self.b7(x), self.bd(x), self.bp(F.avg_pool2d(x, 3, 1, 1))], 1)
+
+
+class _ReduceD(nn.Module):  # 17 → 8
+    def __init__(self, cin: int):
+        super().__init__()
+        self.b3 = nn.Sequential(_Conv(cin, 192, 1), _Conv(192, 320, 3, stride=2))
+        self.b7 = nn.Sequential(_Conv(cin, 192, 1), _Conv(192, 192, (1, 7), padding=(0, 3)),
+                                _Conv(192, 192, (7, 1), padding=(3, 0)), _Conv(192, 192, 3, stride=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b3(x), self.b7(x), F.max_pool2d(x, 3, 2)], 1)
+
+
+class _MixedE(nn.Module):  # 8×8, split 3×3
+    def __init__(self, cin: int):
+        super().__init__()
+        self.b1 = _Conv(cin, 320, 1)
+        self.b3 = _Conv(cin, 384, 1)
+        self.b3a, self.b3b = _Conv(384, 384, (1, 3), padding=(0, 1)), _Conv(384, 384, (3, 1), padding=(1, 0))
+        self.bd = nn.Sequential(_Conv(cin, 448, 1), _Conv(448, 384, 3, padding=1))
+        self.bda, self.bdb = _Conv(384, 384, (1, 3), padding=(0, 1)), _Conv(384, 384, (3, 1), padding=(1, 0))
+        self.bp = _Conv(cin, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, d = self.b3(x), self.bd(x)
+        return torch.cat([self.b1(x), self.b3a(a), self.b3b(a), self.bda(d), self.bdb(d),
+                          self.bp(F.avg_pool2d(x, 3, 1, 1))], 1)
+
+
+class CostlyInception(nn.Module):
+    """Inception-v3 layer shapes at 299×299 (~5.7 GMAC per image), official call signature, random weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(_Conv(3, 32, 3, stride=2), _Conv(32, 32, 3), _Conv(32, 64, 3, padding=1),
+                                  nn.MaxPool2d(3, 2), _Conv(64, 80, 1), _Conv(80, 192, 3), nn.MaxPool2d(3, 2))
+        self.mixed = nn.Sequential(_MixedA(192, 32), _MixedA(256, 64), _MixedA(288, 64), _ReduceB(288),
+                                   _MixedC(768, 128), _MixedC(768, 160), _MixedC(768, 160), _MixedC(768, 192),
+                                   _ReduceD(768), _MixedE(1280), _MixedE(2048))
+        self.fc = nn.Linear(2048, 1008)
+
+    def forward(self, img: torch.Tensor, return_features: bool = False, no_output_bias: bool = False) -> torch.Tensor:
+        x = F.interpolate(img.to(torch.float32), size=(299, 299), mode="bilinear", align_corners=False)
+        features = self.mixed(self.stem(x / 127.5 - 1)).mean(dim=(2, 3))
+        if return_features:
+            return features
+        logits = features @ self.fc.weight.t()
+        if not no_output_bias:
+            logits = logits + self.fc.bias
+        return torch.softmax(logits, dim=1)
+
+
+class CostlyVGG16(nn.Module):
+    """VGG16 layer shapes (~15.5 GMAC per 224×224 image), official call signature, random weights."""
+
+    def __init__(self):
+        super().__init__()
+        widths = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
+        stages, cin = [], 3
+        for stage in widths:
+            layers = []
+            for c in stage:
+                layers.append(_Conv(cin, c, 3, padding=1))
+                cin = c
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+        self.fc6, self.fc7 = nn.Linear(512 * 7 * 7, 4096), nn.Linear(4096, 4096)
+
+    def forward(self, img: torch.Tensor, resize_images: bool = True, return_lpips: bool = False,
+                return_features: bool = False) -> torch.Tensor:
+        x = img.to(torch.float32)
+        if resize_images:
+            x = F.interpolate(x, size=(224, 224), mode="area")
+        x = x / 127.5 - 1
+        parts: list[torch.Tensor] = []
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x = F.max_pool2d(x, 2)
+            x = stage(x)
+            f = x / (x.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
+            parts.append(f.flatten(1) / float(f.shape[2] * f.shape[3]) ** 0.5)
+        if return_lpips:
+            return torch.cat(parts, dim=1)
+        x = F.adaptive_avg_pool2d(F.max_pool2d(x, 2), (7, 7)).flatten(1)
+        return F.relu(self.fc7(F.relu(self.fc6(x))))
+
+
+def write_detectors(folder: str | Path, realistic: bool = False) -> Path:
+    """Save both stand-ins under the official file names in ``folder``; returns the folder.
+
+    ``realistic`` writes the full-size networks of realistic cost (for benchmarks) instead of the tiny ones.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(torch.jit.script(TinyInception().eval()), str(folder / "inception-2015-12-05.pt"))
-    torch.jit.save(torch.jit.script(TinyVGG16().eval()), str(folder / "vgg16.pt"))
+    torch.manual_seed(0)
+    inception, vgg = (CostlyInception(), CostlyVGG16()) if realistic else (TinyInception(), TinyVGG16())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what the official files are
+        torch.jit.save(torch.jit.script(inception.eval()), str(folder / "inception-2015-12-05.pt"))
+        torch.jit.save(torch.jit.script(vgg.eval()), str(folder / "vgg16.pt"))
     return folder

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,10 @@ def detector_file(name: str, detector_dir: str | os.PathLike | None = None, *, p
 @functools.lru_cache(maxsize=8)
 def _load_script(path: str, mtime_ns: int, device: str) -> torch.jit.ScriptModule:
     del mtime_ns  # part of the cache key only: a replaced file is loaded again
-    return torch.jit.load(path, map_location=device).eval()
+    with warnings.catch_warnings():
+        # The official detectors are TorchScript files; newer PyTorch warns that TorchScript is deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(path, map_location=device).eval()
 
 
 def load_detector(name: str, *, detector_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",

@@ -1,0 +1,148 @@
+"""``stylegan metrics``: FID, KID, precision/recall, IS and PPL of a network, as the official tables report them."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import torch
+
+from stylegan.cli.options import device_option, network_option, quiet_option
+from stylegan.errors import StyleGANError
+
+if TYPE_CHECKING:
+    from stylegan.metrics.distributed import Shard
+
+
+def _check_writable(path: Path | None, option: str) -> None:
+    """Fail before the (long) computation when ``path`` could not be written afterwards."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise StyleGANError(f"{option} {path} is a folder", f"give a file name for {option}")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise StyleGANError(f"{option} {path}: folder {parent} does not exist or is not writable",
+                            "create the folder first or choose another path")
+
+
+def _snapshot_kimg(network: str, training: dict) -> float | None:
+    """kimg of a training snapshot: from its counters, else from an official ``network-snapshot-000123`` name."""
+    progress = training.get("progress") or {}
+    if "cur_nimg" in progress:
+        return progress["cur_nimg"] / 1000
+    m = re.search(r"network-snapshot-(\d+)", os.path.basename(network))
+    return float(m.group(1)) if m else None
+
+
+def _device_for_rank(device: torch.device) -> torch.device:
+    # Under torchrun each process takes its own GPU.
+    if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return device
+
+
+@click.command()
+@network_option
+@click.option("--metrics", "metric_names", metavar="LIST",
+              help="Comma-separated metrics, e.g. fid50k_full,kid50k_full (NAME@N: N generated images). "
+                   "[default: fid50k_full]")
+@click.option("--data", type=click.Path(path_type=Path), metavar="ZIP|DIR",
+              help="Dataset the network was trained on [default: the path stored in the network, if it exists].")
+@click.option("--mirror/--no-mirror", default=None,
+              help="The dataset was trained with x-flips (legacy metrics use them) [default: as stored in the network].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for all random draws.")
+@click.option("--num-gen", type=click.IntRange(min=1), metavar="N",
+              help="Quick version: N generated images (PPL: samples) instead of 50000.")
+@click.option("--detector-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Folder with inception-2015-12-05.pt and vgg16.pt (offline use) [default: $STYLEGAN_DETECTOR_DIR, "
+                   "else download once].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.jsonl",
+              help="Append one JSON line per metric here.")
+@click.option("--export-stats", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz",
+              help="Write the dataset's Inception statistics (mu, sigma, count); without --metrics, only that.")
+@click.option("--ref-stats", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz",
+              help="Reference statistics (mu, sigma) that FID uses instead of the dataset.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per detector call.")
+@click.option("--no-cache", is_flag=True, help="Recompute the dataset statistics instead of reusing cached ones.")
+@device_option
+@quiet_option
+def metrics(network: str, metric_names: str | None, data: Path | None, mirror: bool | None, seed: int,
+            num_gen: int | None, detector_dir: Path | None, out: Path | None, export_stats: Path | None,
+            ref_stats: Path | None, batch_size: int, no_cache: bool, device: torch.device, quiet: bool) -> None:
+    """Measure a network with the official metrics and protocol; print a table.
+
+    \b
+    Metrics: fid50k_full kid50k_full pr50k3_full ppl2_wend is50k
+             fid50k kid50k pr50k3 ppl_zfull ppl_wfull ppl_zend ppl_wend
+    \b
+    Examples:
+      stylegan metrics --network ffhq.pkl --data ffhq.zip --metrics fid50k_full,kid50k_full --mirror
+      stylegan metrics --network snapshot.safetensors --metrics fid50k_full@1000 --out metrics.jsonl
+      stylegan metrics --data ffhq.zip --export-stats ffhq-stats.npz
+    Under torchrun (one process per GPU) the work is shared out; rank 0 prints and writes.
+    """
+    from stylegan.metrics.distributed import init_from_env, shutdown
+    from stylegan.metrics.specs import parse_metrics
+
+    if metric_names is not None or export_stats is None:
+        parse_metrics(metric_names or "fid50k_full", num_gen)  # bad names fail before anything is loaded
+    for path, option in ((out, "--out"), (export_stats, "--export-stats")):
+        _check_writable(path, option)
+    device = _device_for_rank(device)
+    shard = init_from_env(device)
+    try:
+        _run(shard, network, metric_names, data, mirror, seed, num_gen, detector_dir, out, export_stats, ref_stats,
+             batch_size, no_cache, device, quiet)
+    finally:
+        shutdown(shard)
+
+
+def _run(shard: Shard, network: str, metric_names: str | None, data: Path | None, mirror: bool | None, seed: int,
+         num_gen: int | None, detector_dir: Path | None, out: Path | None, export_stats: Path | None,
+         ref_stats: Path | None, batch_size: int, no_cache: bool, device: torch.device, quiet: bool) -> None:
+    from stylegan.formats import load_network_file
+    from stylegan.metrics import append_result, evaluate, format_table, reference_stats
+
+    def note(message: str) -> None:
+        if shard.is_main:
+            click.echo(f"warning: {message}", err=True)
+
+    if metric_names is None and export_stats is not None:  # statistics only: no network needed
+        if data is None:
+            raise StyleGANError("--export-stats needs the dataset", "pass it with --data PATH")
+        stats = reference_stats(data, mirror=bool(mirror), device=device, detector_dir=detector_dir,
+                                progress=not quiet, cache=not no_cache, batch=batch_size)
+        if shard.is_main:
+            stats.meta = dict(stats.meta, exported_by="stylegan metrics")
+            stats.save(export_stats, with_features=False)
+            click.echo(f"wrote {export_stats} ({stats.count} images, {stats.mu.size} features)")
+        return
+
+    nets, _extra, training = load_network_file(network, progress=not quiet and shard.is_main)
+    G = nets["G_ema"]
+    stored = nets.get("training_set_kwargs") or {}
+    if data is None and stored.get("path") and Path(stored["path"]).exists():
+        data = Path(stored["path"])
+        note(f"using dataset {data} from the network's training options")
+    if mirror is None:
+        mirror = bool(stored.get("xflip", False)) if data is not None and stored.get("path") and \
+            Path(stored["path"]) == data else False
+
+    results = evaluate(metric_names or "fid50k_full", G, data, mirror=mirror, device=device,
+                       detector_dir=detector_dir, num_gen=num_gen, seed=seed, progress=not quiet,
+                       cache=not no_cache, ref_stats=ref_stats, export_stats=export_stats, batch=batch_size,
+                       network=network, snapshot_kimg=_snapshot_kimg(network, training), warn=note)
+    if not shard.is_main:
+        return
+    click.echo(format_table(results))
+    if out is not None:
+        for r in results:
+            append_result(out, r)
+        click.echo(f"appended {len(results)} line(s) to {out}")
+    if export_stats is not None:
+        click.echo(f"wrote {export_stats}")

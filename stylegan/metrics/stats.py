@@ -1,0 +1,184 @@
+"""Feature statistics: running float64 mean/covariance (memory independent of the count), optionally all
+features, and their ``.npz`` form (cache files, exported/imported reference statistics).
+
+An ``.npz`` holds ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (float64; the population covariance
+``E[x xᵀ] − mu muᵀ`` the StyleGAN2-ADA metrics use), ``count`` (images), optionally ``features``
+``[count, D]`` (float32), and ``meta`` (a JSON string: detector, dataset, options). Files with only
+``mu``/``sigma`` (e.g. from other FID tools) are read too. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylegan.atomic import atomic_path
+from stylegan.errors import StyleGANError
+from stylegan.metrics.distributed import Shard, all_max, all_sum, gather_units
+
+
+class FeatureStats:
+    """Accumulates ``[N, D]`` feature batches: float64 sums (for mean/cov) and, if asked, the features."""
+
+    def __init__(self, capture_all: bool = False, capture_mean_cov: bool = True, capacity: int | None = None):
+        """``capacity``: the number of rows this process will append, if known; captured features then go
+        straight into one preallocated array instead of being concatenated at the end (half the peak memory)."""
+        self.capture_all, self.capture_mean_cov = capture_all, capture_mean_cov
+        self.capacity = capacity
+        self._buffer: torch.Tensor | None = None
+        self._captured = 0  # rows appended to the buffer / parts
+        self.count = 0
+        self.dim: int | None = None
+        self._sum: torch.Tensor | None = None
+        self._outer: torch.Tensor | None = None
+        self._parts: list[torch.Tensor] = []
+        self._features: torch.Tensor | None = None  # set once finished or loaded
+        self._mu: np.ndarray | None = None
+        self._sigma: np.ndarray | None = None
+        self.meta: dict = {}
+
+    def append(self, x: torch.Tensor) -> None:
+        """Add features ``[n, D]`` (any float dtype and device)."""
+        if x.ndim != 2:
+            raise ValueError(f"features must be [N, D], got {list(x.shape)}")
+        if self.dim is None:
+            self.dim = int(x.shape[1])
+        elif x.shape[1] != self.dim:
+            raise ValueError(f"feature size changed from {self.dim} to {x.shape[1]}")
+        if self.capture_all:
+            rows = x.detach().to("cpu", torch.float32)
+            if self.capacity is not None and self._captured == 0:
+                self._buffer = torch.empty([self.capacity, self.dim], dtype=torch.float32)
+            if self._buffer is not None and self._captured + len(x) <= len(self._buffer):
+                self._buffer[self._captured: self._captured + len(x)] = rows
+            else:
+                if self._buffer is not None:  # more rows than announced: fall back to a list
+                    self._parts, self._buffer = [self._buffer[: self._captured]], None
+                self._parts.append(rows)
+            self._captured += len(x)
+        self.count += len(x)
+        if self.capture_mean_cov:
+            # float64 where the features are (CPU for MPS, which has no float64).
+            x64 = x.detach().to("cpu" if x.device.type == "mps" else x.device, torch.float64)
+            if self._sum is None:
+                self._sum = torch.zeros([self.dim], dtype=torch.float64, device=x64.device)
+                self._outer = torch.zeros([self.dim, self.dim], dtype=torch.float64, device=x64.device)
+            self._sum += x64.sum(dim=0)
+            self._outer.addmm_(x64.T, x64)
+
+    def finish(self, shard: Shard, unit_sizes: np.ndarray | None = None) -> "FeatureStats":
+        """Combine the ranks' shares: sums are added, captured features gathered into unit order."""
+        dim = int(all_max(torch.tensor([float(self.dim or 0)]), shard).item())
+        if self.dim is None:  # this rank got no units; it joins the collectives with empty shares
+            self.dim = dim
+        if self.capture_mean_cov:
+            if self._sum is None:
+                self._sum = torch.zeros([dim], dtype=torch.float64)
+                self._outer = torch.zeros([dim, dim], dtype=torch.float64)
+            total = int(all_sum(torch.tensor([self.count], dtype=torch.float64), shard).item())
+            s = all_sum(self._sum, shard).cpu().numpy()
+            outer = all_sum(self._outer, shard).cpu().numpy()
+            if total > 0:
+                self._mu = s / total
+                self._sigma = outer / total - np.outer(self._mu, self._mu)
+            self.count = total
+            self._sum = self._outer = None
+        if self.capture_all:
+            if self._buffer is not None:
+                local = self._buffer[: self._captured]
+            else:
+                local = torch.cat(self._parts) if self._parts else torch.zeros([0, dim])
+            self._buffer = None
+            if unit_sizes is None:
+                if shard.world > 1:
+                    raise ValueError("gathering features from several ranks needs the unit sizes")
+                unit_sizes = np.ones([len(local)], dtype=np.int64)
+            self._features = gather_units(local, unit_sizes, shard)
+            self._parts = []
+            self.count = len(self._features)
+        return self
+
+    # ------------------------------------------------------------------------------ results
+
+    @property
+    def mu(self) -> np.ndarray:
+        if self._mu is None:
+            self._mean_cov_from_features()
+        return self._mu
+
+    @property
+    def sigma(self) -> np.ndarray:
+        if self._sigma is None:
+            self._mean_cov_from_features()
+        return self._sigma
+
+    @property
+    def has_features(self) -> bool:
+        return self._features is not None
+
+    @property
+    def features(self) -> torch.Tensor:
+        """All features ``[count, D]`` float32 on the CPU, in dataset/sample order."""
+        if self._features is None:
+            raise ValueError("these statistics hold no per-image features (capture_all was off)")
+        return self._features
+
+    def _mean_cov_from_features(self) -> None:
+        if self._features is None:
+            raise ValueError("no mean/covariance: statistics are unfinished or empty")
+        x = self._features.double()
+        self._mu = x.mean(dim=0).numpy()
+        self._sigma = (x.T @ x / len(x)).numpy() - np.outer(self._mu, self._mu)
+
+    @classmethod
+    def from_arrays(cls, mu: np.ndarray, sigma: np.ndarray, count: int, features: torch.Tensor | None = None,
+                    meta: dict | None = None) -> "FeatureStats":
+        s = cls(capture_all=features is not None, capture_mean_cov=True)
+        s._mu, s._sigma, s.count = np.asarray(mu, np.float64), np.asarray(sigma, np.float64), int(count)
+        s.dim = int(s._mu.shape[0])
+        s._features = features
+        s.meta = dict(meta or {})
+        return s
+
+    # ------------------------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike, *, with_features: bool = True) -> Path:
+        """Write ``mu``, ``sigma``, ``count`` (+ ``features``, ``meta``) to an ``.npz``, atomically."""
+        path = Path(path)
+        arrays = dict(mu=self.mu, sigma=self.sigma, count=np.int64(self.count),
+                      meta=np.array(json.dumps(self.meta, sort_keys=True)))
+        if with_features and self.has_features:
+            arrays["features"] = self.features.numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FeatureStats":
+        """Read an ``.npz`` written by :meth:`save` or another FID tool (``mu``, ``sigma`` at least)."""
+        path = Path(path)
+        fix = "give an .npz with mu [D] and sigma [D, D], e.g. one written by `stylegan metrics --export-stats`"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in ("mu", "sigma") if k not in z.files]
+                if missing:
+                    raise StyleGANError(f"reference statistics {path} lack {', '.join(missing)}", fix)
+                mu, sigma = z["mu"].astype(np.float64).reshape(-1), z["sigma"].astype(np.float64)
+                count = int(z["count"]) if "count" in z.files else 0
+                features = torch.from_numpy(z["features"].astype(np.float32)) if "features" in z.files else None
+                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+        except FileNotFoundError:
+            raise StyleGANError(f"reference statistics {path} do not exist", fix) from None
+        except (OSError, ValueError, KeyError) as e:
+            raise StyleGANError(f"reference statistics {path} are not a readable .npz ({e})", fix) from None
+        if sigma.shape != (mu.size, mu.size):
+            raise StyleGANError(f"reference statistics {path}: sigma is {list(sigma.shape)} but mu has {mu.size} entries",
+                                fix)
+        return cls.from_arrays(mu, sigma, count, features, meta)
+
