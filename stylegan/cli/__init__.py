@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "convert": "stylegan.cli.convert:convert",
     "dataset": "stylegan.cli.dataset:dataset",
     "train": "stylegan.cli.train:train",
+    "lerp-video": "stylegan.cli.video:lerp_video",
+    "style-mix-video": "stylegan.cli.video:style_mix_video",
+    "project": "stylegan.cli.project:project_command",
+    "mass-project": "stylegan.cli.mass_project:mass_project_command",
+    "metrics": "stylegan.cli.metrics:metrics",
 }
 
 

@@ -1,14 +1,14 @@
-"""``stylegan style-mix``: the style-mixing figure of row seeds × column seeds."""
+"""``stylegan style-mix``: the style-mixing figure of row seeds × column seeds (or projected-W files)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
 
 from stylegan.cli.options import (
-    IndexListType,
     batch_option,
     device_option,
     load_generator,
@@ -19,13 +19,37 @@ from stylegan.cli.options import (
     quiet_option,
 )
 from stylegan.errors import StyleGANError
-from stylegan.explore.style_mix import check_styles_syntax, parse_styles, style_mix, write_style_mix
+from stylegan.explore.style_mix import (
+    Source,
+    check_styles_syntax,
+    parse_sources,
+    parse_styles,
+    style_mix,
+    write_style_mix,
+)
+
+
+class SourceListType(click.ParamType):
+    """Seeds and ranges (``1,2,5-9``) mixed with projected-W files (``a/projected_w.npz``)."""
+
+    name = "SEEDS|FILE.npz"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[Source]:
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_sources(value)
+        except StyleGANError as e:
+            option = param.opts[0] if param is not None and param.opts else "list"
+            raise StyleGANError(f"{option}: {e.what}", e.fix) from None
 
 
 @click.command("style-mix")
 @network_option
-@click.option("--rows", "row_seeds", type=IndexListType(seeds=True), required=True, help="Seeds of the rows.")
-@click.option("--cols", "col_seeds", type=IndexListType(seeds=True), required=True, help="Seeds of the columns.")
+@click.option("--rows", "row_seeds", type=SourceListType(), required=True,
+              help="Rows: seeds (1,2,5-9) and/or projected-W files (a/projected_w.npz), comma-separated.")
+@click.option("--cols", "col_seeds", type=SourceListType(), required=True,
+              help="Columns: seeds and/or projected-W .npz files, like --rows.")
 @click.option("--styles", default="0-6", show_default=True,
               help="w indices the columns supply: a list like 0-3,8 or coarse, middle, fine.")
 @click.option("--trunc", "truncation_psi", type=float, default=1, show_default=True, help="Truncation psi.")
@@ -35,16 +59,19 @@ from stylegan.explore.style_mix import check_styles_syntax, parse_styles, style_
 @batch_option
 @device_option
 @quiet_option
-def style_mix_command(network: str, row_seeds: list[int], col_seeds: list[int], styles: str,
+def style_mix_command(network: str, row_seeds: list[Source], col_seeds: list[Source], styles: str,
                       truncation_psi: float, class_idx: int | None, noise_mode: str, outdir: Path,
                       batch_size: int, device: torch.device, quiet: bool) -> None:
     """Mix styles: each cell is its row's image with the --styles ws taken from its column.
 
-    Writes grid.png (column seeds on top, row seeds on the left) and ROW-COL.png for every cell.
+    Writes grid.png (column seeds on top, row seeds on the left) and ROW-COL.png for every cell. Rows and
+    columns may be projected-W files (from `stylegan project`) to mix real images; they are used as saved
+    (--trunc applies to seeds only) and named after their folder (alice/projected_w.npz → alice).
 
     \b
-    Example:
+    Examples:
       stylegan style-mix --network ffhq.pkl --rows 85,100,75 --cols 55,821,1789 --styles coarse
+      stylegan style-mix --network ffhq.pkl --rows alice/projected_w.npz --cols bob/projected_w.npz,55
     """
     try:
         check_styles_syntax(styles)

@@ -1,8 +1,10 @@
 """Style mixing (the StyleGAN paper's figure): row images take some of their styles from column images.
 
-Each row seed and column seed is mapped to ws ``[num_ws, w_dim]`` (truncated toward ``w_avg`` by psi).
-Cell (row, col) is the row's ws with the ``styles`` indices replaced by the column's. File names follow
-the official tool: ``{row}-{col}.png`` per cell, ``{seed}-{seed}.png`` per unmixed seed, ``grid.png``.
+Each row seed and column seed is mapped to ws ``[num_ws, w_dim]`` (truncated toward ``w_avg`` by psi);
+rows and columns may also be :class:`ProjectedW` — ws found by the projector, used as they are — so real
+images can be mixed. Cell (row, col) is the row's ws with the ``styles`` indices replaced by the column's.
+File names follow the official tool: ``{row}-{col}.png`` per cell, ``{seed}-{seed}.png`` per unmixed seed
+(a projected w is named by its label), ``grid.png``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -21,12 +23,14 @@ from stylegan.errors import StyleGANError
 from stylegan.explore.generate import (
     check_batch_size,
     check_noise_mode,
+    check_ws_shape,
     class_labels,
     network_device,
+    read_projected_w,
     seed_latents,
 )
 from stylegan.explore.images import make_grid, save_png, to_uint8
-from stylegan.explore.seeds import parse_index_list
+from stylegan.explore.seeds import parse_index_list, parse_seeds
 
 GROUP_NAMES = ("coarse", "middle", "fine")
 
@@ -97,15 +101,59 @@ def mix_ws(row_ws: torch.Tensor, col_ws: torch.Tensor, styles: Sequence[int]) ->
     return mixed
 
 
+@dataclass(eq=False)
+class ProjectedW:
+    """A row or column given by its ws ``[num_ws, w_dim]`` or ``[1, num_ws, w_dim]`` (e.g. from
+    ``projected_w.npz``), named ``label``."""
+
+    label: str
+    ws: torch.Tensor
+
+
+Source = Union[int, ProjectedW]  # a seed, or ws given directly
+
+
+def projected_label(path: str | os.PathLike) -> str:
+    """A name for the ws in ``path``: its stem, or its folder's name for the projector's ``projected_w.npz``."""
+    path = Path(path)
+    return path.parent.name if path.stem == "projected_w" and path.parent.name not in ("", ".") else path.stem
+
+
+def parse_sources(text: str) -> list[Source]:
+    """Parse ``--rows``/``--cols``: seeds and ranges as in :func:`parse_seeds`, and ``.npz`` files, comma-separated.
+
+    A file holding N ws gives N entries labelled ``NAME.0``… (one w: ``NAME``). Order is kept.
+    """
+    sources: list[Source] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.lower().endswith(".npz"):
+            sources.extend(parse_seeds(part))
+            continue
+        ws = torch.as_tensor(np.asarray(read_projected_w(part)))
+        ws = ws[None] if ws.ndim == 2 else ws
+        if ws.ndim != 3 or len(ws) == 0:
+            raise StyleGANError(f"{part} holds ws of shape {list(ws.shape)}, expected [N, num_ws, w_dim]",
+                                "give the projected_w.npz written by the projector")
+        label = projected_label(part)
+        sources.extend(ProjectedW(label if len(ws) == 1 else f"{label}.{i}", w[None]) for i, w in enumerate(ws))
+    return sources
+
+
+def source_label(source: Source) -> int | str:
+    """The key a row or column has in :attr:`StyleMix.images`: the seed, or the projected w's label."""
+    return source.label if isinstance(source, ProjectedW) else source
+
+
 @dataclass
 class StyleMix:
-    """The rendered figure: uint8 images ``[H, W, C]`` keyed ``(row_seed, col_seed)``.
+    """The rendered figure: uint8 images ``[H, W, C]`` keyed ``(row, col)`` by seed or projected-w label.
 
-    ``images[(s, s)]`` is seed s unmixed, for every row and column seed.
+    ``images[(s, s)]`` is source s unmixed, for every row and column.
     """
 
-    row_seeds: list[int]
-    col_seeds: list[int]
+    row_seeds: list[int | str]
+    col_seeds: list[int | str]
     styles: list[int]
     images: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
@@ -127,10 +175,34 @@ def _synthesize(G: nn.Module, ws: torch.Tensor, noise_mode: str, batch_size: int
     return np.concatenate(out)
 
 
+def _source_ws(G: nn.Module, sources: Sequence[Source], truncation_psi: float,
+               class_idx: int | None) -> dict[int | str, torch.Tensor]:
+    """ws ``[num_ws, w_dim]`` on G's device for each distinct source, keyed by its label, first-seen order."""
+    unique: dict[int | str, Source] = {}
+    for source in sources:
+        label = source_label(source)
+        if label in unique and unique[label] is not source and isinstance(source, ProjectedW):
+            raise StyleGANError(f"two different projected ws are both named {label!r}", "give the files distinct names")
+        unique.setdefault(label, source)
+    seeds = [s for s in unique.values() if not isinstance(s, ProjectedW)]
+    device = network_device(G)
+    out: dict[int | str, torch.Tensor] = {}
+    if seeds:
+        z = seed_latents(seeds, G.z_dim).to(device)
+        out.update(zip(seeds, G.mapping(z, class_labels(G, class_idx, len(seeds)), truncation_psi=truncation_psi)))
+    for label, source in unique.items():
+        if isinstance(source, ProjectedW):
+            ws = check_ws_shape(source.ws, G)
+            if len(ws) != 1:
+                raise StyleGANError(f"projected w {label!r} holds {len(ws)} ws", "give one w per row or column")
+            out[label] = ws[0].to(device)
+    return {label: out[label] for label in unique}
+
+
 def style_mix(
     G: nn.Module,
-    row_seeds: Sequence[int],
-    col_seeds: Sequence[int],
+    row_seeds: Sequence[Source],
+    col_seeds: Sequence[Source],
     styles: Sequence[int],
     *,
     truncation_psi: float = 1,
@@ -139,7 +211,10 @@ def style_mix(
     batch_size: int = 8,
     progress: bool = True,
 ) -> StyleMix:
-    """Render the style-mixing figure for ``row_seeds`` × ``col_seeds``, swapping in the ``styles`` indices."""
+    """Render the style-mixing figure for ``row_seeds`` × ``col_seeds``, swapping in the ``styles`` indices.
+
+    Rows and columns are seeds (mapped, truncated by ``truncation_psi``) or :class:`ProjectedW` (used as given).
+    """
     if not row_seeds or not col_seeds:
         raise StyleGANError("style mixing needs at least one row seed and one column seed", "give --rows and --cols")
     check_noise_mode(noise_mode)
@@ -148,20 +223,17 @@ def style_mix(
     if bad:
         raise StyleGANError(f"style index {bad[0]} is beyond this network's {G.num_ws} ws",
                             f"use indices 0-{G.num_ws - 1}")
-    seeds = list(dict.fromkeys([*row_seeds, *col_seeds]))  # unique, first-seen order
-    device = network_device(G)
     with torch.no_grad():
-        z = seed_latents(seeds, G.z_dim).to(device)
-        ws = G.mapping(z, class_labels(G, class_idx, len(seeds)), truncation_psi=truncation_psi)
-        w_of = dict(zip(seeds, ws))
-        mixed = mix_ws(torch.stack([w_of[s] for s in row_seeds]), torch.stack([w_of[s] for s in col_seeds]), styles)
-        total = len(seeds) + mixed.shape[0] * mixed.shape[1]
+        w_of = _source_ws(G, [*row_seeds, *col_seeds], truncation_psi, class_idx)
+        rows, cols = [source_label(s) for s in row_seeds], [source_label(s) for s in col_seeds]
+        mixed = mix_ws(torch.stack([w_of[r] for r in rows]), torch.stack([w_of[c] for c in cols]), styles)
+        total = len(w_of) + mixed.shape[0] * mixed.shape[1]
         with tqdm(total=total, unit="img", desc="style-mix", disable=not progress) as bar:
-            plain = _synthesize(G, ws, noise_mode, batch_size, bar)
+            plain = _synthesize(G, torch.stack(list(w_of.values())), noise_mode, batch_size, bar)
             cells = _synthesize(G, mixed.flatten(0, 1), noise_mode, batch_size, bar)
-    result = StyleMix(list(row_seeds), list(col_seeds), list(styles))
-    result.images = {(s, s): img for s, img in zip(seeds, plain)}
-    keys = [(r, c) for r in row_seeds for c in col_seeds]
+    result = StyleMix(rows, cols, list(styles))
+    result.images = {(s, s): img for s, img in zip(w_of, plain)}
+    keys = [(r, c) for r in rows for c in cols]
     result.images.update(zip(keys, cells))  # a cell (s, s) replaces the unmixed image, as in the official tool
     return result
 

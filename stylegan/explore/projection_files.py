@@ -1,0 +1,110 @@
+"""The projector's output files, as the official tool names them.
+
+``target.png`` (the prepared target), ``proj.png`` (the final projection), ``projected_w.npz`` (key ``w``,
+float32 ``[1, num_ws, w_dim]``, readable by ``generate --projected-w``), optionally ``proj.mp4`` (target
+beside the projection, one frame per step) and ``steps/step0001.png``… (N evenly spaced steps), and
+``projection.json`` (the options used and the distance per step: what lets a rerun skip finished folders).
+Images are rendered with the caller's network and its stored noise ('const'), so ``proj.png`` is what the
+saved ws produce; the noise maps the optimiser tuned are not kept.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from stylegan.atomic import atomic_path
+from stylegan.errors import StyleGANError
+from stylegan.explore.generate import network_device
+from stylegan.explore.images import save_png
+from stylegan.explore.projector import Projection, projector_uint8
+from stylegan.explore.video_io import write_video
+
+TARGET_FILE, PROJ_FILE, W_FILE, VIDEO_FILE, STEPS_DIR = "target.png", "proj.png", "projected_w.npz", "proj.mp4", "steps"
+INFO_FILE = "projection.json"
+VIDEO_FPS = 10  # the official projector's progress videos run at 10 fps
+
+
+def render_projection(G: nn.Module, ws: torch.Tensor, batch_size: int = 8) -> Iterator[np.ndarray]:
+    """ws ``[N, num_ws, w_dim]`` → uint8 images ``[H, W, C]`` one by one (projector byte mapping, 'const' noise)."""
+    with torch.no_grad():
+        for start in range(0, len(ws), batch_size):
+            batch = ws[start:start + batch_size].to(network_device(G))
+            yield from projector_uint8(G.synthesis(batch, noise_mode="const"))
+
+
+def save_ws(ws: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ws ``[N, num_ws, w_dim]`` as an ``.npz`` with key ``w`` (float32), atomically."""
+    path = Path(path)
+    buf = io.BytesIO()
+    np.savez(buf, w=np.asarray(torch.as_tensor(ws).detach().cpu(), dtype=np.float32))
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getvalue())
+    except OSError as e:
+        raise StyleGANError(f"cannot write {path}: {e.strerror or e}", "check free space and permissions") from None
+    return path
+
+
+def snapshot_steps(num_steps: int, count: int) -> list[int]:
+    """``count`` step indices (0-based) spread evenly over ``num_steps``: first to last (just the last for 1)."""
+    if count <= 0:
+        return []
+    count = min(count, num_steps)
+    if count == 1:
+        return [num_steps - 1]
+    return sorted({round(i * (num_steps - 1) / (count - 1)) for i in range(count)})
+
+
+def is_done(outdir: str | os.PathLike, options: dict) -> bool:
+    """True when ``outdir`` holds a finished projection made with exactly these ``options``."""
+    outdir = Path(outdir)
+    try:
+        info = json.loads((outdir / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("options") == options and (outdir / W_FILE).is_file()
+
+
+def write_projection(G: nn.Module, target: np.ndarray, projection: Projection, outdir: str | os.PathLike, *,
+                     save_video: bool = True, num_snapshots: int = 0, fps: float = VIDEO_FPS,
+                     batch_size: int = 8, progress: bool = False, options: dict | None = None) -> list[Path]:
+    """Write the files listed in the module docstring for one projection; returns their paths.
+
+    ``target`` is uint8 ``[H, W, C]``; ``options`` (JSON-able) are recorded in ``projection.json``.
+    ``projected_w.npz`` is written last, so its presence means the folder is complete.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = [save_png(target, outdir / TARGET_FILE)]
+    final = next(render_projection(G, projection.final_ws))
+    paths.append(save_png(final, outdir / PROJ_FILE))
+    steps = snapshot_steps(len(projection.ws), num_snapshots)
+    if steps:
+        (outdir / STEPS_DIR).mkdir(exist_ok=True)
+        for step, image in zip(steps, render_projection(G, projection.ws[steps], batch_size)):
+            paths.append(save_png(image, outdir / STEPS_DIR / f"step{step + 1:04d}.png"))
+    if save_video:
+        from tqdm import tqdm
+
+        frames = (np.concatenate([target, image], axis=1) for image in
+                  tqdm(render_projection(G, projection.ws, batch_size), total=len(projection.ws), unit="frame",
+                       desc="video", disable=not progress))
+        write_video(outdir / VIDEO_FILE, frames, fps)
+        paths.append(outdir / VIDEO_FILE)
+    info = {"options": options or {}, "dist": projection.dist, "loss": projection.loss}
+    try:
+        with atomic_path(outdir / INFO_FILE) as tmp:
+            tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise StyleGANError(f"cannot write {outdir / INFO_FILE}: {e.strerror or e}", "check free space") from None
+    paths.append(outdir / INFO_FILE)
+    paths.append(save_ws(projection.final_ws, outdir / W_FILE))
+    return paths

@@ -1,0 +1,130 @@
+"""Target images for the projector: one file, a folder, or a ZIP, each center-cropped and resized.
+
+A target becomes uint8 ``[H, W, C]`` at the network's resolution and channel count, the way the
+official projector prepares it: the largest centered square is cut out and resized with Lanczos.
+Grayscale targets are repeated to RGB for colour networks, colour targets are turned to luminance for
+grayscale networks, and transparency is composited over black.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import PIL.Image
+
+from stylegan.data.images import decode_error_text, has_alpha, is_image_name, open_image, to_array
+from stylegan.errors import StyleGANError
+
+_HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+@dataclass
+class Target:
+    """One target: ``name`` (for its output folder and messages) and ``read()`` → a decoded PIL image."""
+
+    name: str
+    read: Callable[[], PIL.Image.Image]
+
+
+def prepare_target(image: PIL.Image.Image, resolution: int, channels: int) -> np.ndarray:
+    """A decoded image → uint8 ``[resolution, resolution, channels]`` (channels 1 or 3): crop, resize, convert."""
+    if image.mode in _HIGH_DEPTH:
+        image = PIL.Image.fromarray(to_array(image, 1)[0][:, :, 0], "L")
+    if has_alpha(image):
+        rgba = image.convert("RGBA")
+        image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    image = image.convert("L" if channels == 1 else "RGB")
+    w, h = image.size
+    s = min(w, h)
+    image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    image = image.resize((resolution, resolution), PIL.Image.LANCZOS)
+    arr = np.array(image, dtype=np.uint8)  # a writable copy
+    return np.ascontiguousarray(arr[:, :, None] if arr.ndim == 2 else arr)
+
+
+def read_target(target: Target, resolution: int, channels: int) -> np.ndarray:
+    """Decode and prepare one target; StyleGANError naming it when it is not a readable image."""
+    try:
+        image = target.read()
+    except StyleGANError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoding failure means the file is not a usable image
+        raise StyleGANError(f"target {target.name} is not a readable image ({decode_error_text(e)})",
+                            "give a PNG or JPEG image, or a folder / ZIP of them") from None
+    return prepare_target(image, resolution, channels)
+
+
+def load_target(path: str | os.PathLike, resolution: int, channels: int) -> np.ndarray:
+    """One image file → uint8 ``[resolution, resolution, channels]`` (see :func:`prepare_target`)."""
+    path = Path(path)
+    return read_target(Target(str(path), lambda: open_image(_read_file(path))), resolution, channels)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise StyleGANError(f"cannot read target {path}: {e.strerror or e}", "check the path") from None
+
+
+def output_name(member: str) -> str:
+    """A folder name for a target found at ``member`` (``00000/img00000003.png`` → ``00000_img00000003``)."""
+    stem = member.rsplit(".", 1)[0] if "." in member.rsplit("/", 1)[-1] else member
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "_")).strip("._") or "target"
+
+
+def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[list[Target], bool]:
+    """Targets in ``path`` and whether it holds many: an image file (one), or a folder / ``.zip`` of images.
+
+    Folders are searched recursively; folders and ZIPs are read in sorted name order; ``limit`` keeps the first N.
+    """
+    path = Path(path)
+    if path.is_dir():
+        names = sorted((p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()),
+                       key=lambda n: n.split("/"))
+        names = [n for n in names if is_image_name(n)][:limit]
+        targets = [Target(n, lambda n=n: open_image(_read_file(path / n))) for n in names]
+        kind = "folder"
+    elif path.is_file() and path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = sorted(n for n in z.namelist() if is_image_name(n))[:limit]
+        except (zipfile.BadZipFile, OSError) as e:
+            raise StyleGANError(f"{path} is not a readable ZIP ({e})",
+                                "give an image, a folder or a dataset ZIP") from None
+        targets = [Target(n, lambda n=n: open_image(_zip_member(path, n))) for n in names]
+        kind = "ZIP"
+    elif path.is_file():
+        return [Target(path.name, lambda: open_image(_read_file(path)))], False
+    else:
+        raise StyleGANError(f"target {path} does not exist", "give an image file, a folder of images or a dataset ZIP")
+    if not targets:
+        raise StyleGANError(f"{kind} {path} holds no images", "give a folder or ZIP with PNG/JPEG files")
+    return targets, True
+
+
+def _zip_member(path: Path, name: str) -> bytes:
+    with zipfile.ZipFile(path) as z:
+        return z.read(name)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Output folder names, made unique by appending ``-2``, ``-3``… to repeats."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
+
+
+def iter_prepared(targets: list[Target], resolution: int, channels: int) -> Iterator[tuple[str, np.ndarray]]:
+    """``(name, uint8 [H, W, C])`` for each target in turn."""
+    for target in targets:
+        yield target.name, read_target(target, resolution, channels)

@@ -1,0 +1,154 @@
+"""The projector: schedule and regulariser against their formulas, convergence toward a known w, output files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from stylegan.errors import StyleGANError
+from stylegan.explore.generate import read_projected_w
+from stylegan.explore.projection_files import snapshot_steps, write_projection
+from stylegan.explore.projector import (
+    ProjectorConfig,
+    learning_rate,
+    noise_regularization,
+    project,
+    projector_uint8,
+    w_noise_scale,
+    w_statistics,
+)
+from stylegan.metrics.detectors import load_detector
+from tests.detector_standins import write_detectors
+from tests.explore_nets import read_mp4, single_thread, tiny_generator
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def G():
+    return tiny_generator()
+
+
+@pytest.fixture(scope="module")
+def vgg(tmp_path_factory):
+    return load_detector("vgg16", detector_dir=write_detectors(tmp_path_factory.mktemp("detectors")))
+
+
+def known_target(G, seed=5):
+    """(w [1, num_ws, w_dim], target uint8 [C, H, W]) for the network's own image of ``seed``."""
+    z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+    w = G.mapping(z, None)
+    return w, torch.from_numpy(projector_uint8(G.synthesis(w, noise_mode="const"))[0]).permute(2, 0, 1)
+
+
+def test_learning_rate_schedule():
+    c = ProjectorConfig(num_steps=1000)
+    assert learning_rate(0, c) == 0
+    assert learning_rate(25, c) == pytest.approx(0.1 * 0.5)  # halfway up the 5 % linear ramp
+    assert learning_rate(500, c) == pytest.approx(0.1)
+    assert learning_rate(875, c) == pytest.approx(0.1 * (0.5 - 0.5 * math.cos(0.5 * math.pi)))  # halfway down
+    assert learning_rate(999, c) == pytest.approx(0.1 * (0.5 - 0.5 * math.cos(0.004 * math.pi)))
+
+
+def test_w_noise_ramp():
+    c = ProjectorConfig(num_steps=100)
+    assert w_noise_scale(0, 2.0, c) == pytest.approx(2.0 * 0.05)
+    assert w_noise_scale(30, 2.0, c) == pytest.approx(2.0 * 0.05 * (1 - 0.3 / 0.75) ** 2)
+    assert w_noise_scale(75, 2.0, c) == 0 and w_noise_scale(99, 2.0, c) == 0
+
+
+def test_w_statistics_match_numpy(G):
+    w_avg, w_std = w_statistics(G, 300, batch_size=128)
+    z = torch.from_numpy(np.random.RandomState(123).randn(300, G.z_dim)).float()
+    w = G.mapping(z, None)[:, 0].double().numpy()
+    mean = w.mean(0)
+    np.testing.assert_allclose(w_avg.numpy(), mean, rtol=1e-5, atol=1e-6)
+    assert w_std == pytest.approx(math.sqrt(((w - mean) ** 2).sum() / 300), rel=1e-6)
+
+
+def test_noise_regularization_matches_numpy():
+    maps = [torch.randn(16, 16), torch.randn(4, 4)]
+    expected = 0.0
+    for m in maps:
+        x = m.double().numpy()
+        while True:
+            expected += (x * np.roll(x, 1, axis=1)).mean() ** 2 + (x * np.roll(x, 1, axis=0)).mean() ** 2
+            if x.shape[0] <= 8:
+                break
+            x = x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2).mean(axis=(1, 3))
+    assert float(noise_regularization(maps)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_projection_lowers_the_loss_and_finds_the_w(vgg):
+    G = tiny_generator(noise_strength=0)  # the target's noise cannot be recovered; without noise, w can
+    w_true, target = known_target(G)
+    noise_before = [b.clone() for n, b in G.synthesis.named_buffers() if "noise_const" in n]
+    result = project(G, target, vgg, config=ProjectorConfig(num_steps=100), progress=False)
+    assert result.ws.shape == (100, G.num_ws, G.w_dim) and len(result.dist) == len(result.loss) == 100
+    assert np.mean(result.dist[-5:]) < 0.2 * np.mean(result.dist[:5])
+    assert result.loss[-1] < 0.01 * result.loss[0]  # the regulariser is large for the fresh random noise maps
+    err_final = float((result.final_ws - w_true).norm())
+    err_start = float((result.w_avg[None] - w_true).norm())
+    assert err_final < 0.3 * err_start
+    # The caller's network is untouched: its noise maps are as before.
+    for before, (n, after) in zip(noise_before, [(n, b) for n, b in G.synthesis.named_buffers() if "noise_const" in n]):
+        assert torch.equal(before, after) and not after.requires_grad
+
+
+def test_projection_is_reproducible_and_w_plus_has_one_w_per_layer(G, vgg):
+    _, target = known_target(G, seed=8)
+    a = project(G, target, vgg, config=ProjectorConfig(num_steps=4), seed=7, progress=False)
+    b = project(G, target, vgg, config=ProjectorConfig(num_steps=4), seed=7, progress=False)
+    assert torch.equal(a.ws, b.ws)
+    assert torch.equal(a.final_ws[0, 0], a.final_ws[0, -1])  # plain W: one w broadcast
+    plus = project(G, target, vgg, config=ProjectorConfig(num_steps=6, w_plus=True), seed=7, progress=False)
+    assert plus.ws.shape == (6, G.num_ws, G.w_dim) and not torch.equal(plus.final_ws[0, 0], plus.final_ws[0, -1])
+
+
+def test_grayscale_networks_project(vgg):
+    G1 = tiny_generator(channels=1)
+    _, target = known_target(G1)
+    result = project(G1, target, vgg, config=ProjectorConfig(num_steps=3), progress=False)
+    assert result.final_ws.shape == (1, G1.num_ws, G1.w_dim)
+
+
+def test_target_shape_is_checked(G, vgg):
+    with pytest.raises(StyleGANError, match="target has shape"):
+        project(G, torch.zeros(3, 32, 32, dtype=torch.uint8), vgg, progress=False)
+
+
+def test_snapshot_steps():
+    assert snapshot_steps(100, 0) == []
+    assert snapshot_steps(100, 1) == [99]
+    assert snapshot_steps(100, 3) == [0, 50, 99]  # round(49.5) = 50
+    assert snapshot_steps(4, 10) == [0, 1, 2, 3]
+
+
+def test_output_files(G, vgg, tmp_path):
+    _, target = known_target(G)
+    result = project(G, target, vgg, config=ProjectorConfig(num_steps=5), progress=False)
+    target_hwc = target.permute(1, 2, 0).numpy()
+    write_projection(G, target_hwc, result, tmp_path, num_snapshots=2, fps=10)
+    assert {p.name for p in tmp_path.iterdir()} == {"target.png", "proj.png", "projected_w.npz", "proj.mp4", "steps",
+                                                    "projection.json"}
+    info = json.loads((tmp_path / "projection.json").read_text())
+    assert info["dist"] == result.dist and len(info["loss"]) == 5
+    assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == ["step0001.png", "step0005.png"]
+    ws = read_projected_w(tmp_path / "projected_w.npz")
+    assert ws.shape == (1, G.num_ws, G.w_dim) and ws.dtype == np.float32
+    np.testing.assert_array_equal(ws, result.final_ws.numpy())
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / "target.png")), target_hwc)
+    with torch.no_grad():
+        expected = projector_uint8(G.synthesis(torch.from_numpy(ws), noise_mode="const"))[0]
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / "proj.png")), expected)
+    meta, frames = read_mp4(tmp_path / "proj.mp4")
+    assert len(frames) == 5 and meta["size"] == (32, 16) and meta["fps"] == 10  # target beside projection
