@@ -5,70 +5,134 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Optional
 
 import click
+from click.core import ParameterSource
 
 from stylegan.cli.options import prepared_outdir
 from stylegan.errors import StyleGANError
-from stylegan.training.config import CONFIG_NAMES, resolve_options
+from stylegan.training.config import CONFIG_NAMES, resolve_options, resume_options
 
 AUGPIPES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
 
 
+class GridType(click.ParamType):
+    """``WxH`` → [W, H], both at least 1."""
+
+    name = "WxH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        parts = str(value).lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise StyleGANError(f"--grid {value!r} is not WIDTHxHEIGHT", "write it like 8x4")
+        return [int(p) for p in parts]
+
+
+def parse_metrics(text: str) -> list[str]:
+    """``--metrics fid50k_full,kid50k_full`` → names; ``none`` (or empty) → []."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return [] if names in ([], ["none"]) else names
+
+
+def metrics_hook(names: list[str]):
+    """The function computing ``names`` at each snapshot (see stylegan.training.run.train), or None.
+
+    This is where stylegan.metrics is wired into training; until then only ``--metrics none`` works.
+    """
+    if not names:
+        return None
+    raise StyleGANError(f"--metrics {','.join(names)}: metrics during training are not available yet",
+                        "use --metrics none and compute them afterwards from the snapshots")
+
+
 @click.command()
 @click.option("--outdir", required=True, type=click.Path(path_type=Path), help="Where run folders are made.")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset ZIP or folder (stylegan dataset).")
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset ZIP or folder (from `stylegan dataset`).")
 @click.option("--cfg", type=click.Choice(CONFIG_NAMES), default="auto", show_default=True, help="Base config.")
 @click.option("--gamma", type=float, help="R1 weight (overrides the config).")
 @click.option("--batch", type=click.IntRange(min=1), help="Total batch size over all processes.")
 @click.option("--batch-gpu", type=click.IntRange(min=1), help="Samples per forward pass (accumulate below batch/processes).")
-@click.option("--kimg", type=float, help="Training length in thousands of real images shown.")
-@click.option("--tick", "kimg_per_tick", type=float, default=4, show_default=True, help="kimg between progress lines.")
-@click.option("--snap", type=click.IntRange(min=0), default=50, show_default=True, help="Ticks between snapshots.")
-@click.option("--mirror", is_flag=True, help="Add x-flipped copies of the dataset.")
-@click.option("--cond", is_flag=True, help="Train a class-conditional network from the dataset's labels.")
-@click.option("--max-size", type=click.IntRange(min=1), help="Use a seeded subset of this many images.")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), help="Training length in thousands of real images shown.")
+@click.option("--tick", "kimg_per_tick", type=click.FloatRange(min=0, min_open=True), default=4, show_default=True,
+              help="kimg between progress lines.")
+@click.option("--snap", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Ticks between snapshots and image grids (0: only at the end).")
+@click.option("--mirror", is_flag=True, default=None, help="Add x-flipped copies of the dataset.")
+@click.option("--cond", is_flag=True, default=None, help="Train a class-conditional network from the dataset's labels.")
+@click.option("--subset", "--max-size", "max_size", type=click.IntRange(min=1), help="Train on a seeded subset of N images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--glr", type=float, help="G learning rate.")
-@click.option("--dlr", type=float, help="D learning rate.")
+@click.option("--glr", type=click.FloatRange(min=0, min_open=True), help="G learning rate.")
+@click.option("--dlr", type=click.FloatRange(min=0, min_open=True), help="D learning rate.")
 @click.option("--cbase", type=click.IntRange(min=1), help="Channel base (channels = min(cbase/res, cmax)).")
 @click.option("--cmax", type=click.IntRange(min=1), help="Max channels per layer.")
 @click.option("--map", type=click.IntRange(min=1), help="Mapping network depth.")
 @click.option("--zdim", "z_dim", type=click.IntRange(min=1), help="Latent Z size (default 512).")
 @click.option("--wdim", "w_dim", type=click.IntRange(min=1), help="Latent W size (default 512).")
 @click.option("--mbstd-group", type=click.IntRange(min=1), help="Minibatch-std group size.")
-@click.option("--fp32", is_flag=True, help="No fp16 layers and no conv clamp.")
-@click.option("--aug", type=click.Choice(["ada", "noaug", "fixed"]), default="ada", show_default=True)
-@click.option("--p", type=float, help="Augmentation probability (initial for ada, constant for fixed).")
+@click.option("--fp32", is_flag=True, default=None, help="No fp16 layers and no conv clamp.")
+@click.option("--aug", type=click.Choice(["ada", "noaug", "fixed"]), default="ada", show_default=True,
+              help="Adaptive, no, or fixed-probability augmentation.")
+@click.option("--p", type=click.FloatRange(0, 1), help="Augmentation probability (initial for ada, constant for fixed).")
 @click.option("--target", "ada_target", type=float, help="ADA target for E[sign(D(real))] (default 0.6).")
-@click.option("--augpipe", type=click.Choice(AUGPIPES), default="bgc", show_default=True)
-@click.option("--resume", help="Network PATH|URL to start from (transfer), or 'latest' to continue this outdir.")
-@click.option("--freezed", type=click.IntRange(min=0), help="Freeze the first N layers of D.")
-@click.option("--metrics", default="none", show_default=True, help="Metrics at each snapshot (none until metrics land).")
+@click.option("--augpipe", type=click.Choice(AUGPIPES), default="bgc", show_default=True, help="Augmentations used.")
+@click.option("--resume", help="Network PATH|URL to start from (transfer learning), or 'latest' to continue "
+                               "the newest snapshot in --outdir.")
+@click.option("--freezed", type=click.IntRange(min=0), help="Freeze the first N layers of D (transfer learning).")
+@click.option("--metrics", default="none", show_default=True, help="Metrics at each snapshot, comma-separated, or none.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads per process (default: PyTorch's choice; 1 is often fastest on a busy machine).")
+@click.option("--grid", type=GridType(), metavar="WxH",
+              help="Images per row x rows of the snapshot grids (default: as the official code, from the resolution).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
-def train(outdir: Path, data: Path, cfg: str, dry_run: bool, metrics: str, **overrides) -> None:
-    """Train a StyleGAN2-ADA network (several processes: `torchrun --nproc_per_node=N -m stylegan train ...`).
+@click.option("--quiet", is_flag=True, default=None, help="No progress lines on the terminal (log.txt still has them).")
+def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: str, threads: Optional[int],
+          **overrides) -> None:
+    """Train a StyleGAN2-ADA network; several processes: `torchrun --nproc_per_node=N -m stylegan train ...`.
 
     \b
     Example:
       stylegan dataset --source sklearn-digits --dest digits.zip --resolution 32x32
-      stylegan train --data digits.zip --outdir runs --cond --cfg auto --kimg 500 --batch 16
+      stylegan train --data digits.zip --outdir runs --cond --kimg 500 --batch 16
+      # Ctrl-C writes a snapshot; the same command plus --resume latest continues it.
     """
     from stylegan.data import ImageDataset
+    from stylegan.training.run import find_latest_snapshot
     from stylegan.training.run import train as run_training
+    from stylegan.training.snapshot import read_snapshot_options
 
-    if metrics not in ("none", ""):
-        raise StyleGANError(f"--metrics {metrics}: metrics during training are not available yet", "use --metrics none")
-    if not data.exists():
-        raise StyleGANError(f"dataset {data} does not exist", "make one with `stylegan dataset --source ... --dest ...`")
+    ctx = click.get_current_context()
+    names = parse_metrics(metrics)
+    metrics_fn = metrics_hook(names)
     gpus = int(os.environ.get("WORLD_SIZE", "1"))
-    probe = ImageDataset(str(data), use_labels=bool(overrides.get("cond")))
-    if overrides.get("p") is None:
-        overrides.pop("p")
-    opts = resolve_options(str(data), str(outdir), probe.resolution, cfg=cfg, gpus=gpus, **overrides)
-    if overrides.get("aug") == "fixed" and opts.p == 0:
+    given = {k: v for k, v in overrides.items() if v is not None}
+
+    if overrides.get("resume") == "latest":
+        latest = find_latest_snapshot(outdir) if outdir.is_dir() else None
+        if latest is None:
+            raise StyleGANError(f"--resume latest found no network-snapshot-*.safetensors under {outdir}",
+                                "start a new run without --resume, or point --outdir at an earlier run's folder")
+        # Continue with the run's own options; only what was typed on this command line changes them.
+        typed = {k: v for k, v in given.items()
+                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE and k != "resume"}
+        if data is not None:
+            typed["data"] = str(data)
+        if ctx.get_parameter_source("metrics") == ParameterSource.COMMANDLINE:
+            typed["metrics"] = names
+        opts = resume_options(read_snapshot_options(latest), gpus=gpus, outdir=str(outdir), **typed)
+    else:
+        if data is None:
+            raise StyleGANError("--data is missing", "give the dataset ZIP or folder made by `stylegan dataset`")
+        if not data.exists():
+            raise StyleGANError(f"dataset {data} does not exist",
+                                "make one with `stylegan dataset --source ... --dest ...`")
+        probe = ImageDataset(str(data), use_labels=bool(given.get("cond")))
+        opts = resolve_options(str(data), str(outdir), probe.resolution, cfg=cfg, gpus=gpus, metrics=names, **given)
+    if opts.aug == "fixed" and opts.p == 0:
         raise StyleGANError("--aug fixed needs a probability", "add e.g. --p 0.2")
     if dry_run:
         click.echo(json.dumps(opts.to_dict(), indent=2))
@@ -76,4 +140,7 @@ def train(outdir: Path, data: Path, cfg: str, dry_run: bool, metrics: str, **ove
     if int(os.environ.get("RANK", "0")) == 0:
         with prepared_outdir(outdir):
             pass
-    run_training(opts)
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    run_training(opts, metrics_fn=metrics_fn)

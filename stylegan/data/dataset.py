@@ -165,7 +165,8 @@ class ImageDataset(torch.utils.data.Dataset):
                 "rebuild the dataset with `stylegan dataset` so every image has the same size and channels")
         if self._xflip[idx]:
             image = image[:, :, ::-1]
-        return np.ascontiguousarray(image), self.get_label(idx)
+        # Decoders may hand out read-only buffers; torch's collate warns about (and must not alias) those.
+        return np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"]), self.get_label(idx)
 
     def get_label(self, idx: int) -> np.ndarray:
         """The float32 ``[label_dim]`` label of item ``idx`` (one-hot for classes)."""

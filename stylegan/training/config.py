@@ -88,6 +88,8 @@ class TrainingOptions:
     workers: int = 3
     metrics: list[str] = field(default_factory=list)
     device: str = "auto"
+    quiet: bool = False  # progress lines only in log.txt, not on the terminal
+    grid: list[int] | None = None  # [width, height] of the snapshot image grids; None: the official layout
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,9 +113,7 @@ def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", 
     if cfg == "cifar":  # the official cifar config turns these off
         opts.pl_weight, opts.style_mixing_prob, opts.D_architecture = 0.0, 0.0, "orig"
 
-    renames = dict(gamma="r1_gamma", kimg="total_kimg", glr="G_lr", dlr="D_lr", cbase="channel_base",
-                   cmax="channel_max", map="map_layers")
-    overrides = {renames.get(k, k): v for k, v in overrides.items() if v is not None}
+    overrides = _rename(overrides)
     fp32 = overrides.pop("fp32", False)
     batch_given = "batch" in overrides
     for key, value in overrides.items():
@@ -128,6 +128,38 @@ def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", 
         opts.num_fp16_res, opts.conv_clamp = 0, None
     if opts.resume not in (None, "", "latest"):
         opts.ada_kimg, opts.ema_rampup = 100, None  # official transfer-learning settings
+    validate(opts)
+    return opts
+
+
+# CLI names of the overrides → TrainingOptions fields.
+RENAMES = dict(gamma="r1_gamma", kimg="total_kimg", glr="G_lr", dlr="D_lr", cbase="channel_base",
+               cmax="channel_max", map="map_layers", subset="max_size", target="ada_target", tick="kimg_per_tick")
+
+
+def _rename(overrides: dict) -> dict:
+    return {RENAMES.get(k, k): v for k, v in overrides.items() if v is not None}
+
+
+def resume_options(stored: dict, gpus: int = 1, **overrides) -> TrainingOptions:
+    """The options of a run continued with ``--resume latest``: those saved in its snapshot, with only the
+    overrides the user typed (e.g. a longer ``kimg``) applied on top. ``gpus`` is the new process count;
+    the per-pass batch shrinks when needed so that the global batch (and the result) stays the same."""
+    fields = {f.name for f in dataclasses.fields(TrainingOptions)}
+    opts = TrainingOptions(**{k: v for k, v in stored.items() if k in fields})
+    overrides = _rename(overrides)
+    fp32 = overrides.pop("fp32", False)
+    for key, value in overrides.items():
+        if key not in fields:
+            raise StyleGANError(f"unknown training option {key!r}", "see `stylegan train --help`")
+        setattr(opts, key, value)
+    opts.resume, opts.gpus = "latest", gpus
+    if "batch_gpu" not in overrides and opts.batch % gpus == 0:
+        per_rank = opts.batch // gpus
+        while per_rank % opts.batch_gpu:  # largest divisor of the new per-rank batch not above the old pass
+            opts.batch_gpu -= 1
+    if fp32:
+        opts.num_fp16_res, opts.conv_clamp = 0, None
     validate(opts)
     return opts
 

@@ -9,12 +9,11 @@ the same result as one process that accumulates the same sub-batches.
 
 from __future__ import annotations
 
-import copy
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -48,7 +47,7 @@ class Progress:
     batch_idx: int = 0
     cur_tick: int = 0
     tick_start_nimg: int = 0
-    ada_sign_sum: float = 0.0  # sum of sign(D(real)) since the last ADA adjustment
+    ada_sign_sum: float = 0.0  # sum of sign(D(real)) over all ranks since the last ADA adjustment
     ada_sign_count: int = 0
 
 
@@ -103,8 +102,11 @@ class Trainer:
         # Every rank starts from rank 0's weights.
         dist_utils.broadcast_(self._all_state_tensors(), rank.world)
         self.stats = StatsAccumulator()
-        self.stop_requested = False
-        self.reporter = RunReporter(run_dir) if (rank.is_main and run_dir is not None) else None
+        self.stop_requested: str | bool = False  # or the name of the signal that asked for it
+        self.diverged: str | None = None  # the first non-finite loss seen on this rank
+        self.stop_agreed = self.diverged_somewhere = False  # the same on every rank (see _sync_step)
+        self._step_signs = [0.0, 0]  # this rank's sum and count of sign(D(real)) in the current step
+        self.reporter = RunReporter(run_dir, echo=not opts.quiet) if (rank.is_main and run_dir is not None) else None
 
         per_rank = opts.batch // rank.world
         self.rounds = per_rank // opts.batch_gpu
@@ -199,19 +201,20 @@ class Trainer:
         self._update_ema()
         prog.cur_nimg += opts.batch
         prog.batch_idx += 1
+        self._sync_step()
+        if self.diverged_somewhere:
+            self._raise_diverged()
         self._adapt_augmentation()
 
     def _collect_phase_stats(self) -> None:
         for name, values in self.loss.pop_stats().items():
             flat = torch.cat(values)
-            if name.startswith("Loss/") and not torch.isfinite(flat).all():
-                raise TrainingDiverged(
-                    f"training diverged: {name} became NaN/Inf at kimg {self.progress.cur_nimg / 1000:.1f}",
-                    "the last good snapshot is kept; resume from it with a lower --glr/--dlr or a higher --gamma")
+            if name.startswith("Loss/") and self.diverged is None and not torch.isfinite(flat).all():
+                self.diverged = name  # acted on once every rank knows (see _sync_step), so no rank is left waiting
             self.stats.add(name, flat)
             if name == "Loss/signs/real":
-                self.progress.ada_sign_sum += float(flat.sum())
-                self.progress.ada_sign_count += flat.numel()
+                self._step_signs[0] += float(flat.sum())
+                self._step_signs[1] += flat.numel()
 
     def _update_ema(self) -> None:
         opts = self.opts
@@ -229,98 +232,159 @@ class Trainer:
         opts, prog = self.opts, self.progress
         if opts.aug != "ada" or self.augment_pipe is None or prog.batch_idx % opts.ada_interval != 0:
             return
-        sums = dist_utils.all_reduce_sum(torch.tensor([prog.ada_sign_sum, float(prog.ada_sign_count)],
-                                                      dtype=torch.float64), self.rank.world)
+        total, count = prog.ada_sign_sum, prog.ada_sign_count  # already summed over ranks (_sync_step)
         prog.ada_sign_sum, prog.ada_sign_count = 0.0, 0
-        if sums[1] == 0:
+        if count == 0:
             return
-        rt = float(sums[0] / sums[1])  # E[sign(D(real))]: how confidently D recognises the reals
+        rt = total / count  # E[sign(D(real))]: how confidently D recognises the reals
         adjust = np.sign(rt - opts.ada_target) * (opts.batch * opts.ada_interval) / (opts.ada_kimg * 1000)
         p = self.augment_pipe.p
         p.copy_((p + adjust).clamp(min=0))
 
     # --- the run ---------------------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self) -> dict:
+        """SIGINT/SIGTERM ask for a stop at the end of the current minibatch; returns the old handlers."""
         def request_stop(signum, frame):
-            self.stop_requested = True
+            self.stop_requested = signal.Signals(signum).name
+        previous = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                signal.signal(sig, request_stop)
+                previous[sig] = signal.signal(sig, request_stop)
             except ValueError:  # not the main thread (e.g. under a test runner)
                 pass
+        return previous
 
-    def _stop_agreed(self) -> bool:
-        flag = torch.tensor([1.0 if self.stop_requested else 0.0])
-        return bool(dist_utils.all_reduce_sum(flag, self.rank.world) > 0)
+    def _sync_step(self) -> None:
+        """One small collective per minibatch: this step's signs of D(real) for ADA, and whether any rank
+        wants to stop or saw a non-finite loss — so every rank holds the same counters and decides alike."""
+        local = torch.tensor([self._step_signs[0], self._step_signs[1], float(bool(self.stop_requested)),
+                              float(self.diverged is not None)], dtype=torch.float64)
+        total = dist_utils.all_reduce_sum(local, self.rank.world)
+        self._step_signs = [0.0, 0]
+        self.progress.ada_sign_sum += float(total[0])
+        self.progress.ada_sign_count += int(total[1])
+        self.stop_agreed, self.diverged_somewhere = bool(total[2] > 0), bool(total[3] > 0)
 
-    def run(self, snapshot_fn, image_fn=None, progress_fn=None) -> Progress:
-        """Train until total_kimg (or a stop signal); call snapshot_fn(trainer) at snapshot ticks."""
+    def _raise_diverged(self) -> None:
+        what = self.diverged or "a loss on another process"
+        raise TrainingDiverged(
+            f"training diverged: {what} became NaN/Inf at kimg {self.progress.cur_nimg / 1000:.3f}; "
+            "no snapshot was written after that, the last good one is kept",
+            "continue from it with --resume latest and a lower --glr/--dlr, or a higher --gamma")
+
+    def check_ranks_agree(self, final: bool = False) -> None:
+        """Every rank must hold the same networks (the official code checks this too): compare checksums."""
+        if self.rank.world <= 1:
+            return
+        tensors = self._all_state_tensors()
+        sums = torch.stack([t.detach().double().sum() for t in tensors] +
+                           [t.detach().double().abs().sum() for t in tensors]).cpu()
+        reference = sums.clone()
+        dist_utils.broadcast_([reference], self.rank.world)
+        mismatch = torch.tensor([float(not torch.equal(sums, reference))])
+        bad = int(dist_utils.all_reduce_sum(mismatch, self.rank.world))
+        if bad:
+            raise StyleGANError(f"{bad} of {self.rank.world} processes diverged from rank 0's weights",
+                                "this is a bug; please report it with the command line used")
+        if self.reporter is not None and final:
+            self.reporter.log(f"All {self.rank.world} processes hold identical networks.")
+
+    def run(self, snapshot_fn: Callable[["Trainer"], dict[str, float] | None],
+            image_fn: Callable[["Trainer", str], None] | None = None) -> Progress:
+        """Train until ``total_kimg``, a stop signal, or divergence (TrainingDiverged).
+
+        Every ``snap`` ticks, at the end and when stopped by SIGINT/SIGTERM, ``image_fn(trainer, name)``
+        writes a fakes grid (rank 0) and ``snapshot_fn(trainer)`` is called on every rank: it writes the
+        snapshot and may return metrics ({name: value}) to record with the tick's stats.
+        """
         opts, prog = self.opts, self.progress
-        self._install_signal_handlers()
+        previous_handlers = self._install_signal_handlers()
+        try:
+            return self._run(snapshot_fn, image_fn)
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            if self.reporter is not None:
+                self.reporter.close()
+
+    def _run(self, snapshot_fn, image_fn) -> Progress:
+        opts, prog = self.opts, self.progress
+        if self.reporter is not None:
+            resumed = f", resuming at kimg {prog.cur_nimg / 1000:g}" if prog.cur_nimg else ""
+            self.reporter.log(f"Training for {opts.total_kimg:g} kimg on {self.rank.world} process(es), "
+                              f"batch {opts.batch}, device {self.device}{resumed}")
+        if image_fn is not None and prog.cur_nimg == 0 and self.rank.is_main:
+            image_fn(self, "fakes_init.png")
         start_time = tick_start_time = time.time()
         start_nimg = prog.cur_nimg
         prog.tick_start_nimg = prog.cur_nimg
         maintenance = 0.0
-        if self.reporter is not None:
-            self.reporter.log(f"Training for {opts.total_kimg} kimg on {self.rank.world} process(es), "
-                              f"batch {opts.batch}, device {self.device}")
-        if image_fn is not None and prog.cur_nimg == 0 and self.rank.is_main:
-            image_fn(self, "fakes_init.png")
+        total_nimg = opts.total_kimg * 1000
+        digits = 1 if opts.total_kimg >= 100 else 3  # kimg shown with enough digits to move every tick
 
         while True:
             self.train_step()
-            done = prog.cur_nimg >= opts.total_kimg * 1000
-            stop = self._stop_agreed()
+            done = prog.cur_nimg >= total_nimg
+            stop = self.stop_agreed
             if not (done or stop) and prog.cur_tick != 0 and prog.cur_nimg < prog.tick_start_nimg + opts.kimg_per_tick * 1000:
                 continue
 
-            # Tick: report, then snapshot when due.
+            # Tick: the progress line, then a snapshot when due, then the stats record (with any metrics).
             now = time.time()
             tick_sec = now - tick_start_time
             kimg_done = (prog.cur_nimg - prog.tick_start_nimg) / 1000
             means = self.stats.reduce(self.rank.world)
+            tick = prog.cur_tick
+            # The tick is complete: a snapshot written below resumes with the next one.
+            prog.cur_tick += 1
+            prog.tick_start_nimg = prog.cur_nimg
             means.update({
-                "Progress/tick": prog.cur_tick, "Progress/kimg": prog.cur_nimg / 1000,
+                "Progress/tick": tick, "Progress/kimg": prog.cur_nimg / 1000,
                 "Progress/augment": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
                 "Timing/total_sec": now - start_time, "Timing/sec_per_tick": tick_sec,
                 "Timing/sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "Timing/maintenance_sec": maintenance,
                 "Loss/pl_mean": float(self.loss.pl_mean),
             })
             if self.reporter is not None:
-                remaining = (opts.total_kimg * 1000 - prog.cur_nimg) / max(prog.cur_nimg - start_nimg, 1) * (now - start_time)
+                remaining = (total_nimg - prog.cur_nimg) / max(prog.cur_nimg - start_nimg, 1) * (now - start_time)
                 self.reporter.log(
-                    f"tick {prog.cur_tick:<5d} kimg {prog.cur_nimg / 1000:<8.1f} "
-                    f"{100 * prog.cur_nimg / (opts.total_kimg * 1000):5.1f}% "
+                    f"tick {tick:<5d} kimg {prog.cur_nimg / 1000:<8.{digits}f} "
+                    f"{100 * prog.cur_nimg / total_nimg:5.1f}% "
                     f"time {format_seconds(now - start_time):<9s} sec/kimg {means['Timing/sec_per_kimg']:<7.2f} "
                     f"G {means.get('Loss/G/loss', float('nan')):.3f} D {means.get('Loss/D/loss', float('nan')):.3f} "
                     f"augment {means['Progress/augment']:.3f} eta {format_seconds(max(remaining, 0))}")
-                self.reporter.record(means)
             maintenance_start = time.time()
-            snapshot_due = done or stop or (opts.snap > 0 and prog.cur_tick % opts.snap == 0)
+            snapshot_due = done or stop or (opts.snap > 0 and tick % opts.snap == 0)
             if snapshot_due:
+                self.check_ranks_agree(final=done or stop)
                 if image_fn is not None and self.rank.is_main:
                     image_fn(self, f"fakes{prog.cur_nimg // 1000:06d}.png")
-                snapshot_fn(self)
-                if self.reporter is not None:
+                metrics = snapshot_fn(self) or {}
+                means.update({f"Metrics/{k}": float(v) for k, v in metrics.items()})
+            if self.reporter is not None:
+                self.reporter.record(means)
+                if snapshot_due:
                     self.reporter.plot()
-            if progress_fn is not None:
-                progress_fn(self)
-            prog.cur_tick += 1
-            prog.tick_start_nimg = prog.cur_nimg
             tick_start_time = time.time()
             maintenance = tick_start_time - maintenance_start
             if done or stop:
                 if self.reporter is not None:
-                    self.reporter.log("Stopped on request; snapshot written." if stop and not done else "Done.")
-                    self.reporter.close()
+                    if stop and not done:
+                        why = self.stop_requested if isinstance(self.stop_requested, str) else "a stop request"
+                        self.reporter.log(f"Stopped by {why} at kimg {prog.cur_nimg / 1000:g}; snapshot written. "
+                                          "Continue with the same command plus --resume latest.")
+                    else:
+                        self.reporter.log("Done.")
                 return prog
 
 
-def grid_layout(dataset, resolution: int, seed: int = 0) -> tuple[tuple[int, int], list[int]]:
-    """The official snapshot-grid layout: width/height from the resolution, one label per row."""
-    gw = int(np.clip(7680 // resolution, 7, 32))
-    gh = int(np.clip(4320 // resolution, 4, 32))
+def grid_layout(dataset, resolution: int, seed: int = 0,
+                size: tuple[int, int] | None = None) -> tuple[tuple[int, int], list[int]]:
+    """The official snapshot-grid layout: width/height from the resolution (unless ``size`` gives them),
+    one label per row."""
+    gw = int(np.clip(7680 // resolution, 7, 32)) if size is None else size[0]
+    gh = int(np.clip(4320 // resolution, 4, 32)) if size is None else size[1]
     rnd = np.random.RandomState(seed)
     if not dataset.has_labels:
         order = list(range(len(dataset)))
@@ -345,7 +409,8 @@ class SnapshotImages:
 
     def __init__(self, trainer: Trainer, run_dir: Path, seed: int = 0, batch: int = 32):
         ds = trainer.dataset
-        (self.gw, self.gh), indices = grid_layout(ds, ds.resolution, seed)
+        size = tuple(trainer.opts.grid) if trainer.opts.grid else None
+        (self.gw, self.gh), indices = grid_layout(ds, ds.resolution, seed, size)
         self.run_dir, self.batch = run_dir, batch
         reals = np.stack([np.asarray(ds[i][0]) for i in indices])
         self.labels = torch.from_numpy(np.stack([np.asarray(ds.get_label(i)) for i in indices])).float()

@@ -53,8 +53,8 @@ class StatsAccumulator:
 class RunReporter:
     """Rank 0's writer of everything a person watches during training."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, tensorboard: bool = True, echo: bool = True):
+        self.run_dir, self.echo = run_dir, echo
         self.history: list[dict] = []
         stats_path = run_dir / "stats.jsonl"
         if stats_path.exists():  # a resumed run keeps its curves
@@ -72,7 +72,8 @@ class RunReporter:
                 self.tb = None
 
     def log(self, text: str) -> None:
-        print(text, flush=True)
+        if self.echo:
+            print(text, flush=True)
         with open(self.run_dir / "log.txt", "a") as f:
             f.write(text + "\n")
 
@@ -104,8 +105,9 @@ class RunReporter:
         for ax, (title, keys) in zip(np.atleast_1d(axes), panels):
             for key in keys:
                 ys = np.array([h.get(key, np.nan) for h in self.history], dtype=float)
-                if np.isfinite(ys).any():
-                    ax.plot(kimg, ys, label=key.split("/", 1)[-1])
+                seen = np.isfinite(ys) & np.isfinite(kimg)  # lazy regularisers and metrics skip some ticks
+                if seen.any():
+                    ax.plot(kimg[seen], ys[seen], label=key.split("/", 1)[-1], marker="." if seen.sum() < 50 else None)
             ax.set_title(title, fontsize=9)
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:

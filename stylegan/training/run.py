@@ -6,6 +6,7 @@ import copy
 import json
 import re
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -94,25 +95,38 @@ def check_resume_fits(net: dict, resolution: int, channels: int, c_dim: int, sou
             "resume from a network trained at the dataset's resolution/channels, or toggle --cond")
 
 
-def train(opts: TrainingOptions) -> Path | None:
-    """Run (or resume) training as described by ``opts``; returns the run directory on rank 0."""
+MetricsFn = Callable[[Path, dict], dict[str, float]]
+
+
+def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | None:
+    """Run (or resume) training as described by ``opts``; returns the run directory on rank 0.
+
+    ``metrics_fn(snapshot_path, context)`` is the metrics hook: called on every rank right after each
+    snapshot is written (``snapshot_path`` is None on ranks other than 0), with ``context`` =
+    {"G_ema", "dataset", "device", "rank", "world", "names"} (names = ``opts.metrics``); it returns
+    {metric name: value}, recorded as ``Metrics/<name>`` in stats.jsonl, TensorBoard and the plot.
+    None (``--metrics none``) skips metrics.
+    """
     rank = dist_utils.init_from_env(opts.device)
     try:
-        return _train(opts, rank)
+        return _train(opts, rank, metrics_fn)
     finally:
         dist_utils.shutdown()
 
 
-def _train(opts: TrainingOptions, rank: dist_utils.Rank) -> Path | None:
-    from stylegan.data import check_dataset_fits  # noqa: F401  (data layer validates labels itself)
+def _snapshot_path(run_dir: Path, cur_nimg: int) -> Path:
+    return run_dir / f"network-snapshot-{cur_nimg // 1000:06d}.safetensors"
+
+
+def _train(opts: TrainingOptions, rank: dist_utils.Rank, metrics_fn: MetricsFn | None) -> Path | None:
+    from stylegan.data import require_labels
     from stylegan.formats import load_network
     from stylegan.training.augment import AUGPIPE_PRESETS, AugmentPipe
 
     outdir = Path(opts.outdir)
     dataset = open_dataset(opts)
-    if opts.cond and not dataset.has_labels:
-        raise StyleGANError(f"--cond needs labels, but {opts.data} has none (no dataset.json labels)",
-                            "drop --cond, or make the dataset with labels")
+    if opts.cond:
+        require_labels(dataset, "--cond")
     res, channels = dataset.resolution, dataset.num_channels
     c_dim = dataset.label_dim if opts.cond else 0
     G_kwargs, D_kwargs = network_kwargs(opts, res, channels, c_dim)
@@ -134,10 +148,13 @@ def _train(opts: TrainingOptions, rank: dist_utils.Rank) -> Path | None:
         state = snap.load_training_snapshot(latest)
         check_resume_fits(state["networks"], res, channels, c_dim, str(latest))
         for name, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
-            module.load_state_dict(state["networks"][name].state_dict())
+            copy_matching_weights(state["networks"][name], module, name)
         if augment_pipe is not None and state["networks"].get("augment_pipe") is not None:
-            augment_pipe.load_state_dict(state["networks"]["augment_pipe"].state_dict())
+            augment_pipe.p.copy_(snap.augment_p(state["networks"]["augment_pipe"]))
         progress, resume_state = state["progress"], state
+        if progress.cur_nimg >= opts.total_kimg * 1000:
+            raise StyleGANError(f"{latest} has already trained for {progress.cur_nimg / 1000:g} kimg "
+                                f"(--kimg {opts.total_kimg:g})", "pass a larger --kimg to train further")
         run_dir = latest.parent
     elif opts.resume:
         net = load_network(opts.resume)
@@ -158,11 +175,17 @@ def _train(opts: TrainingOptions, rank: dist_utils.Rank) -> Path | None:
     trainer = Trainer(opts, rank, dataset, G, D, G_ema, augment_pipe, run_dir, progress, resume_state)
     images = SnapshotImages(trainer, run_dir) if rank.is_main else None
 
-    def write_snapshot(t: Trainer) -> None:
+    def on_snapshot(t: Trainer) -> dict[str, float]:
+        """The one place that runs at every snapshot: write it (rank 0), then the metrics hook (all ranks)."""
+        path = _snapshot_path(run_dir, t.progress.cur_nimg) if rank.is_main else None
         if rank.is_main:
-            snap.save_training_snapshot(t, run_dir / f"network-snapshot-{t.progress.cur_nimg // 1000:06d}.safetensors")
+            snap.save_training_snapshot(t, path)
         dist_utils.barrier(rank.world)
+        if metrics_fn is None or not opts.metrics:
+            return {}
+        context = dict(G_ema=t.G_ema, dataset=dataset, device=t.device, rank=rank.rank, world=rank.world,
+                       names=list(opts.metrics))
+        return metrics_fn(path, context)
 
-    trainer.run(write_snapshot, image_fn=images)
+    trainer.run(on_snapshot, image_fn=images)
     return run_dir
-

@@ -6,6 +6,7 @@ optimizer moments, counters, ADA state, the running path length — in one atomi
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import torch
@@ -43,7 +44,20 @@ def save_training_snapshot(trainer, path: Path) -> None:
                                    "use_labels": trainer.opts.cond, "max_size": trainer.opts.max_size,
                                    "resolution": trainer.dataset.resolution}
     training = {"progress": dataclasses.asdict(trainer.progress), "options": trainer.opts.to_dict()}
-    save_network(nets, path, extra_tensors=_optimizer_tensors(trainer), training=training)
+    try:
+        save_network(nets, path, extra_tensors=_optimizer_tensors(trainer), training=training)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(path, 0o666 & ~mask)  # the safetensors writer leaves files private (0600)
+    except OSError as e:  # e.g. disk full: the temporary file is gone and any older snapshot is untouched
+        raise StyleGANError(f"cannot write snapshot {path}: {e.strerror or e}; earlier snapshots are kept",
+                            "free some disk space (or fix permissions), then continue with --resume latest") from None
+
+
+def augment_p(record) -> torch.Tensor:
+    """The augmentation probability stored with a snapshot's augment pipe (a module or a plain record)."""
+    tensors = record.tensors if hasattr(record, "tensors") else record.state_dict()
+    return tensors["p"].reshape([])
 
 
 def load_training_snapshot(path: Path) -> dict:
@@ -57,6 +71,25 @@ def load_training_snapshot(path: Path) -> dict:
                             "use it with --resume PATH for transfer learning instead of --resume latest")
     progress = Progress(**training["progress"])
     return {"networks": nets, "progress": progress, "tensors": extra, "options": training.get("options", {})}
+
+
+def read_snapshot_options(path: Path) -> dict:
+    """The TrainingOptions (as a dict) a snapshot was written with, read from its header only."""
+    import json
+
+    from safetensors import safe_open
+
+    from stylegan.formats.safetensors_io import METADATA_KEY
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = json.loads((f.metadata() or {})[METADATA_KEY])
+        options = header["training"]["options"]
+    except Exception as e:  # noqa: BLE001 - any failure means this is no usable training snapshot
+        raise StyleGANError(f"{path} is not a readable training snapshot ({type(e).__name__}: {e})",
+                            "remove the damaged file so that --resume latest takes the one before it") from None
+    if not isinstance(options, dict):
+        raise StyleGANError(f"{path} has no training options", "resume from a snapshot written by `stylegan train`")
+    return options
 
 
 def restore_optimizers(trainer, tensors: dict[str, torch.Tensor]) -> None:

@@ -105,6 +105,19 @@ def test_grayscale_dataset_has_one_channel(tmp_path, rng):
     assert ds.num_channels == 1 and ds[0][0].shape == (1, 8, 8)
 
 
+def test_items_collate_without_the_non_writable_array_warning(tmp_path, rng):
+    # Grayscale decodes to a read-only buffer whose CHW view needs no copy: the case that used to warn.
+    for i in range(4):
+        save_image(tmp_path / "g" / f"{i}.png", random_image(rng, 8, 8, 1))
+    ds = ImageDataset(tmp_path / "g", xflip=True)
+    assert all(ds[i][0].flags.writeable for i in range(len(ds)))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, _ = next(iter(torch.utils.data.DataLoader(ds, batch_size=8)))
+    assert images.shape == (8, 1, 8, 8)
+
+
 @pytest.mark.parametrize("use_pyspng", [True, False])
 def test_png_decoding_with_and_without_pyspng(labeled_zip, monkeypatch, use_pyspng):
     if use_pyspng:

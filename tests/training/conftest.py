@@ -1,3 +1,4 @@
+import contextlib
 import copy
 
 import pytest
@@ -18,7 +19,7 @@ def digits16(tmp_path_factory):
 
 def tiny_options(data, outdir, **overrides):
     base = dict(batch=4, kimg=0.016, kimg_per_tick=0.008, cbase=256, cmax=16, map=2, z_dim=16, w_dim=16,
-                aug="noaug", workers=0, snap=1, mbstd_group=2)
+                aug="noaug", workers=0, snap=1, mbstd_group=2, grid=[4, 2], quiet=True)
     base.update(overrides)
     return resolve_options(str(data), str(outdir), 16, cfg="auto", **base)
 
@@ -35,3 +36,55 @@ def tiny_networks(opts, dataset, seed=0):
 
 def open_dataset(opts):
     return ImageDataset(opts.data, use_labels=opts.cond, xflip=opts.mirror)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Tiny networks train far faster on one thread, above all on a busy machine; restored afterwards."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with single_thread():
+        yield
+
+
+TINY_CLI = ["--batch", "4", "--cbase", "256", "--cmax", "16", "--map", "2", "--zdim", "16", "--wdim", "16",
+            "--mbstd-group", "2", "--workers", "0", "--quiet", "--grid", "4x2"]
+
+
+def run_cli(*args):
+    """``stylegan <args>`` in this process → (exit code, stderr text captured by click)."""
+    import contextlib
+    import io
+
+    from stylegan.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()
+
+
+def run_dirs(outdir):
+    return sorted(p for p in outdir.iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="session")
+def unlabeled16(tmp_path_factory):
+    """A small unlabeled 16×16 dataset (the digits with their labels left out)."""
+    import zipfile
+    src = tmp_path_factory.mktemp("data") / "digits-src.zip"
+    convert_dataset("sklearn-digits", src, resolution=(16, 16), max_images=32, progress=False)
+    path = src.with_name("unlabeled16.zip")
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+        for name in zin.namelist():
+            if name != "dataset.json":
+                zout.writestr(name, zin.read(name))
+    return path

@@ -90,3 +90,16 @@ def test_nan_losses_stop_training_with_a_clear_error(digits16, tmp_path):
         t.D.b4.out.bias.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="NaN/Inf"):
         t.train_step()
+
+
+def test_freezed_keeps_the_first_discriminator_layers_fixed(digits16, tmp_path):
+    t = make_trainer(digits16, tmp_path, freezed=2)
+    before = {k: v.clone() for k, v in t.D.state_dict().items()}
+    trainable = {n for n, _ in t.D.named_parameters()}
+    assert not {"b16.fromrgb.weight", "b16.conv0.weight"} & trainable and "b16.conv1.weight" in trainable
+    t.train_step()
+    after = t.D.state_dict()
+    for name in ("b16.fromrgb.weight", "b16.fromrgb.bias", "b16.conv0.weight", "b16.conv0.bias"):
+        assert torch.equal(after[name], before[name]), name
+    assert not torch.equal(after["b16.conv1.weight"], before["b16.conv1.weight"])
+    assert not torch.equal(after["b4.out.weight"], before["b4.out.weight"])

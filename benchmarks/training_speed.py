@@ -1,0 +1,196 @@
+"""Training speed on this machine: seconds per kimg of the StyleGAN2-ADA training step, ours and optionally
+the official implementation's (a local clone of NVlabs/stylegan2-ada-pytorch given with ``--official``).
+
+Each phase of the official schedule (Gmain, Greg, Dmain, Dreg) is timed as the training loop runs it —
+zero the gradients, forward and backward through the loss, optimizer step — and combined per minibatch:
+
+    with regularisation:    Gmain + Dmain + Greg / 4 + Dreg / 16   (lazy intervals 4 and 16)
+    without regularisation: Gmain + Dmain                           (pl_weight 0, gamma 0)
+
+sec/kimg = that time · 1000 / batch. Runs of both implementations are interleaved (ABAB...) and the
+median is reported, so load from other processes on a shared machine hits both alike. With ``--official``
+both start from the same weights and see the same batch and random numbers; the losses of each phase are
+printed side by side and must agree.
+
+    python benchmarks/training_speed.py                       # ours, 32² and 64²
+    python benchmarks/training_speed.py --official /tmp/stylegan2-ada-pytorch --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from stylegan.networks import Discriminator, Generator
+from stylegan.training.loss import LossConfig, StyleGAN2Loss
+
+PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
+LOSS_KEYS = ("Loss/G/loss", "Loss/pl_penalty", "Loss/D/loss", "Loss/r1_penalty")
+
+
+def network_kwargs(res: int, args) -> tuple[dict, dict]:
+    G = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
+             mapping_kwargs=dict(num_layers=args.map),
+             synthesis_kwargs=dict(channel_base=args.cbase, channel_max=args.cmax, num_fp16_res=0, conv_clamp=None))
+    D = dict(c_dim=0, img_resolution=res, img_channels=3, channel_base=args.cbase, channel_max=args.cmax,
+             num_fp16_res=0, conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=4))
+    return G, D
+
+
+def adam(module: torch.nn.Module, interval: int) -> torch.optim.Adam:
+    r = interval / (interval + 1)  # lazy-regularisation correction, as in training
+    return torch.optim.Adam(module.parameters(), lr=0.0025 * r, betas=(0.0, 0.99 ** r), eps=1e-8)
+
+
+class Runner:
+    """One implementation's G, D, optimizers and loss; ``phase(name)`` runs and times one training phase."""
+
+    def __init__(self, name, G, D, make_loss, accumulate, pop_losses):
+        self.name, self.G, self.D = name, G, D
+        self.opts = {"G": adam(G, 4), "D": adam(D, 16)}
+        self.loss = make_loss(G, D)
+        self._accumulate, self._pop_losses = accumulate, pop_losses
+
+    def phase(self, name: str, batch: dict, seed: int) -> tuple[float, dict[str, float]]:
+        module, opt = (self.G, self.opts["G"]) if name[0] == "G" else (self.D, self.opts["D"])
+        torch.manual_seed(seed)  # same noise, mixing and PL directions for both implementations
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        module.requires_grad_(True)
+        gain = {"Gmain": 1, "Dmain": 1, "Greg": 4, "Dreg": 16}[name]
+        self._accumulate(self.loss, name, batch, gain)
+        module.requires_grad_(False)
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+        return time.perf_counter() - start, self._pop_losses(self.loss)
+
+
+def our_runner(res: int, args, gamma: float, pl_weight: float) -> Runner:
+    G_kwargs, D_kwargs = network_kwargs(res, args)
+    torch.manual_seed(0)
+    G, D = Generator(**G_kwargs).train(), Discriminator(**D_kwargs).train()
+    G.requires_grad_(False), D.requires_grad_(False)
+
+    def make_loss(G, D):
+        return StyleGAN2Loss(G, D, None, LossConfig(r1_gamma=gamma, pl_weight=pl_weight))
+
+    def accumulate(loss, name, b, gain):
+        loss.accumulate_gradients(name, b["real"], b["c"], b["z"], b["c"], gain=gain)
+
+    def pop(loss):
+        return {k: float(torch.cat(v).mean()) for k, v in loss.pop_stats().items() if k in LOSS_KEYS}
+
+    return Runner("ours", G, D, make_loss, accumulate, pop)
+
+
+def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_weight: float) -> Runner:
+    """The official networks and loss from a clone at ``root``, holding a copy of our weights."""
+    sys.path.insert(0, str(root))
+    from torch_utils import training_stats  # noqa: E402  (the official package, found through root)
+    from training.loss import StyleGAN2Loss as OfficialLoss
+    from training.networks import Discriminator as OfficialD
+    from training.networks import Generator as OfficialG
+
+    G_kwargs, D_kwargs = network_kwargs(res, args)
+    G, D = OfficialG(**G_kwargs).train(), OfficialD(**D_kwargs).train()
+    G.load_state_dict(ours.G.state_dict())
+    D.load_state_dict(ours.D.state_dict())
+    G.requires_grad_(False), D.requires_grad_(False)
+    reported: dict[str, list[torch.Tensor]] = {}
+
+    def report(name, value):  # capture what the official loss reports
+        if name in LOSS_KEYS:
+            reported.setdefault(name, []).append(torch.as_tensor(value).detach().flatten().float())
+        return value
+
+    training_stats.report = report
+    import training.loss as loss_module
+    loss_module.training_stats.report = report
+
+    def make_loss(G, D):
+        return OfficialLoss(device=torch.device("cpu"), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
+                            r1_gamma=gamma, pl_weight=pl_weight)
+
+    def accumulate(loss, name, b, gain):
+        loss.accumulate_gradients(phase=name, real_img=b["real"], real_c=b["c"], gen_z=b["z"], gen_c=b["c"],
+                                  sync=True, gain=gain)
+
+    def pop(loss):
+        out = {k: float(torch.cat(v).mean()) for k, v in reported.items()}
+        reported.clear()
+        return out
+
+    return Runner("official", G, D, make_loss, accumulate, pop)
+
+
+def benchmark(res: int, args, regularise: bool) -> None:
+    gamma, pl_weight = (args.gamma, 2.0) if regularise else (0.0, 0.0)
+    runners = [our_runner(res, args, gamma, pl_weight)]
+    if args.official:
+        runners.append(official_runner(Path(args.official), runners[0], res, args, gamma, pl_weight))
+    g = torch.Generator().manual_seed(1)
+    batch = dict(z=torch.randn([args.batch, 512], generator=g), c=torch.zeros([args.batch, 0]),
+                 real=torch.rand([args.batch, 3, res, res], generator=g) * 2 - 1)
+    phases = PHASES if regularise else ("Gmain", "Dmain")
+    times = {r.name: {p: [] for p in phases} for r in runners}
+    losses = {r.name: {} for r in runners}
+    start = {"G": runners[0].G.state_dict(), "D": runners[0].D.state_dict()}
+    start = {k: {n: t.clone() for n, t in v.items()} for k, v in start.items()}
+    for rep in range(args.repeats + 1):  # the first round warms up (allocator, caches) and is not timed
+        for phase in phases:
+            for r in (runners if rep % 2 == 0 else runners[::-1]):
+                if rep == 0:  # every phase's losses compared from the same starting weights
+                    r.G.load_state_dict(start["G"])
+                    r.D.load_state_dict(start["D"])
+                sec, got = r.phase(phase, batch, seed=1000 * rep + PHASES.index(phase))
+                if rep > 0:
+                    times[r.name][phase].append(sec)
+                if rep == 0:
+                    losses[r.name][phase] = got
+    label = f"{res}x{res}, {'with' if regularise else 'without'} regularisation"
+    per_batch = {}
+    for r in runners:
+        med = {p: statistics.median(v) for p, v in times[r.name].items()}
+        per_batch[r.name] = med["Gmain"] + med["Dmain"] + (med["Greg"] / 4 + med["Dreg"] / 16 if regularise else 0)
+        phase_text = "  ".join(f"{p} {med[p]:.3f}s" for p in phases)
+        print(f"{label:<36s} {r.name:<9s} {per_batch[r.name] * 1000 / args.batch:8.1f} sec/kimg   ({phase_text})",
+              flush=True)
+    if args.official:
+        print(f"{'':<36s} speed-up  {per_batch['official'] / per_batch['ours']:.2f}x")
+        for phase in phases:
+            a, b = losses["ours"][phase], losses["official"][phase]
+            text = ", ".join(f"{k.split('/', 1)[1]} {a[k]:.6f} vs {b.get(k, float('nan')):.6f}" for k in a)
+            print(f"{'':<36s} {phase:<6s} losses (ours vs official, same weights): {text}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--res", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--cbase", type=int, default=8192)
+    parser.add_argument("--cmax", type=int, default=256)
+    parser.add_argument("--map", type=int, default=2)
+    parser.add_argument("--gamma", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--official", metavar="DIR", help="a clone of NVlabs/stylegan2-ada-pytorch to run beside ours")
+    parser.add_argument("--no-reg", action="store_true", help="only the runs without regularisation")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, cbase {args.cbase}, "
+          f"cmax {args.cmax}, map {args.map}, fp32, median of {args.repeats}")
+    for res in args.res:
+        for regularise in ([False] if args.no_reg else [False, True]):
+            benchmark(res, args, regularise)
+
+
+if __name__ == "__main__":
+    main()

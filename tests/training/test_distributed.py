@@ -1,0 +1,67 @@
+"""Data-parallel training under torchrun (gloo on CPU) gives the one-process result."""
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from stylegan.training.run import find_latest_snapshot
+from stylegan.training.snapshot import load_training_snapshot
+from tests.training.conftest import TINY_CLI, run_cli
+
+# 6 minibatches of 4 images: D's R1 and G's path-length steps run at batch 0 and 4; ADA adjusts p at 4.
+# A named config: "auto" depends on the process count (as in the official code), so it would differ.
+COMMON = ["--cfg", "stylegan2", "--gamma", "1", "--kimg", "0.024", "--tick", "0.012", "--snap", "1000", "--cond", "--mirror", "--aug", "ada",
+          "--p", "0.2", "--target", "0.1"]
+
+
+def stylegan_cmd(*args, processes=1):
+    if processes == 1:
+        return [sys.executable, "-m", "stylegan", *map(str, args)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "stylegan", *map(str, args)]
+
+
+def run(cmd):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("WORLD_SIZE", None)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(digits16, tmp_path):
+    # One process accumulating two passes of 2, as each of the two ranks below does one pass of 2.
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "one", *TINY_CLI, *COMMON,
+                        "--batch-gpu", "2")
+    assert code == 0, err
+    two = run(stylegan_cmd("train", "--data", digits16, "--outdir", tmp_path / "two", *TINY_CLI, *COMMON,
+                           processes=2))
+    assert two.returncode == 0, two.stderr[-3000:]
+    (log,) = (tmp_path / "two").glob("*/log.txt")
+    text = log.read_text()
+    assert "on 2 process(es)" in text and "All 2 processes hold identical networks." in text
+    assert len(list((tmp_path / "two").iterdir())) == 1  # only rank 0 made a run folder
+
+    a = load_training_snapshot(find_latest_snapshot(tmp_path / "one"))
+    b = load_training_snapshot(find_latest_snapshot(tmp_path / "two"))
+    assert a["progress"].cur_nimg == b["progress"].cur_nimg == 24
+    for key in ("G", "D", "G_ema"):
+        sa, sb = a["networks"][key].state_dict(), b["networks"][key].state_dict()
+        for name in sa:  # same math, gradients summed in a different order: float32 rounding only
+            torch.testing.assert_close(sb[name], sa[name], rtol=1e-4, atol=1e-5, msg=f"{key}.{name}")
+    changed = sum(not torch.equal(t, a0) for t, a0 in zip(a["networks"]["G"].state_dict().values(),
+                                                           b["networks"]["G_ema"].state_dict().values()))
+    assert changed > 0
+    pa = a["networks"]["augment_pipe"].tensors["p"]
+    assert torch.equal(pa, b["networks"]["augment_pipe"].tensors["p"]) and float(pa) != 0.2
+    torch.testing.assert_close(b["tensors"]["resume.pl_mean"], a["tensors"]["resume.pl_mean"], rtol=1e-4, atol=1e-6)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits16, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun --nproc_per_node=2 sets; checked before joining
+    monkeypatch.setenv("RANK", "0")
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "runs", *TINY_CLI,
+                        "--batch", "3", "--mbstd-group", "1")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: --batch 3 is not divisible by the number of processes (2)")
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,155 @@
+"""What a run leaves in its folder, and the `stylegan train` command line around it."""
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+import stylegan
+from tests.training.conftest import TINY_CLI, run_cli, run_dirs, single_thread
+
+
+@pytest.fixture(scope="module")
+def finished_run(digits16, tmp_path_factory):
+    """One tiny conditional ADA run of 3 ticks with a snapshot at ticks 0 and 2 (the end)."""
+    outdir = tmp_path_factory.mktemp("runs")
+    with single_thread():
+        code, err = run_cli("train", "--data", digits16, "--outdir", outdir, "--cond", "--kimg", "0.012",
+                            "--tick", "0.004", "--snap", "2", "--seed", "3", *TINY_CLI)
+    assert code == 0, err
+    (run,) = run_dirs(outdir)
+    return run
+
+
+def test_run_folder_is_named_after_dataset_and_config(finished_run):
+    assert finished_run.name == "00000-digits16-cond-auto-batch4-ada-bgc"
+
+
+def test_run_folder_holds_every_output(finished_run):
+    names = {p.name for p in finished_run.iterdir()}
+    assert {"training_options.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000.png",
+            "network-snapshot-000000.safetensors", "training_curves.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]  # atomic writes leave no temporary files
+    options = json.loads((finished_run / "training_options.json").read_text())
+    assert options["cond"] is True and options["batch"] == 4 and options["seed"] == 3 and options["metrics"] == []
+
+
+def test_progress_lines_and_stats_follow_the_ticks(finished_run):
+    ticks = [line for line in (finished_run / "log.txt").read_text().splitlines() if line.startswith("tick ")]
+    assert len(ticks) == 3
+    assert ticks[-1].split()[1:4] == ["2", "kimg", "0.012"] and "100.0%" in ticks[-1] and "sec/kimg" in ticks[-1]
+    stats = [json.loads(line) for line in (finished_run / "stats.jsonl").read_text().splitlines()]
+    assert [s["Progress/tick"] for s in stats] == [0, 1, 2]
+    assert [s["Progress/kimg"] for s in stats] == pytest.approx([0.004, 0.008, 0.012])
+    for s in stats:
+        assert np.isfinite(s["Loss/G/loss"]) and np.isfinite(s["Loss/D/loss"]) and s["Timing/sec_per_kimg"] > 0
+    assert "Loss/r1_penalty" in stats[0] and "Loss/pl_penalty" in stats[0]  # lazy regularisers ran at batch 0
+
+
+def test_official_grid_layout():
+    from stylegan.training.loop import grid_layout
+
+    class Labeled:  # 3 classes: each grid row shows one class
+        has_labels = True
+
+        def __len__(self):
+            return 30
+
+        def get_label(self, i):
+            return [float(i % 3 == k) for k in range(3)]
+
+    (gw, gh), indices = grid_layout(Labeled(), 256)
+    assert (gw, gh) == (30, 16)  # clip(7680 / 256, 7, 32) x clip(4320 / 256, 4, 32)
+    assert grid_layout(Labeled(), 16)[0] == (32, 32) and grid_layout(Labeled(), 1024)[0] == (7, 4)
+    rows = [{i % 3 for i in indices[y * gw:(y + 1) * gw]} for y in range(gh)]
+    assert all(len(r) == 1 for r in rows) and len(set().union(*rows)) == 3
+
+
+def test_image_grids(finished_run):
+    reals = np.asarray(PIL.Image.open(finished_run / "reals.png"))
+    fakes = np.asarray(PIL.Image.open(finished_run / "fakes000000.png"))
+    assert reals.shape == fakes.shape == (2 * 16, 4 * 16)  # --grid 4x2
+    assert not np.array_equal(fakes, np.asarray(PIL.Image.open(finished_run / "fakes_init.png")))
+    plot = PIL.Image.open(finished_run / "training_curves.png")
+    assert plot.format == "PNG" and plot.size[0] > 300
+
+
+def test_snapshot_loads_as_a_network_with_everything(finished_run):
+    net = stylegan.load_network(str(finished_run / "network-snapshot-000000.safetensors"))
+    assert {"G", "D", "G_ema", "augment_pipe"} <= set(net)
+    G = net["G_ema"]
+    assert (G.img_resolution, G.img_channels, G.c_dim, G.z_dim) == (16, 1, 10, 16)
+    img = G(torch.randn(2, 16), torch.eye(10)[:2])
+    assert img.shape == (2, 1, 16, 16)
+
+
+def test_tensorboard_events_when_installed(finished_run):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    (events,) = finished_run.glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("Progress/kimg")] == [4, 8, 12]
+
+
+def test_dry_run_prints_the_resolved_options_and_writes_nothing(digits16, tmp_path):
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "runs", "--cfg", "paper256",
+                            "--gamma", "3", "--batch", "16", "--glr", "0.001", "--dlr", "0.004", "--cbase", "8192",
+                            "--cmax", "128", "--map", "3", "--mbstd-group", "2", "--fp32", "--mirror", "--seed", "7",
+                            "--aug", "fixed", "--p", "0.3", "--augpipe", "bgcfnc", "--freezed", "2", "--subset", "50",
+                            "--kimg", "12", "--tick", "2", "--snap", "5", "--workers", "1", "--dry-run")
+    assert code == 0, err
+    o = json.loads(out.getvalue())
+    assert (o["cfg"], o["r1_gamma"], o["batch"], o["batch_gpu"], o["G_lr"], o["D_lr"]) == ("paper256", 3, 16, 16, 0.001, 0.004)
+    assert (o["channel_base"], o["channel_max"], o["map_layers"], o["mbstd_group"]) == (8192, 128, 3, 2)
+    assert (o["num_fp16_res"], o["conv_clamp"], o["mirror"], o["seed"]) == (0, None, True, 7)
+    assert (o["aug"], o["p"], o["augpipe"], o["freezed"], o["max_size"]) == ("fixed", 0.3, "bgcfnc", 2, 50)
+    assert (o["total_kimg"], o["kimg_per_tick"], o["snap"], o["workers"]) == (12, 2, 5, 1)
+    assert (o["ema_kimg"], o["pl_weight"], o["style_mixing_prob"]) == (20, 2, 0.9)  # paper256 + loss defaults
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--cond"], "--cond needs labels"),
+    (["--metrics", "fid50k_full"], "--metrics fid50k_full"),
+    (["--aug", "fixed"], "--aug fixed needs a probability"),
+    (["--batch", "6", "--mbstd-group", "4"], "--mbstd-group 4 does not divide"),
+    (["--target", "2"], "--target 2.0 is outside"),
+])
+def test_bad_options_are_one_line_errors(unlabeled16, tmp_path, args, needle):
+    code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "runs", "--kimg", "0.004",
+                        *TINY_CLI, *args)
+    assert code == 2 and err.startswith("error: ") and needle in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_missing_dataset_and_unwritable_outdir(digits16, tmp_path):
+    code, err = run_cli("train", "--data", tmp_path / "nope.zip", "--outdir", tmp_path / "runs", *TINY_CLI)
+    assert code == 2 and "does not exist" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, err = run_cli("train", "--data", digits16, "--outdir", blocker / "runs", "--kimg", "0.004", *TINY_CLI)
+    assert code == 2 and "cannot write to output directory" in err and err.count("\n") == 1
+
+
+def test_metrics_hook_runs_after_each_snapshot_and_is_recorded(digits16, tmp_path):
+    from stylegan.training.run import train
+    from tests.training.conftest import tiny_options
+    calls = []
+
+    def metrics_fn(path, context):
+        assert path.is_file() and context["names"] == ["toy"] and context["G_ema"].img_resolution == 16
+        calls.append(path.name)
+        return {"toy": 0.5 * len(calls)}
+
+    run = train(tiny_options(digits16, tmp_path, kimg=0.008, kimg_per_tick=0.004, snap=1, metrics=["toy"]),
+                metrics_fn=metrics_fn)
+    assert calls == ["network-snapshot-000000.safetensors"] * 2  # tick 0 (after 4 images) and the end (8)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s.get("Metrics/toy") for s in stats] == [0.5, 1.0]

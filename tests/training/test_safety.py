@@ -1,0 +1,106 @@
+"""Nothing is lost: stop signals write a snapshot, divergence and a full disk keep the last good one."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+import stylegan.formats.safetensors_io as safetensors_io
+from stylegan.training.loop import Trainer
+from stylegan.training.run import find_latest_snapshot
+from stylegan.training.snapshot import load_training_snapshot
+from tests.training.conftest import TINY_CLI, run_cli, run_dirs
+
+
+def test_stop_signals_write_a_final_snapshot_and_exit_cleanly(digits16, tmp_path):
+    """Ctrl-C (SIGINT) and a scheduler's SIGTERM, each sent to a real training process (run side by side)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    procs = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        outdir = tmp_path / sig.name
+        cmd = [sys.executable, "-m", "stylegan", "train", "--data", str(digits16), "--outdir", str(outdir),
+               "--kimg", "1000", "--tick", "0.004", "--snap", "1000", *TINY_CLI]
+        procs[sig] = (outdir, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        waiting, deadline = dict(procs), time.time() + 180
+        while waiting and time.time() < deadline:
+            for sig, (outdir, proc) in list(waiting.items()):
+                logs = list(outdir.glob("*/log.txt"))
+                if logs and "tick 1 " in logs[0].read_text():  # training is under way
+                    proc.send_signal(sig)
+                    del waiting[sig]
+                assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.2)
+        assert not waiting, f"no second tick within 180 s: {list(waiting)}"
+        results = {sig: proc.communicate(timeout=120) for sig, (_, proc) in procs.items()}
+    finally:
+        for _, proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    for sig, (outdir, proc) in procs.items():
+        stderr = results[sig][1]
+        assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+        (log,) = outdir.glob("*/log.txt")
+        text = log.read_text()
+        assert f"Stopped by {sig.name} at kimg" in text and "--resume latest" in text
+        state = load_training_snapshot(find_latest_snapshot(outdir))
+        assert state["progress"].cur_nimg >= 8  # at least the two ticks seen before the signal
+        assert all(torch.isfinite(p).all() for p in state["networks"]["G"].parameters())
+
+
+def poison_discriminator_after(monkeypatch, steps):
+    """Make D's output bias NaN once ``steps`` minibatches have been trained."""
+    original = Trainer.train_step
+
+    def train_step(self):
+        if self.progress.batch_idx == steps:
+            with torch.no_grad():
+                self.D.b4.out.bias.fill_(float("nan"))
+        original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_last_good_snapshot(digits16, tmp_path, monkeypatch):
+    poison_discriminator_after(monkeypatch, steps=3)
+    outdir = tmp_path / "runs"
+    code, err = run_cli("train", "--data", digits16, "--outdir", outdir, "--kimg", "0.04", "--tick", "0.004",
+                        "--snap", "1", *TINY_CLI)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: training diverged: Loss/") and "NaN/Inf at kimg 0.016" in err
+    assert "--resume latest" in err
+    state = load_training_snapshot(find_latest_snapshot(outdir))
+    assert state["progress"].cur_nimg == 12  # the snapshot of the last tick before the NaN
+    for key in ("G", "D", "G_ema"):
+        assert all(torch.isfinite(t).all() for t in state["networks"][key].state_dict().values())
+    (run,) = run_dirs(outdir)
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_disk_full_while_writing_a_snapshot_keeps_the_previous_one(digits16, tmp_path, monkeypatch):
+    real_save = safetensors_io.save_file
+    calls = []
+
+    def save_file(tensors, filename, metadata=None):
+        calls.append(filename)
+        if len(calls) == 2:  # the second snapshot: half a file, then the disk is full
+            with open(filename, "wb") as f:
+                f.write(b"\0" * 1000)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors_io, "save_file", save_file)
+    outdir = tmp_path / "runs"
+    code, err = run_cli("train", "--data", digits16, "--outdir", outdir, "--kimg", "0.04", "--tick", "0.004",
+                        "--snap", "1", *TINY_CLI)
+    assert code == 2 and err.count("\n") == 1
+    assert "cannot write snapshot" in err and "No space left on device" in err and "--resume latest" in err
+    # Both snapshots have the same name (kimg 0): the failed write must not have touched the first.
+    state = load_training_snapshot(find_latest_snapshot(outdir))
+    assert state["progress"].cur_nimg == 4
+    (run,) = run_dirs(outdir)
+    assert not list(run.glob(".*.tmp"))
