@@ -37,15 +37,15 @@ def parse_metrics(text: str) -> list[str]:
     return [] if names in ([], ["none"]) else names
 
 
-def metrics_hook(names: list[str]):
+def metrics_hook(names: list[str], detector_dir: Optional[Path]):
     """The function computing ``names`` at each snapshot (see stylegan.training.run.train), or None.
 
-    This is where stylegan.metrics is wired into training; until then only ``--metrics none`` works.
+    Metric names and feature detectors are checked here, before any training starts.
     """
     if not names:
         return None
-    raise StyleGANError(f"--metrics {','.join(names)}: metrics during training are not available yet",
-                        "use --metrics none and compute them afterwards from the snapshots")
+    from stylegan.metrics import training_hook
+    return training_hook(names, detector_dir=detector_dir, progress=int(os.environ.get("RANK", "0")) == 0)
 
 
 @click.command()
@@ -81,7 +81,11 @@ def metrics_hook(names: list[str]):
 @click.option("--resume", help="Network PATH|URL to start from (transfer learning), or 'latest' to continue "
                                "the newest snapshot in --outdir.")
 @click.option("--freezed", type=click.IntRange(min=0), help="Freeze the first N layers of D (transfer learning).")
-@click.option("--metrics", default="none", show_default=True, help="Metrics at each snapshot, comma-separated, or none.")
+@click.option("--metrics", default="none", show_default=True,
+              help="Metrics at each snapshot, comma-separated (e.g. fid50k_full,kid50k_full@5000), or none.")
+@click.option("--detector-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder with inception-2015-12-05.pt / vgg16.pt for --metrics (default: download, or "
+                   "$STYLEGAN_DETECTOR_DIR).")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=click.IntRange(min=1),
@@ -91,7 +95,7 @@ def metrics_hook(names: list[str]):
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
 @click.option("--quiet", is_flag=True, default=None, help="No progress lines on the terminal (log.txt still has them).")
 def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: str, threads: Optional[int],
-          **overrides) -> None:
+          detector_dir: Optional[Path], **overrides) -> None:
     """Train a StyleGAN2-ADA network; several processes: `torchrun --nproc_per_node=N -m stylegan train ...`.
 
     \b
@@ -107,7 +111,6 @@ def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: 
 
     ctx = click.get_current_context()
     names = parse_metrics(metrics)
-    metrics_fn = metrics_hook(names)
     gpus = int(os.environ.get("WORLD_SIZE", "1"))
     given = {k: v for k, v in overrides.items() if v is not None}
 
@@ -137,6 +140,7 @@ def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: 
     if dry_run:
         click.echo(json.dumps(opts.to_dict(), indent=2))
         return
+    metrics_fn = metrics_hook(list(opts.metrics), detector_dir)  # a resumed run keeps its metrics
     if int(os.environ.get("RANK", "0")) == 0:
         with prepared_outdir(outdir):
             pass

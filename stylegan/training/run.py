@@ -184,7 +184,7 @@ def _train(opts: TrainingOptions, rank: dist_utils.Rank, metrics_fn: MetricsFn |
         if metrics_fn is None or not opts.metrics:
             return {}
         context = dict(G_ema=t.G_ema, dataset=dataset, device=t.device, rank=rank.rank, world=rank.world,
-                       names=list(opts.metrics))
+                       names=list(opts.metrics), cur_nimg=t.progress.cur_nimg)
         return metrics_fn(path, context)
 
     trainer.run(on_snapshot, image_fn=images)
