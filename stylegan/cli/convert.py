@@ -29,11 +29,15 @@ def convert(source: str, dest: Path) -> None:
         raise StyleGANError(f"--dest {dest} does not end in .safetensors", "name the output FILE.safetensors")
     if dest.parent.exists() and not dest.parent.is_dir():
         raise StyleGANError(f"cannot write {dest}: {dest.parent} is not a directory", "choose another --dest")
+    # Load first: a bad --source must not leave a freshly created, empty --dest folder behind.
+    net = stylegan.load_network(source)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StyleGANError(f"cannot create {dest.parent}: {e.strerror or e}", "choose another --dest") from None
-    net = stylegan.load_network(source)
-    stylegan.save_network(net, dest)
+    try:
+        stylegan.save_network(net, dest)
+    except OSError as e:  # e.g. a read-only folder: save_network writes atomically, so nothing is left behind
+        raise StyleGANError(f"cannot write {dest}: {e.strerror or e}", "choose a writable --dest") from None
     kept = ", ".join(k for k in ("G", "D", "G_ema") if k in net)
     click.echo(f"wrote {dest} ({net.get('format', 'network')}: {kept})")

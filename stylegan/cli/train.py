@@ -141,10 +141,13 @@ def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: 
         click.echo(json.dumps(opts.to_dict(), indent=2))
         return
     metrics_fn = metrics_hook(list(opts.metrics), detector_dir)  # a resumed run keeps its metrics
-    if int(os.environ.get("RANK", "0")) == 0:
-        with prepared_outdir(outdir):
-            pass
     if threads:
         import torch
         torch.set_num_threads(threads)
-    run_training(opts, metrics_fn=metrics_fn)
+    if int(os.environ.get("RANK", "0")) != 0:
+        run_training(opts, metrics_fn=metrics_fn)
+        return
+    # Training runs inside the context: a run that fails before writing anything (a dataset without
+    # labels for --cond, a --resume network that does not fit) removes the --outdir it just created.
+    with prepared_outdir(outdir):
+        run_training(opts, metrics_fn=metrics_fn)

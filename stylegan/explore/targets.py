@@ -55,7 +55,9 @@ def read_target(target: Target, resolution: int, channels: int) -> np.ndarray:
     except StyleGANError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoding failure means the file is not a usable image
-        raise StyleGANError(f"target {target.name} is not a readable image ({decode_error_text(e)})",
+        reason = decode_error_text(e)
+        detail = "" if reason == "not a readable image" else f" ({reason})"  # say it once, not twice
+        raise StyleGANError(f"target {target.name} is not a readable image{detail}",
                             "give a PNG or JPEG image, or a folder / ZIP of them") from None
     return prepare_target(image, resolution, channels)
 

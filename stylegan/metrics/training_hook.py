@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from stylegan.errors import StyleGANError
 from stylegan.metrics.detectors import detector_file
 from stylegan.metrics.evaluation import evaluate, report_to_run_dir
 from stylegan.metrics.specs import parse_metrics
@@ -39,7 +40,11 @@ def training_hook(names: Sequence[str], *, detector_dir: str | os.PathLike | Non
     """
     specs = parse_metrics(list(names), num_gen)
     for detector in sorted({s.detector for s in specs}):
-        detector_file(detector, detector_dir, progress=progress)  # download (or find) now, not after hours
+        try:
+            detector_file(detector, detector_dir, progress=progress)  # download (or find) now, not after hours
+        except StyleGANError as e:  # say which option needs it: the user typed --metrics, not a detector name
+            needing = ",".join(s.name for s in specs if s.detector == detector)
+            raise StyleGANError(f"--metrics {needing}: {e.what}", e.fix) from None
 
     def hook(snapshot_path: Path | None, context: dict[str, Any]) -> dict[str, float]:
         dataset = context["dataset"]

@@ -28,6 +28,10 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
+# Positively homogeneous activations (act(a·x) = a·act(x) for a > 0) and their negative slopes.
+_NEGATIVE_SLOPE = {"linear": None, "relu": 0.0, "lrelu": 0.2}
+
+
 class FullyConnectedLayer(nn.Module):
     def __init__(
         self,
@@ -46,16 +50,26 @@ class FullyConnectedLayer(nn.Module):
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, act=self.activation)
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """x ``[N, in_features]`` → ``act(x · W'ᵀ + b') · gain`` ``[N, out_features]`` (W', b' with their lr gains).
+
+        ``gain`` (> 0) scales the output, e.g. ToRGB's weight gain on its styles.
+        """
+        w = self.weight.to(x.dtype)
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        if b is not None and self.activation in _NEGATIVE_SLOPE and gain > 0:
+            # act(a·y) = a·act(y) for a > 0 here, so every gain folds into one addmm's alpha and beta.
+            g = ACTIVATIONS[self.activation].default_gain * gain
+            y = torch.addmm(b, x, w.t(), beta=self.bias_gain * g, alpha=self.weight_gain * g)
+            slope = _NEGATIVE_SLOPE[self.activation]
+            if slope is None:
+                return y
+            inplace = not (torch.is_grad_enabled() and y.requires_grad)
+            return torch.nn.functional.leaky_relu(y, slope, inplace=inplace)  # slope 0 is relu
+        if b is not None and self.bias_gain != 1:
+            b = b * self.bias_gain
+        y = bias_act(x.matmul(w.t() * self.weight_gain), b, act=self.activation)
+        return y * gain if gain != 1 else y
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}"

@@ -50,13 +50,16 @@ def _compute_dtype(use_fp16: bool, x: torch.Tensor, force_fp32: bool) -> torch.d
     return torch.float32
 
 
-def _use_fused_modconv(fused: bool | None, training: bool, dtype: torch.dtype, x: torch.Tensor) -> bool:
+def _use_fused_modconv(fused: bool | None, training: bool, dtype: torch.dtype, x: torch.Tensor,
+                       default: bool | str | None = None) -> bool:
     if fused is not None:
         return fused
     if training or x.device.type == "cpu":
         # Scaling activations around one shared convolution differentiates cleanly and lets the CPU
         # convolution kernels batch over samples; grouped convolution is the faster choice on GPUs.
         return False
+    if default is not None:  # the stylegan3 repo's setting: True, False or 'inference_only'
+        return default == "inference_only" or bool(default)
     return dtype == torch.float32 or x.shape[0] == 1
 
 
@@ -65,6 +68,16 @@ def _memory_format(fp16_channels_last: bool, dtype: torch.dtype, x: torch.Tensor
     if x.device.type == "cpu" or (fp16_channels_last and dtype == torch.float16):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def _has_forward_hooks(*modules: nn.Module | None) -> bool:
+    """Whether a forward hook (on these modules or global) might keep references to their outputs."""
+    from torch.nn.modules import module as module_impl  # global hooks live there
+
+    if getattr(module_impl, "_global_forward_hooks", None):
+        return True
+    return any(m is not None and (m._forward_hooks or getattr(m, "_forward_hooks_with_kwargs", None))
+               for m in modules)
 
 
 def plain_kwargs(value: Any) -> Any:
@@ -180,7 +193,11 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1):
+    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1, overwrite_input=False):
+        """x ``[N, in_channels, res/up, res/up]``, w ``[N, w_dim]`` → ``[N, out_channels, res, res]``.
+
+        ``overwrite_input`` allows scaling x in place (inference only), for inputs nobody else reads.
+        """
         expect_shape(x, [None, self.in_channels, self.resolution // self.up, self.resolution // self.up],
                      "synthesis layer input")
         styles = self.affine(w)
@@ -193,7 +210,7 @@ class SynthesisLayer(nn.Module):
         return modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                                 resample_filter=self.resample_filter, flip_weight=(self.up == 1),
                                 fused=fused_modconv, bias=self.bias, act=self.activation, gain=gain,
-                                clamp=self.conv_clamp)
+                                clamp=self.conv_clamp, overwrite_input=overwrite_input)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}→{self.out_channels}, res={self.resolution}, up={self.up}, "
@@ -214,7 +231,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x, w, fused_modconv=True):
         # The equalised-lr gain goes on the styles, not the weights (same product, official order).
-        styles = self.affine(w) * self.weight_gain
+        styles = self.affine(w, gain=self.weight_gain)
         return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv,
                                 bias=self.bias, act="linear", clamp=self.conv_clamp)
 
@@ -235,6 +252,7 @@ class SynthesisBlock(nn.Module):
         conv_clamp: float | None = None,
         use_fp16: bool = False,
         fp16_channels_last: bool = False,
+        fused_modconv_default: bool | str | None = None,  # stylegan3 repo: True/False/'inference_only'
         **layer_kwargs,
     ):
         if architecture not in ARCHITECTURES:
@@ -244,13 +262,18 @@ class SynthesisBlock(nn.Module):
         self.resolution, self.img_channels, self.is_last = resolution, img_channels, is_last
         self.architecture, self.use_fp16 = architecture, use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
+        # Only a scheduling choice (both modconv paths compute the same); used on GPUs when not told.
+        self.fused_modconv_default = fused_modconv_default
         self.register_buffer("resample_filter", make_filter(list(resample_filter)))
-        layer_args = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter,
-                          conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
+        layer_args = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp,
+                          channels_last=self.channels_last, **layer_kwargs)
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **layer_args)
+            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, resample_filter=resample_filter,
+                                        **layer_args)
+        # conv1 never resamples; like the official block it keeps the default filter buffer, so files
+        # made with a custom resample_filter still have [4, 4] here.
         self.conv1 = SynthesisLayer(out_channels, out_channels, **layer_args)
         if is_last or architecture == "skip":
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
@@ -261,28 +284,39 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_torgb = 1 if (is_last or architecture == "skip") else 0
 
-    def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random"):
+    def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
+                overwrite_input=False):
+        """x ``[N, in_channels, res/2, res/2]`` (None for the first block), img ``[N, C, res/2, res/2]`` or None,
+        ws ``[N, num_conv + num_torgb, w_dim]`` → (x ``[N, out_channels, res, res]``, img ``[N, C, res, res]``).
+
+        ``overwrite_input`` lets the first conv scale x in place (inference only): for the synthesis
+        network's own intermediate tensors, which nothing reads afterwards.
+        """
         expect_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], "block ws")
         w_iter = iter(ws.unbind(dim=1))
         ref = ws if x is None else x
         dtype = _compute_dtype(self.use_fp16, ref, force_fp32)
-        fused = _use_fused_modconv(fused_modconv, self.training, dtype, ref)
+        fused = _use_fused_modconv(fused_modconv, self.training, dtype, ref, self.fused_modconv_default)
         fmt = _memory_format(self.channels_last, dtype, ref)
         layer = dict(fused_modconv=fused, noise_mode=noise_mode)
 
+        # conv1 reads a tensor made here (the repeated constant or conv0's output), so it may scale it
+        # in place, unless a hook on conv0 could still be holding on to that output.
+        private = not _has_forward_hooks(self.conv0 if self.in_channels else None)
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
-            x = self.conv1(x.contiguous(memory_format=fmt), next(w_iter), **layer)
+            x = self.conv1(x.contiguous(memory_format=fmt), next(w_iter), overwrite_input=True, **layer)
         else:
             x = x.to(dtype=dtype, memory_format=fmt)
             if self.architecture == "resnet":
-                # Both paths are scaled by √½ so their sum keeps unit variance.
+                # Both paths are scaled by √½ so their sum keeps unit variance. skip reads x before conv0
+                # may overwrite it.
                 y = self.skip(x, gain=math.sqrt(0.5))
-                x = self.conv0(x, next(w_iter), **layer)
-                x = y + self.conv1(x, next(w_iter), gain=math.sqrt(0.5), **layer)
+                x = self.conv0(x, next(w_iter), overwrite_input=overwrite_input, **layer)
+                x = y + self.conv1(x, next(w_iter), gain=math.sqrt(0.5), overwrite_input=private, **layer)
             else:
-                x = self.conv0(x, next(w_iter), **layer)
-                x = self.conv1(x, next(w_iter), **layer)
+                x = self.conv0(x, next(w_iter), overwrite_input=overwrite_input, **layer)
+                x = self.conv1(x, next(w_iter), overwrite_input=private, **layer)
 
         if img is not None:
             img = upsample2d(img, self.resample_filter)
@@ -334,12 +368,17 @@ class SynthesisNetwork(nn.Module):
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0
+        previous = None
         for block in self.blocks():
             # A block's ToRGB shares its w with the next block's first conv: idx advances by num_conv.
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
+            # The previous block's output is ours and already used by its ToRGB: the next block may
+            # overwrite it, unless a forward hook may have kept a reference to it.
+            private = previous is not None and not _has_forward_hooks(previous, previous.conv1)
             x, img = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode)
+                           noise_mode=noise_mode, overwrite_input=private)
+            previous = block
         return img
 
     def extra_repr(self) -> str:

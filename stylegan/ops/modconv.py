@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from stylegan.ops.bias_act import ACTIVATIONS, bias_act
-from stylegan.ops.resample import Padding, conv2d_resample
+from stylegan.ops.resample import Padding, conv2d_resample, parse_padding
 
 # Activations with act(a·x) = a·act(x) for a > 0: their gain can be folded into a preceding scale.
 _HOMOGENEOUS = {"linear": None, "relu": 0.0, "lrelu": 0.2}
@@ -17,7 +17,8 @@ def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> tor
     Summing the squared weights over the kernel first means the ``[N, O, I, k, k]`` per-sample
     weights never have to exist: ``Σ_ik (w_oik s_ni)² = Σ_i s_ni² Σ_k w_oik²``.
     """
-    return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+    # One einsum (a batched dot product) for Σ_k w², instead of a squared copy and a reduction.
+    return (styles.square() @ torch.einsum("oikl,oikl->oi", weight, weight).t() + 1e-8).rsqrt()
 
 
 def modulated_conv2d(
@@ -36,6 +37,7 @@ def modulated_conv2d(
     act: str | None = None,
     gain: float = 1.0,
     clamp: float | None = None,
+    overwrite_input: bool = False,
 ) -> torch.Tensor:
     """Convolve ``x`` ``[N, I, H, W]`` by ``weight`` ``[O, I, k, k]`` scaled per sample by ``styles`` ``[N, I]``.
 
@@ -47,6 +49,10 @@ def modulated_conv2d(
     With ``act`` given, the layer's epilogue ``clamp(act(y + noise + bias) · gain · act_gain)`` is
     applied too; for (l)relu/linear it is folded into one multiply-add pass plus one in-place activation,
     instead of the five passes over the activations that separate ops would take.
+
+    ``overwrite_input=True`` lets the unfused path scale ``x`` in place (when autograd does not need it),
+    saving a copy as large as ``x``; pass it only for a tensor nobody else will read. A 1×1 kernel
+    without resampling (ToRGB) always runs as one batched matrix product with per-sample weights.
     """
     n, in_c = x.shape[0], x.shape[1]
     out_c, w_in_c, kh, kw = weight.shape
@@ -63,8 +69,21 @@ def modulated_conv2d(
     dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
     conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
 
+    if kh == 1 and kw == 1 and up == 1 and down == 1 and parse_padding(padding) == [0, 0, 0, 0]:
+        # Per-sample [O, I] weights are tiny here, and a batched matmul reads x once, unscaled.
+        w = weight.reshape(1, out_c, in_c) * styles.reshape(n, 1, in_c)
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(n, out_c, 1)
+        x = _pointwise(x, w.to(x.dtype))
+        if act is not None and act in _HOMOGENEOUS:
+            return _scale_shift_act(x, None, noise, bias, act, gain, clamp)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return _bias_act_if(x, bias, act, gain, clamp)
+
     if not fused:
-        x = x * styles.to(x.dtype).reshape(n, in_c, 1, 1)
+        s = styles.to(x.dtype).reshape(n, in_c, 1, 1)
+        x = x.mul_(s) if overwrite_input and _writable(x) else x * s
         x = conv2d_resample(x, weight.to(x.dtype), **conv)
         if act is not None and act in _HOMOGENEOUS:
             return _scale_shift_act(x, dcoefs, noise, bias, act, gain, clamp)
@@ -87,6 +106,24 @@ def modulated_conv2d(
     return _bias_act_if(x, bias, act, gain, clamp)
 
 
+def _writable(x: torch.Tensor) -> bool:
+    """Whether ``x`` may be overwritten without breaking autograd."""
+    return not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _pointwise(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``y[n, o] = Σ_i w[n, o, i] · x[n, i]`` per pixel, for x ``[N, I, H, W]`` and w ``[N, O, I]``.
+
+    Both memory formats are read as matrices without copying; the output keeps x's format.
+    """
+    n, in_c, h, wd = x.shape
+    out_c = w.shape[1]
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h * wd, in_c)  # a view: channels are innermost
+        return torch.bmm(pixels, w.transpose(1, 2)).reshape(n, h, wd, out_c).permute(0, 3, 1, 2)
+    return torch.bmm(w, x.reshape(n, in_c, h * wd)).reshape(n, out_c, h, wd)
+
+
 def _bias_act_if(x, bias, act, gain, clamp):
     if act is None:
         return x
@@ -103,11 +140,12 @@ def _scale_shift_act(x, scale, noise, bias, act, gain, clamp):
     if in_place:
         # The convolution output is ours to overwrite: scale it and add noise and bias in place, which
         # broadcasts cheaply whatever the memory format.
-        y = x.mul_(factor)
+        # alpha= scales inside the add, one pass and no temporary (few ops also matter on a busy CPU).
+        y = x.mul_(factor) if torch.is_tensor(factor) or factor != 1 else x
         if noise is not None:
-            y.add_(noise.to(x.dtype) * g)
+            y.add_(noise.to(x.dtype), alpha=g)
         if bias is not None:
-            y.add_(bias.to(x.dtype).reshape(1, c, 1, 1) * g)
+            y.add_(bias.to(x.dtype).reshape(1, c, 1, 1), alpha=g)
     else:
         shift = torch.zeros([], dtype=x.dtype, device=x.device)
         if bias is not None:

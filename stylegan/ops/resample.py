@@ -58,16 +58,20 @@ def upfirdn2d(
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = _pad_or_crop(x, *parse_padding(padding))
+    x0, x1, y0, y1 = parse_padding(padding)
+    # Symmetric zero padding is left to the convolution, which saves a padded copy of x.
+    conv_pad = [y0, x0] if f is not None and x0 == x1 >= 0 and y0 == y1 >= 0 else [0, 0]
+    if conv_pad == [0, 0]:
+        x = _pad_or_crop(x, x0, x1, y0, y1)
     if f is not None:
         f = f.to(x.dtype) * (gain ** (f.ndim / 2))
         if not flip_filter:
             f = f.flip(list(range(f.ndim)))
         if f.ndim == 2:
-            x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+            x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), padding=conv_pad, groups=c)
         else:
-            x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), groups=c)
-            x = F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), groups=c)
+            x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), padding=[0, conv_pad[1]], groups=c)
+            x = F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), padding=[conv_pad[0], 0], groups=c)
     elif gain != 1:
         x = x * gain
     if down > 1:

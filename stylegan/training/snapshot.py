@@ -6,7 +6,6 @@ optimizer moments, counters, ADA state, the running path length — in one atomi
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import torch
@@ -46,9 +45,6 @@ def save_training_snapshot(trainer, path: Path) -> None:
     training = {"progress": dataclasses.asdict(trainer.progress), "options": trainer.opts.to_dict()}
     try:
         save_network(nets, path, extra_tensors=_optimizer_tensors(trainer), training=training)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(path, 0o666 & ~mask)  # the safetensors writer leaves files private (0600)
     except OSError as e:  # e.g. disk full: the temporary file is gone and any older snapshot is untouched
         raise StyleGANError(f"cannot write snapshot {path}: {e.strerror or e}; earlier snapshots are kept",
                             "free some disk space (or fix permissions), then continue with --resume latest") from None

@@ -112,3 +112,55 @@ def test_main_reads_sys_argv(monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["stylegan", "generate", "--seeds", "x"])
     assert main() == 2
     assert capsys.readouterr().err.startswith("error: --seeds: bad list entry 'x'")
+
+
+def _bad_network_files(folder, marker):
+    """id → (path of a bad network file, text the error must contain)."""
+    from tests.formats.official_writer import write_official_pickle
+    from tests.formats.test_pickle_safety import raw_os_system
+
+    good = folder / "good.pkl"
+    write_official_pickle(good, {"G_ema": stylegan.load_network("default")["G_ema"]})
+    data = good.read_bytes()
+    files = {
+        "not-a-network": (b"just some text\n", "not a network file"),
+        "empty": (b"", "is empty"),
+        "truncated": (data[: len(data) // 2], "truncated or corrupt"),
+        "corrupt": (data[:200] + bytes(b ^ 0x5A for b in data[200:400]) + data[400:], None),
+        "os.system": (raw_os_system(marker), "'os.system'"),
+        "builtins.eval": (b"\x80\x02cbuiltins\neval\nX" + len(f"open({str(marker)!r}, 'w')").to_bytes(4, "little")
+                          + f"open({str(marker)!r}, 'w')".encode() + b"\x85R.", "'builtins.eval'"),
+        "no-G_ema": (None, "has no G_ema"),
+    }
+    paths = {}
+    for name, (content, match) in files.items():
+        path = folder / f"{name}.pkl"
+        if content is None:
+            write_official_pickle(path, {"D": None, "training_set_kwargs": {"path": "x.zip"}})
+        else:
+            path.write_bytes(content)
+        paths[name] = (path, match)
+    good.unlink()
+    return paths
+
+
+BAD_FILE_IDS = ["not-a-network", "empty", "truncated", "corrupt", "os.system", "builtins.eval", "no-G_ema"]
+
+
+@pytest.mark.parametrize("kind", BAD_FILE_IDS)
+def test_bad_network_files_in_every_command(run, tmp_path, kind):
+    nets = tmp_path / "nets"
+    nets.mkdir()
+    marker = tmp_path / "pwned"
+    path, match = _bad_network_files(nets, marker)[kind]
+    out = tmp_path / "out"
+    commands = [
+        ["generate", "--network", path, "--seeds", "1", "--outdir", out],
+        ["style-mix", "--network", path, "--rows", "1", "--cols", "2", "--outdir", out],
+        ["info", "--network", path],
+        ["convert", "--source", path, "--dest", tmp_path / "x.safetensors"],
+    ]
+    for args in commands:
+        assert_clean_error(run(*args), out, match)
+        assert not marker.exists()  # the payload never ran
+    assert sorted(os.listdir(tmp_path)) == ["nets"]  # no output of any command, not even a partial one

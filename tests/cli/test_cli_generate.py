@@ -126,3 +126,31 @@ def test_class_errors(run, tmp_path, args, match):
 def test_class_on_an_unconditional_network(run, uncond_network, tmp_path):
     r = run("generate", "--network", uncond_network, "--seeds", "1", "--class", "0", "--outdir", tmp_path / "o")
     assert r.code == 2 and "unconditional" in r.err and not (tmp_path / "o").exists()
+
+
+def test_cutoff_noise_mode_and_device_reach_the_generator(run, tmp_path):
+    from tests.cli.conftest import small_generator
+
+    G = small_generator(4)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.5)  # so that noise 'none' and 'const' differ
+    path = tmp_path / "noisy.safetensors"
+    stylegan.save_network({"G_ema": G}, path)
+    r = run("generate", "--network", path, "--seeds", "3", "--class", "2", "--trunc", "0.5", "--trunc-cutoff", "2",
+            "--noise-mode", "none", "--device", "cpu", "--outdir", tmp_path / "out", "--quiet")
+    assert r.code == 0, r.err
+    z = torch.from_numpy(np.random.RandomState(3).randn(1, G.z_dim))
+    c = torch.eye(G.c_dim)[2:3]
+    with torch.no_grad():
+        want = official_bytes(G(z, c, truncation_psi=0.5, truncation_cutoff=2, noise_mode="none"))
+        const = official_bytes(G(z, c, truncation_psi=0.5, truncation_cutoff=2, noise_mode="const"))
+        uncut = official_bytes(G(z, c, truncation_psi=0.5, noise_mode="none"))
+    assert not np.array_equal(want, const) and not np.array_equal(want, uncut)  # both options matter here
+    np.testing.assert_array_equal(read_png(tmp_path / "out" / "seed0003.png"), want)
+
+
+def test_noise_mode_defaults_to_const(run, G, tmp_path):
+    assert run("generate", "--seeds", "4", "--class", "0", "--outdir", tmp_path, "--quiet").code == 0
+    np.testing.assert_array_equal(read_png(tmp_path / "seed0004.png"), direct_image(G, 4, 0))

@@ -41,7 +41,8 @@ def test_convert_round_trips(run, tmp_path, G):
     for (name, a), (name2, b) in zip(G.state_dict().items(), G2.state_dict().items()):
         assert name == name2 and torch.equal(a, b), name
     z, c = torch.randn(2, G.z_dim), torch.eye(G.c_dim)[:2]
-    torch.testing.assert_close(G2(z, c), G(z, c), rtol=0, atol=0)
+    # noise_mode="const": the default ("random") draws fresh noise on every call.
+    torch.testing.assert_close(G2(z, c, noise_mode="const"), G(z, c, noise_mode="const"), rtol=0, atol=0)
 
 
 def test_convert_keeps_every_network(run, tmp_path, uncond_network):
@@ -50,3 +51,16 @@ def test_convert_keeps_every_network(run, tmp_path, uncond_network):
     net = stylegan.load_network(str(dest))
     assert {"G", "D", "G_ema"} <= set(net)
     assert net.get("training_set_kwargs", {}).get("path") == "tiny.zip"
+
+
+def test_convert_to_an_unwritable_folder_is_a_clean_error(run, tmp_path):
+    # /proc exists and is a directory, but no regular file can be created in it (not even by root).
+    r = run("convert", "--source", "default", "--dest", "/proc/qa-default.safetensors")
+    assert r.code == 2
+    assert r.err.startswith("error: cannot write /proc/qa-default.safetensors") and "Traceback" not in r.err
+
+
+def test_convert_with_a_bad_source_creates_no_folder(run, tmp_path):
+    r = run("convert", "--source", tmp_path / "missing.pkl", "--dest", tmp_path / "new" / "x.safetensors")
+    assert r.code == 2 and "does not exist" in r.err
+    assert not (tmp_path / "new").exists()

@@ -26,7 +26,7 @@ def direct(G, seed, class_idx, **kwargs):
     c = torch.zeros([1, G.c_dim])
     c[0, class_idx] = 1
     with torch.no_grad():
-        return G(z, c, **kwargs)
+        return G(z, c, **{"noise_mode": "const", **kwargs})
 
 
 def test_seed_latents_stack_the_official_zs():

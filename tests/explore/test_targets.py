@@ -82,3 +82,10 @@ def test_output_names():
     assert output_name("00000/img00000003.png") == "00000_img00000003"
     assert output_name("my photo.JPG") == "my_photo"
     assert unique_names(["a", "b", "a"]) == ["a", "b", "a-2"]
+
+
+def test_not_an_image_says_so_once(tmp_path):
+    (tmp_path / "notes.png").write_text("hello")
+    with pytest.raises(StyleGANError) as info:
+        load_target(tmp_path / "notes.png", 16, 3)
+    assert str(info.value.what).count("not a readable image") == 1

@@ -195,3 +195,162 @@ def test_tensor_globals_of_this_pytorch_are_the_ones_allowed():
 def test_generator_rebuilt_from_pickle_keeps_class_conditioning(snapshot_pkl):
     G = stylegan.load_network(snapshot_pkl)["G_ema"]
     assert G.c_dim == C_DIM and G.z_dim == 8 and G.img_resolution == 8
+
+
+# The official state layout, written out from how stylegan2-ada-pytorch builds its networks (observed
+# by running it): which layers exist, their parameter/buffer names and shapes. A file loads only if our
+# modules have exactly this layout, so it is checked here rule by rule, independently of our code.
+
+def _channels(res: int, base: int, cmax: int) -> int:
+    return min(base // res, cmax)
+
+
+def _filter_shape(taps) -> list[int]:
+    taps = list(taps)
+    return [len(taps), len(taps)] if len(taps) < 8 else [len(taps)]  # long filters stay separable (1-D)
+
+
+def _fc(prefix: str, out: int, inp: int) -> dict[str, list[int]]:
+    return {prefix + ".weight": [out, inp], prefix + ".bias": [out]}
+
+
+def official_generator_layout(kw: dict) -> dict[str, list[int]]:
+    sk, mk = kw.get("synthesis_kwargs", {}), kw.get("mapping_kwargs", {})
+    base, cmax = sk.get("channel_base", 32768), sk.get("channel_max", 512)
+    arch, filt = sk.get("architecture", "skip"), _filter_shape(sk.get("resample_filter", [1, 3, 3, 1]))
+    w_dim, top, img_c, c_dim = kw["w_dim"], kw["img_resolution"], kw["img_channels"], kw["c_dim"]
+    embed, hidden = mk.get("embed_features") or w_dim, mk.get("layer_features") or w_dim
+    layout = {"mapping.w_avg": [w_dim]}
+    if c_dim:
+        layout |= _fc("mapping.embed", embed, c_dim)
+    num_layers = mk.get("num_layers", 8)
+    widths = [kw["z_dim"] + (embed if c_dim else 0)] + [hidden] * (num_layers - 1) + [w_dim]
+    for i in range(num_layers):
+        layout |= _fc(f"mapping.fc{i}", widths[i + 1], widths[i])
+    res = 4
+    while res <= top:
+        p, ch = f"synthesis.b{res}.", _channels(res, base, cmax)
+        layout[p + "resample_filter"] = filt
+        if res == 4:
+            layout[p + "const"] = [ch, 4, 4]
+            convs = [("conv1", ch, [4, 4])]
+        else:
+            prev = _channels(res // 2, base, cmax)
+            convs = [("conv0", prev, filt), ("conv1", ch, [4, 4])]  # conv1 keeps the default [1,3,3,1] buffer
+            if arch == "resnet":
+                layout |= {p + "skip.weight": [ch, prev, 1, 1], p + "skip.resample_filter": filt}
+        for name, cin, layer_filter in convs:
+            q = p + name + "."
+            layout |= {q + "weight": [ch, cin, 3, 3], q + "bias": [ch], q + "noise_const": [res, res],
+                       q + "noise_strength": [], q + "resample_filter": layer_filter}
+            layout |= _fc(q + "affine", cin, w_dim)
+        if arch == "skip" or res == top:
+            layout |= {p + "torgb.weight": [img_c, ch, 1, 1], p + "torgb.bias": [img_c]}
+            layout |= _fc(p + "torgb.affine", ch, w_dim)
+        res *= 2
+    return layout
+
+
+def official_discriminator_layout(kw: dict) -> dict[str, list[int]]:
+    base, cmax = kw.get("channel_base", 32768), kw.get("channel_max", 512)
+    arch = kw.get("architecture", "resnet")
+    filt = _filter_shape(kw.get("block_kwargs", {}).get("resample_filter", [1, 3, 3, 1]))
+    top, img_c, c_dim = kw["img_resolution"], kw["img_channels"], kw["c_dim"]
+    layout: dict[str, list[int]] = {}
+    res = top
+    while res >= 8:
+        p, tmp, nxt = f"b{res}.", _channels(res, base, cmax), _channels(res // 2, base, cmax)
+        layout[p + "resample_filter"] = filt
+        if res == top or arch == "skip":  # fromrgb and conv0 never resample: default filter buffers
+            layout |= {p + "fromrgb.weight": [tmp, img_c, 1, 1], p + "fromrgb.bias": [tmp],
+                       p + "fromrgb.resample_filter": [4, 4]}
+        layout |= {p + "conv0.weight": [tmp, tmp, 3, 3], p + "conv0.bias": [tmp], p + "conv0.resample_filter": [4, 4],
+                   p + "conv1.weight": [nxt, tmp, 3, 3], p + "conv1.bias": [nxt], p + "conv1.resample_filter": filt}
+        if arch == "resnet":
+            layout |= {p + "skip.weight": [nxt, tmp, 1, 1], p + "skip.resample_filter": filt}
+        res //= 2
+    c4 = _channels(4, base, cmax)
+    cmap = (kw.get("cmap_dim") or c4) if c_dim else 0
+    if c_dim:  # the label mapping: no z, no w_avg, 8 layers unless told
+        layout |= _fc("mapping.embed", cmap, c_dim)
+        for i in range(kw.get("mapping_kwargs", {}).get("num_layers", 8)):
+            layout |= _fc(f"mapping.fc{i}", cmap, cmap)
+    if arch == "skip":
+        layout |= {"b4.fromrgb.weight": [c4, img_c, 1, 1], "b4.fromrgb.bias": [c4], "b4.fromrgb.resample_filter": [4, 4]}
+    mbstd = kw.get("epilogue_kwargs", {}).get("mbstd_num_channels", 1)
+    layout |= {"b4.conv.weight": [c4, c4 + mbstd, 3, 3], "b4.conv.bias": [c4], "b4.conv.resample_filter": [4, 4]}
+    return layout | _fc("b4.fc", c4, c4 * 16) | _fc("b4.out", cmap or 1, c4)
+
+
+_CH = dict(channel_base=256, channel_max=16)
+LAYOUT_G = {
+    "skip-uncond": dict(c_dim=0, mapping_kwargs=dict(num_layers=8), synthesis_kwargs=dict(**_CH)),
+    "orig-cond": dict(c_dim=5, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(architecture="orig", **_CH)),
+    "resnet-gray-filter": dict(c_dim=0, img_channels=1, mapping_kwargs=dict(num_layers=1),
+                               synthesis_kwargs=dict(architecture="resnet", resample_filter=[1, 2, 1], **_CH)),
+    "cond-embed-hidden": dict(c_dim=3, mapping_kwargs=dict(num_layers=3, embed_features=6, layer_features=10),
+                              synthesis_kwargs=dict(num_fp16_res=2, conv_clamp=256, **_CH)),
+}
+LAYOUT_D = {
+    "resnet-uncond": dict(c_dim=0, **_CH),
+    "orig-cond": dict(c_dim=4, architecture="orig", mapping_kwargs=dict(num_layers=2), **_CH),
+    "skip-gray-cmap": dict(c_dim=2, img_channels=1, architecture="skip", cmap_dim=7, **_CH),
+    "resnet-filter-mbstd2": dict(c_dim=0, block_kwargs=dict(resample_filter=[1, 2, 1]),
+                                 epilogue_kwargs=dict(mbstd_num_channels=2), num_fp16_res=2, **_CH),
+}
+
+
+@pytest.mark.parametrize("case", LAYOUT_G)
+def test_generator_state_has_the_official_names_and_shapes(case):
+    kw = dict(z_dim=12, w_dim=10, img_resolution=16, img_channels=3) | LAYOUT_G[case]
+    got = {k: list(v.shape) for k, v in Generator(**kw).state_dict().items()}
+    assert got == official_generator_layout(kw)
+
+
+@pytest.mark.parametrize("case", LAYOUT_D)
+def test_discriminator_state_has_the_official_names_and_shapes(case):
+    kw = dict(img_resolution=16, img_channels=3) | LAYOUT_D[case]
+    got = {k: list(v.shape) for k, v in Discriminator(**kw).state_dict().items()}
+    assert got == official_discriminator_layout(kw)
+
+
+def test_a_snapshot_file_computes_what_the_float64_reference_computes(tmp_path):
+    # Official-format file in, our modules out, numbers checked against the independent reference
+    # evaluated on the tensors that went into the file.
+    import numpy as np
+
+    from tests.networks import reference as ref
+
+    G_ema, D = tiny_generator(7), tiny_discriminator(8)
+    path = write_official_pickle(tmp_path / "snap.pkl", {"G_ema": G_ema, "D": D, "G": tiny_generator(9)})
+    net = stylegan.load_network(path)
+    g_sd = {k: v.double().numpy() for k, v in G_ema.state_dict().items()}
+    d_sd = {k: v.double().numpy() for k, v in D.state_dict().items()}
+    rng = np.random.RandomState(3)
+    z, c = rng.randn(4, G_ema.z_dim), np.eye(C_DIM)[[0, 2, 1, 0]]
+    ws = ref.mapping(g_sd, "mapping.", z, c, 2, psi=0.6, cutoff=3, num_ws=G_ema.num_ws)
+    want = ref.synthesis(g_sd, G_ema.init_kwargs, ws, noise_mode="const")
+    with torch.no_grad():
+        img = net["G_ema"](torch.from_numpy(z).float(), torch.from_numpy(c).float(), truncation_psi=0.6,
+                           truncation_cutoff=3, noise_mode="const")
+        logits = net["D"](img, torch.from_numpy(c).float())
+    assert np.linalg.norm(img.double().numpy() - want) / np.linalg.norm(want) < 1e-5
+    want_d = ref.discriminator(d_sd, D.init_kwargs, img.double().numpy(), c)
+    assert np.linalg.norm(logits.double().numpy() - want_d) / np.linalg.norm(want_d) < 1e-5
+
+
+def test_stylegan3_repo_cfg_stylegan2_generator_loads(tmp_path):
+    # The stylegan3 repo's --cfg=stylegan2 passes fused_modconv_default='inference_only' (flat) to the
+    # synthesis blocks: a scheduling switch that must be accepted and kept, and that changes no numbers.
+    torch.manual_seed(0)
+    kw = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs={"num_layers": 2})
+    G = Generator(**kw, synthesis_kwargs={"channel_base": 64, "channel_max": 8,
+                                          "fused_modconv_default": "inference_only"}).eval()
+    G.init_kwargs = {k: v for k, v in G.init_kwargs.items() if k != "synthesis_kwargs"} | G.init_kwargs["synthesis_kwargs"]
+    net = stylegan.load_network(write_official_pickle(tmp_path / "sg3-cfg-stylegan2.pkl", {"G_ema": G}))
+    loaded = net["G_ema"]
+    assert loaded.init_kwargs["synthesis_kwargs"]["fused_modconv_default"] == "inference_only"
+    assert all(b.fused_modconv_default == "inference_only" for b in loaded.synthesis.blocks())
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(z, None, noise_mode="const"), G(z, None, noise_mode="const"))

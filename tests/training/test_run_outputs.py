@@ -117,7 +117,7 @@ def test_dry_run_prints_the_resolved_options_and_writes_nothing(digits16, tmp_pa
 
 @pytest.mark.parametrize("args,needle", [
     (["--cond"], "--cond needs labels"),
-    (["--metrics", "fid50k_full"], "--metrics fid50k_full"),
+    (["--metrics", "fid50k_fulll"], "fid50k_fulll"),
     (["--aug", "fixed"], "--aug fixed needs a probability"),
     (["--batch", "6", "--mbstd-group", "4"], "--mbstd-group 4 does not divide"),
     (["--target", "2"], "--target 2.0 is outside"),
@@ -153,3 +153,16 @@ def test_metrics_hook_runs_after_each_snapshot_and_is_recorded(digits16, tmp_pat
     assert calls == ["network-snapshot-000000.safetensors"] * 2  # tick 0 (after 4 images) and the end (8)
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s.get("Metrics/toy") for s in stats] == [0.5, 1.0]
+
+
+def test_a_run_refused_before_training_leaves_no_outdir(unlabeled16, digits16, tmp_path):
+    # Checks that need the dataset or the --resume network run after --outdir is proven writable;
+    # the folder made for that must go again when they fail.
+    code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "a" / "runs", "--cond",
+                        "--kimg", "0.004", *TINY_CLI)
+    assert code == 2 and "--cond needs labels" in err
+    assert not (tmp_path / "a").exists()
+    code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "b", "--resume", "default",
+                        "--kimg", "0.004", *TINY_CLI)
+    assert code == 2 and err.startswith("error: --resume default makes 32x32") and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()
