@@ -37,7 +37,7 @@ from stylegan.explore.generate import (
 @click.option("--seeds", type=IndexListType(seeds=True), help="Seeds, e.g. 0-7 or 1,2,5-10.")
 @click.option("--trunc", "truncation_psi", type=float, default=1, show_default=True, help="Truncation psi.")
 @click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=0),
-              help="Truncate only the first N ws (default: all).")
+              help="Truncate only the first N ws (default: all; StyleGAN v1 networks: their own, 8).")
 @click.option("--class", "class_idx", type=int, help="Class index for a conditional network.")
 @noise_mode_option
 @outdir_option

@@ -10,6 +10,7 @@ from torch import nn
 import stylegan
 from stylegan.cli.options import network_option
 from stylegan.explore.style_mix import format_indices, style_groups
+from stylegan.formats.records import AugmentPipeRecord
 from stylegan.networks import StyleGAN1Generator
 
 
@@ -21,6 +22,18 @@ def parameter_count(module: nn.Module) -> int:
 def network_family(G: nn.Module) -> str:
     """'StyleGAN (v1)' or 'StyleGAN2', from the generator's class."""
     return "StyleGAN (v1)" if isinstance(G, StyleGAN1Generator) else "StyleGAN2"
+
+
+def describe_augment_pipe(record: AugmentPipeRecord) -> list[str]:
+    """A training snapshot's augmentation pipeline in two lines: its probability p and the enabled augmentations.
+
+    Its filter-bank tensors are internal constants; printing them would bury the rest of the output.
+    """
+    p = record.p
+    enabled = [k for k, v in record.init_kwargs.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and v and "_" not in k]
+    return [f"  p: {float(p):.6g}" if p is not None else "  p: (not stored)",
+            f"  enabled: {', '.join(enabled) or 'none'}"]
 
 
 def describe_network(net: dict[str, Any]) -> list[str]:
@@ -50,7 +63,9 @@ def describe_network(net: dict[str, Any]) -> list[str]:
     extra = {k: v for k, v in net.items() if not isinstance(v, nn.Module) and k != "format" and v is not None}
     for key, value in extra.items():
         lines.append(f"{key}:")
-        if isinstance(value, dict):
+        if isinstance(value, AugmentPipeRecord):
+            lines += describe_augment_pipe(value)
+        elif isinstance(value, dict):
             lines += [f"  {k}: {v}" for k, v in value.items()] or ["  (empty)"]
         else:
             lines.append(f"  {value}")

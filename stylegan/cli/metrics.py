@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +25,15 @@ def _check_writable(path: Path | None, option: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise StyleGANError(f"{option} {path} is a folder", f"give a file name for {option}")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
+    if not parent.is_dir():
         raise StyleGANError(f"{option} {path}: folder {parent} does not exist or is not writable",
                             "create the folder first or choose another path")
+    try:  # creating a file is the only reliable test: os.access says yes to root, and to /proc
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError:
+        raise StyleGANError(f"{option} {path}: folder {parent} does not exist or is not writable",
+                            "create the folder first or choose another path") from None
 
 
 def _snapshot_kimg(network: str, training: dict) -> float | None:

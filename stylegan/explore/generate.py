@@ -96,8 +96,9 @@ def images_from_seeds(
             for start in range(0, len(seeds), batch_size):
                 z = z_all[start:start + batch_size].to(network_device(G))
                 c = class_labels(G, class_idx, z.shape[0])
-                img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                        noise_mode=noise_mode)
+                # No cutoff given: leave it to the network (all ws; StyleGAN v1 keeps its own default of 8).
+                cutoff = {} if truncation_cutoff is None else {"truncation_cutoff": truncation_cutoff}
+                img = G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode, **cutoff)
                 bar.update(z.shape[0])
                 yield img.to(device="cpu", dtype=torch.float32)
 

@@ -56,7 +56,7 @@ def find_snapshots(folder: str | os.PathLike) -> list[Snapshot]:
     folder = Path(folder)
     if not folder.is_dir():
         raise StyleGANError(f"--networks {folder} is not a folder",
-                            "give the run folder holding network-snapshot-*.pkl files")
+                            "give the run folder holding network-snapshot-*.safetensors or .pkl files")
     found = []
     for path in folder.iterdir():
         m = _TRAILING_NUMBER.search(path.stem)

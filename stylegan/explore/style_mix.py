@@ -63,7 +63,7 @@ def parse_styles(text: str, num_ws: int) -> list[int]:
                                     f"groups here: {_describe_groups(groups)}")
             indices.update(groups[name])
         else:
-            indices.update(parse_index_list(part))
+            indices.update(_parse_style_indices(part))
     too_big = sorted(i for i in indices if i >= num_ws)
     if too_big:
         raise StyleGANError(f"style index {too_big[0]} is beyond this network's {num_ws} ws",
@@ -75,7 +75,15 @@ def check_styles_syntax(text: str) -> None:
     """Raise StyleGANError for a malformed ``--styles`` before the network (and so num_ws) is known."""
     for part in text.split(","):
         if part.strip().lower() not in GROUP_NAMES:
-            parse_index_list(part)
+            _parse_style_indices(part)
+
+
+def _parse_style_indices(part: str) -> list[int]:
+    """One non-group entry of ``--styles``; the error also names the groups (a typo like 'medium' is likely)."""
+    try:
+        return parse_index_list(part)
+    except StyleGANError as e:
+        raise StyleGANError(e.what, f"give w indices like 0-3,8 or a group: {', '.join(GROUP_NAMES)}") from None
 
 
 def _describe_groups(groups: dict[str, list[int]]) -> str:

@@ -79,9 +79,9 @@ def render_animation(G: nn.Module, animation: Animation, *, noise_mode: str = "c
 def _map(G: nn.Module, z: np.ndarray | torch.Tensor, class_idx: int | None, truncation_psi: float,
          truncation_cutoff: int | None) -> torch.Tensor:
     z = torch.as_tensor(z, dtype=torch.float32).to(network_device(G))
+    cutoff = {} if truncation_cutoff is None else {"truncation_cutoff": truncation_cutoff}  # v1 keeps its 8
     with torch.no_grad():
-        return G.mapping(z, class_labels(G, class_idx, len(z)), truncation_psi=truncation_psi,
-                         truncation_cutoff=truncation_cutoff)
+        return G.mapping(z, class_labels(G, class_idx, len(z)), truncation_psi=truncation_psi, **cutoff)
 
 
 def moving_ws(G: nn.Module, seeds: Sequence[int], *, num_frames: int, num_keyframes: int, kind: str = "cubic",

@@ -64,3 +64,14 @@ def test_convert_with_a_bad_source_creates_no_folder(run, tmp_path):
     r = run("convert", "--source", tmp_path / "missing.pkl", "--dest", tmp_path / "new" / "x.safetensors")
     assert r.code == 2 and "does not exist" in r.err
     assert not (tmp_path / "new").exists()
+
+
+def test_info_summarises_an_augment_pipe_instead_of_dumping_its_tensors(G):
+    from stylegan.cli.info import describe_network
+    from stylegan.formats.records import AugmentPipeRecord
+    pipe = AugmentPipeRecord(init_kwargs={"xflip": 1, "rotate90": 1, "xint": 0, "scale_std": 0.2, "hue": 1.0},
+                             tensors={"p": torch.tensor(0.25), "Hz_geom": torch.randn(12)})
+    lines = describe_network({"G_ema": G, "augment_pipe": pipe})
+    at = lines.index("augment_pipe:")
+    assert lines[at + 1:] == ["  p: 0.25", "  enabled: xflip, rotate90, hue"]
+    assert not any("tensor(" in line for line in lines)

@@ -44,6 +44,13 @@ def test_bad_styles(text, match):
         parse_styles(text, 8)
 
 
+def test_a_misspelt_group_is_told_the_group_names():
+    for check in (lambda: parse_styles("medium", 8), lambda: check_styles_syntax("coarse,medium")):
+        with pytest.raises(StyleGANError, match="bad list entry 'medium'") as info:
+            check()
+        assert "coarse, middle, fine" in info.value.fix
+
+
 def test_style_syntax_is_checked_without_a_network():
     check_styles_syntax("coarse,0-3")
     with pytest.raises(StyleGANError):

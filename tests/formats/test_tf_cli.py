@@ -89,3 +89,24 @@ def test_generate_on_an_unsupported_tf_file_is_one_error_line(capsys, tmp_path):
     code, out, err = run(capsys, "generate", "--network", path, "--seeds", "0", "--outdir", tmp_path / "o")
     assert code == 2 and err.startswith("error: ") and "progressive-growing" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_generate_keeps_the_v1_cutoff_unless_one_is_given(capsys, tmp_path):
+    """`--trunc 0.7` on a v1 network truncates the first 8 ws, as v1 did; `--trunc-cutoff` overrides it."""
+    path = write_tf_pickle(tmp_path / "v1-64.pkl", stylegan1_snapshot(0, c_dim=0, resolution=64))
+    G = stylegan.load_network(path)["G_ema"]
+    assert G.num_ws == 10
+    z = torch.from_numpy(np.random.RandomState(3).randn(1, G.z_dim)).float()
+
+    def png(img):
+        return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+    for extra, cutoff in [((), 8), (("--trunc-cutoff", "10"), 10)]:
+        out = tmp_path / f"out{cutoff}"
+        code, _, err = run(capsys, "generate", "--network", path, "--seeds", "3", "--trunc", "0.7",
+                           "--outdir", out, "--quiet", *extra)
+        assert code == 0, err
+        expected = png(G(z, None, truncation_psi=0.7, truncation_cutoff=cutoff, noise_mode="const"))
+        assert np.array_equal(np.asarray(Image.open(out / "seed0003.png")), expected)
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "out8" / "seed0003.png")),
+                              np.asarray(Image.open(tmp_path / "out10" / "seed0003.png")))

@@ -121,3 +121,12 @@ def test_bad_reference_statistics(run, network_file, dataset, detector_dir, tmp_
     assert "generated images" not in r.err  # found before any work
     assert_clean_error(run("metrics", "--network", network_file, "--metrics", "fid50k_full@8",
                            "--ref-stats", tmp_path / "missing.npz"), "do not exist")
+
+
+def test_a_folder_that_refuses_files_fails_before_any_work(run, network_file, dataset, detector_dir):
+    # /proc is a folder that os.access calls writable for root, yet no file can be made in it.
+    for option, name in (("--out", "/proc/m.jsonl"), ("--export-stats", "/proc/ref.npz")):
+        r = run("metrics", "--network", network_file, "--data", dataset, "--metrics", "fid50k_full@8",
+                "--detector-dir", detector_dir, option, name)
+        assert_clean_error(r, f"{option} {name}: folder /proc does not exist or is not writable")
+        assert "fid50k_full" not in r.out  # refused before computing
