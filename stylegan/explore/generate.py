@@ -128,7 +128,10 @@ def read_projected_w(path: str | os.PathLike) -> np.ndarray:
     try:
         data = np.load(path, allow_pickle=False)  # never unpickle user files
     except (OSError, ValueError) as e:
-        raise StyleGANError(f"cannot read projected W from {path}: {e}", "give an existing .npz file") from None
+        # numpy calls any non-npy/npz content "pickled data" and suggests allow_pickle: never our advice.
+        reason = "not an .npz archive" if "allow_pickle" in str(e) else " ".join(str(e).split())
+        raise StyleGANError(f"cannot read projected W from {path}: {reason}",
+                            "give the projected_w.npz written by `stylegan project`") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise StyleGANError(f"{path} is a single array, not an .npz archive", "save it with np.savez(path, w=ws)")
     with data:

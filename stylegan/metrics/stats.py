@@ -176,7 +176,9 @@ class FeatureStats:
         except FileNotFoundError:
             raise StyleGANError(f"reference statistics {path} do not exist", fix) from None
         except (OSError, ValueError, KeyError) as e:
-            raise StyleGANError(f"reference statistics {path} are not a readable .npz ({e})", fix) from None
+            # numpy takes any file that is not .npy/.npz for a pickle and suggests allow_pickle: misleading here.
+            reason = "not an .npz archive" if "allow_pickle" in str(e) else str(e)
+            raise StyleGANError(f"reference statistics {path} are not a readable .npz ({reason})", fix) from None
         if sigma.shape != (mu.size, mu.size):
             raise StyleGANError(f"reference statistics {path}: sigma is {list(sigma.shape)} but mu has {mu.size} entries",
                                 fix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -98,6 +99,20 @@ def check_resume_fits(net: dict, resolution: int, channels: int, c_dim: int, sou
 MetricsFn = Callable[[Path, dict], dict[str, float]]
 
 
+COLOR_AUGMENTATIONS = ("brightness", "contrast", "lumaflip", "hue", "saturation")
+
+
+def check_augpipe_fits(opts: TrainingOptions, channels: int) -> None:
+    """Colour augmentation is defined for RGB and grayscale only: refuse e.g. RGBA before anything is written."""
+    from stylegan.training.augment import AUGPIPE_PRESETS
+    if opts.aug == "noaug" or channels in (1, 3):
+        return
+    if any(AUGPIPE_PRESETS[opts.augpipe].get(k) for k in COLOR_AUGMENTATIONS):
+        raise StyleGANError(f"--augpipe {opts.augpipe} includes colour augmentation, which needs RGB or grayscale "
+                            f"images, but the dataset has {channels} channels",
+                            "use --augpipe bg (or blit/geom), --aug noaug, or remake the dataset with --channels 3")
+
+
 def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | None:
     """Run (or resume) training as described by ``opts``; returns the run directory on rank 0.
 
@@ -128,6 +143,7 @@ def _train(opts: TrainingOptions, rank: dist_utils.Rank, metrics_fn: MetricsFn |
     if opts.cond:
         require_labels(dataset, "--cond")
     res, channels = dataset.resolution, dataset.num_channels
+    check_augpipe_fits(opts, channels)
     c_dim = dataset.label_dim if opts.cond else 0
     G_kwargs, D_kwargs = network_kwargs(opts, res, channels, c_dim)
     torch.manual_seed(opts.seed)
@@ -165,9 +181,31 @@ def _train(opts: TrainingOptions, rank: dist_utils.Rank, metrics_fn: MetricsFn |
         if "G" not in net:
             copy_matching_weights(net["G_ema"], G, "G")
 
-    if rank.is_main and run_dir is None:
+    fresh = rank.is_main and run_dir is None
+    if fresh:
         outdir.mkdir(parents=True, exist_ok=True)
         run_dir = new_run_dir(outdir, describe(opts, Path(opts.data).stem))
+    try:
+        return _train_in(opts, rank, dataset, G, D, G_ema, augment_pipe, run_dir, progress, resume_state, metrics_fn)
+    except KeyboardInterrupt:
+        # Ctrl-C before the training loop took over SIGINT: no snapshot exists, so a new run folder holds
+        # nothing worth keeping, and leaving it would only make the next run 00001 and `--resume latest` fail.
+        if fresh:
+            _remove_unstarted_run(run_dir)
+        raise
+
+
+def _remove_unstarted_run(run_dir: Path) -> None:
+    """Delete ``run_dir`` when it holds no snapshot and only files training writes at its start."""
+    names = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+    startup = {"training_options.json", "log.txt", "reals.png", "fakes_init.png", "stats.jsonl"}
+    if all(n in startup or n.startswith("events.out.tfevents.") for n in names):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _train_in(opts: TrainingOptions, rank: dist_utils.Rank, dataset, G, D, G_ema, augment_pipe, run_dir: Path,
+              progress: Progress, resume_state, metrics_fn: MetricsFn | None) -> Path | None:
+    """The part of ``_train`` after the networks are built and the run folder is chosen."""
     if rank.is_main:
         with atomic_path(run_dir / "training_options.json") as tmp:
             tmp.write_text(json.dumps(opts.to_dict(), indent=2))

@@ -30,3 +30,12 @@ def test_unknown_command_is_a_one_line_error(capsys):
 def test_commands_resolve_to_click_commands():
     for name in COMMANDS:
         assert cli.get_command(None, name).name == name
+
+
+def test_starting_the_cli_does_not_import_torch():
+    """So Ctrl-C while the command starts up is caught by main() (exit 130), never a traceback."""
+    import subprocess
+    import sys
+    code = "import sys, stylegan, stylegan.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -154,3 +154,11 @@ def test_cutoff_noise_mode_and_device_reach_the_generator(run, tmp_path):
 def test_noise_mode_defaults_to_const(run, G, tmp_path):
     assert run("generate", "--seeds", "4", "--class", "0", "--outdir", tmp_path, "--quiet").code == 0
     np.testing.assert_array_equal(read_png(tmp_path / "seed0004.png"), direct_image(G, 4, 0))
+
+
+def test_a_projected_w_that_is_not_npz_says_so(run, tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not numpy at all")
+    r = run("generate", "--projected-w", junk, "--outdir", tmp_path / "out")
+    assert r.code == 2 and "not an .npz archive" in r.err and "allow_pickle" not in r.err
+    assert r.err.count("\n") == 1 and not (tmp_path / "out").exists()

@@ -10,6 +10,7 @@ import torch
 
 import stylegan
 from stylegan.formats.builtin import builtin_file
+from stylegan.networks import build_network
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_each_class_is_drawn_as_that_digit(digit_classifier):
 
 def test_the_classifier_is_not_fooled_by_an_untrained_network(digit_classifier):
     G = stylegan.load_network("default")["G_ema"]
-    untrained = stylegan.networks.build_network("Generator", G.init_kwargs)
+    untrained = build_network("Generator", G.init_kwargs)
     torch.manual_seed(0)
     accuracies = [class_accuracy(untrained, digit_classifier, k) for k in range(10)]
     assert np.mean(accuracies) < 0.4, accuracies

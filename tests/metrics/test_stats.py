@@ -87,3 +87,11 @@ def test_preallocated_capture_gives_the_same_features(capacity):
         s.append(torch.from_numpy(part))
     s.finish(Shard())
     assert torch.equal(s.features, torch.from_numpy(x)) and s.count == 50
+
+
+def test_a_text_file_is_not_called_pickled_data(tmp_path):
+    # numpy's own message for such a file suggests allow_pickle=True, which must never be the advice here.
+    (tmp_path / "notes.npz").write_text("mu = 1, 2, 3\n")
+    with pytest.raises(StyleGANError) as info:
+        FeatureStats.load(tmp_path / "notes.npz")
+    assert "not an .npz archive" in info.value.what and "pickle" not in str(info.value)

@@ -166,3 +166,38 @@ def test_a_run_refused_before_training_leaves_no_outdir(unlabeled16, digits16, t
                         "--kimg", "0.004", *TINY_CLI)
     assert code == 2 and err.startswith("error: --resume default makes 32x32") and err.count("\n") == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_ctrl_c_before_the_loop_starts_leaves_no_run_folder(digits16, tmp_path, monkeypatch):
+    # SIGINT only becomes a graceful "snapshot and stop" once Trainer.run has installed its handler; a
+    # Ctrl-C earlier arrives as KeyboardInterrupt, and the new run folder (no snapshot in it) must go.
+    from stylegan.training import run as run_module
+    from tests.training.conftest import tiny_options
+
+    def interrupted(self, *args, **kwargs):
+        (self.run_dir / "log.txt").write_text("started\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module.Trainer, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_module.train(tiny_options(digits16, tmp_path / "runs", kimg=0.004))
+    assert (tmp_path / "runs").is_dir() and not any((tmp_path / "runs").iterdir())
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "cli", "--kimg", "0.004", *TINY_CLI)
+    assert code == 130 and not (tmp_path / "cli").exists()
+
+
+def test_colour_augmentation_on_rgba_is_refused_before_training(tmp_path):
+    from stylegan.data import convert_dataset
+    src = tmp_path / "rgba"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        PIL.Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA").save(src / f"{i}.png")
+    data = tmp_path / "rgba.zip"
+    convert_dataset(str(src), data, channels=4, progress=False)
+    code, err = run_cli("train", "--data", data, "--outdir", tmp_path / "runs", "--kimg", "0.004", *TINY_CLI)
+    assert code == 2 and err.startswith("error: --augpipe bgc includes colour augmentation") and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+    code, err = run_cli("train", "--data", data, "--outdir", tmp_path / "runs", "--kimg", "0.004", "--augpipe", "bg",
+                        "--tick", "0.004", *TINY_CLI)
+    assert code == 0, err
