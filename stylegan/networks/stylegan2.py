@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from stylegan.ops import make_filter, modulated_conv2d, upsample2d, downsample2d, bias_act, ACTIVATIONS
+from stylegan.ops import ACTIVATIONS, downsample2d, make_filter, modulated_conv2d, upsample2d
 from stylegan.networks.layers import (
     Conv2dLayer,
     FullyConnectedLayer,

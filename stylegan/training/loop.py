@@ -298,7 +298,6 @@ class Trainer:
         writes a fakes grid (rank 0) and ``snapshot_fn(trainer)`` is called on every rank: it writes the
         snapshot and may return metrics ({name: value}) to record with the tick's stats.
         """
-        opts, prog = self.opts, self.progress
         previous_handlers = self._install_signal_handlers()
         try:
             return self._run(snapshot_fn, image_fn)
