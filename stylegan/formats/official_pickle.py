@@ -8,7 +8,6 @@ own modules from the constructor arguments, then copy the tensors in with strict
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from torch import nn
 from stylegan.errors import StyleGANError
 from stylegan.formats.records import AugmentPipeRecord, PersistentRecord, plain_data
 from stylegan.formats.rebuild import build_with_tensors
-from stylegan.formats.unpickler import LEGACY_TORCH_SAVE_MAGIC, CorruptPickleError, restricted_load
+from stylegan.formats.unpickler import LEGACY_TORCH_SAVE_MAGIC, load_pickle_file
 
 FORMAT_NAME = "stylegan2-ada-pytorch pickle"
 
@@ -37,29 +36,12 @@ POSITIONAL_NAMES = {
                     "imgfilter_bands", "imgfilter_std", "noise", "cutout", "noise_std", "cutout_size"),
 }
 
-# Errors that malformed pickle data can raise while our allow-listed functions build objects.
-_DATA_ERRORS = (CorruptPickleError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError, OverflowError, RuntimeError, RecursionError, UnicodeDecodeError)
-
-
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
-
-
 def read_pickle(path: Path, source: str) -> dict[str, Any]:
     """Restricted-unpickle ``path``: the top-level dict with networks still as records.
 
     A pickle holding one bare Generator is read as ``{'G_ema': generator}``.
     """
-    try:
-        with open(path, "rb") as f:
-            obj = restricted_load(f, source)
-    except StyleGANError:
-        raise
-    except _DATA_ERRORS as e:
-        raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
-                            "download or copy the file again") from None
+    obj = load_pickle_file(path, source)
     if isinstance(obj, PersistentRecord) and obj.class_name == "Generator":
         return {"G_ema": obj}
     if type(obj) is int and obj == LEGACY_TORCH_SAVE_MAGIC:

@@ -19,7 +19,7 @@ from torch import nn
 
 from stylegan.errors import StyleGANError
 from stylegan.formats.records import plain_data
-from stylegan.formats.unpickler import TFNetworkStub, restricted_load_tf
+from stylegan.formats.unpickler import TFNetworkStub, load_pickle_file, restricted_load_tf
 
 STYLEGAN1 = "StyleGAN (v1)"
 STYLEGAN2 = "StyleGAN2"
@@ -98,16 +98,7 @@ def read_tf_pickle(path: Path, source: str) -> dict[str, TFNetwork]:
 
     A pickle holding a single network (e.g. ``Gs`` alone) gives ``{'G_ema': ...}``.
     """
-    from stylegan.formats.official_pickle import _DATA_ERRORS, one_line  # shared error handling
-
-    try:
-        with open(path, "rb") as f:
-            obj = restricted_load_tf(f, source)
-    except StyleGANError:
-        raise
-    except _DATA_ERRORS as e:
-        raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
-                            "download or copy the file again") from None
+    obj = load_pickle_file(path, source, restricted_load_tf)
     if isinstance(obj, TFNetworkStub):
         return {"G_ema": _network_from_stub(obj, f"the network in {source}")}
     if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(n, TFNetworkStub) for n in obj):

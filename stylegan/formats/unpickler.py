@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
@@ -352,3 +353,25 @@ def restricted_load(file: BinaryIO, source: str, extra_globals: dict[tuple[str, 
     allowed = official_globals(source)
     allowed.update(extra_globals or {})
     return RestrictedUnpickler(file, source, allowed).load()
+
+
+# Errors that malformed pickle data can raise while our allow-listed functions build objects.
+_DATA_ERRORS = (CorruptPickleError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, OverflowError, RuntimeError, RecursionError, UnicodeDecodeError)
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], Any] = restricted_load) -> Any:
+    """Open ``path`` and run the restricted ``load`` on it; malformed data becomes one StyleGANError."""
+    try:
+        with open(path, "rb") as f:
+            return load(f, source)
+    except StyleGANError:
+        raise
+    except _DATA_ERRORS as e:
+        raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
+                            "download or copy the file again") from None
