@@ -35,3 +35,14 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_pngs_and_network_files_get_the_usual_permissions(tmp_path):
+    import numpy as np
+    import stylegan
+    from stylegan.explore.images import save_png
+    png = save_png(np.zeros([4, 4, 3], dtype=np.uint8), tmp_path / "a.png")
+    net = tmp_path / "n.safetensors"
+    stylegan.save_network(stylegan.load_network("default"), net)
+    for path in (png, net):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask()

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
+from stylegan.atomic import current_umask
 from stylegan.data.labels import LABELS_FILE
 from stylegan.errors import StyleGANError
 
@@ -25,12 +26,6 @@ def archive_name(index: int) -> str:
     """The official name of image ``index``: ``00000/img00000000.png`` (1000 images per folder)."""
     digits = f"{index:08d}"
     return f"{digits[:5]}/img{digits}.png"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 class DatasetWriter:
@@ -111,10 +106,10 @@ class DatasetWriter:
                     fileobj.flush()
                     os.fsync(fileobj.fileno())
                     fileobj.close()
-                os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it private
+                os.chmod(self._tmp, 0o666 & ~current_umask())  # mkstemp made it private
                 os.replace(self._tmp, self.dest)
             else:
-                os.chmod(self._tmp, 0o777 & ~_umask())
+                os.chmod(self._tmp, 0o777 & ~current_umask())
                 if self.dest.is_dir():
                     self.dest.rmdir()  # checked empty at the start
                 os.rename(self._tmp, self.dest)

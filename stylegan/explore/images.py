@@ -71,16 +71,6 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     try:
         with atomic_path(path) as tmp:
             pil.save(tmp, format="PNG")
-            os.chmod(tmp, 0o666 & ~_UMASK)  # the temporary file is private (0600); give the usual permissions
     except OSError as e:
         raise StyleGANError(f"cannot write {path}: {e.strerror or e}", "check free space and permissions") from None
     return path
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it and put it back
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
