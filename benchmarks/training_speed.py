@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 
 from stylegan.networks import Discriminator, Generator
+from stylegan.ops import winograd
+from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
@@ -182,11 +184,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--official", metavar="DIR", help="a clone of NVlabs/stylegan2-ada-pytorch to run beside ours")
     parser.add_argument("--no-reg", action="store_true", help="only the runs without regularisation")
+    parser.add_argument("--no-winograd", action="store_true", help="direct 3×3 convolutions only (as before)")
+    parser.add_argument("--no-tune-allocator", action="store_true", help="leave glibc malloc as it is")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    winograd.set_enabled(not args.no_winograd)
+    # Process-wide, so the official code (in this same process) gets the same allocator.
+    tuned = False if args.no_tune_allocator else tune_cpu_allocator()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, cbase {args.cbase}, "
-          f"cmax {args.cmax}, map {args.map}, fp32, median of {args.repeats}")
+          f"cmax {args.cmax}, map {args.map}, fp32, median of {args.repeats}, "
+          f"winograd {'on' if winograd.is_enabled() else 'off'}, allocator {'tuned' if tuned else 'default'}")
     for res in args.res:
         for regularise in ([False] if args.no_reg else [False, True]):
             benchmark(res, args, regularise)

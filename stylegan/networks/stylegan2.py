@@ -471,7 +471,7 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x, img, force_fp32=False):
         ref = img if x is None else x
         dtype = _compute_dtype(self.use_fp16, ref, force_fp32)
-        fmt = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        fmt = _memory_format(self.channels_last, dtype, ref)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
         if self.in_channels == 0 or self.architecture == "skip":

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from stylegan.ops import winograd
 from stylegan.ops.filters import filter_size
 
 Padding = int | Sequence[int]
@@ -152,6 +153,8 @@ def conv2d_resample(
             x = upfirdn2d(x, f, down=down)
         return x
     if x0 == x1 and y0 == y1 and x0 >= 0 and y0 >= 0:
+        if winograd.applies(x, correlate, [y0, x0], groups=groups):
+            return winograd.winograd_conv2d(x, correlate)
         return F.conv2d(x, correlate, padding=[y0, x0], groups=groups)
     x = _pad_or_crop(x, x0, x1, y0, y1)
     return F.conv2d(x, correlate, groups=groups)

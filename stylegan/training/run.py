@@ -14,6 +14,7 @@ import torch
 from stylegan.atomic import atomic_path
 from stylegan.errors import StyleGANError
 from stylegan.networks import build_network
+from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.training import distributed as dist_utils
 from stylegan.training import snapshot as snap
 from stylegan.training.config import TrainingOptions
@@ -122,6 +123,7 @@ def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | 
     {metric name: value}, recorded as ``Metrics/<name>`` in stats.jsonl, TensorBoard and the plot.
     None (``--metrics none``) skips metrics.
     """
+    tune_cpu_allocator()  # the step's large activations are reused instead of page-faulted afresh each time
     rank = dist_utils.init_from_env(opts.device)
     try:
         return _train(opts, rank, metrics_fn)
