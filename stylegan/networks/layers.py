@@ -7,6 +7,7 @@ official networks so that their state dicts load unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
@@ -130,8 +131,16 @@ class MinibatchStdLayer(nn.Module):
         super().__init__()
         self.group_size = group_size  # None = the whole minibatch is one group
         self.num_channels = num_channels
+        # The batch may hold several minibatches run through D together (see independent_minibatches);
+        # each forms its groups on its own, as if run alone.
+        self.independent_minibatches = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.independent_minibatches > 1:
+            return torch.cat([self._append_std(part) for part in x.chunk(self.independent_minibatches)])
+        return self._append_std(x)
+
+    def _append_std(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         g = min(self.group_size, n) if self.group_size is not None else n
         if n % g != 0:
@@ -146,3 +155,19 @@ class MinibatchStdLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, num_channels={self.num_channels}"
+
+
+@contextlib.contextmanager
+def independent_minibatches(module: nn.Module, count: int):
+    """Within the block, ``module``'s minibatch-std layers treat the batch as ``count`` equal minibatches.
+
+    So ``D(cat([a, b]))`` equals ``cat([D(a), D(b)])``: one pass over a larger batch, which runs faster.
+    """
+    layers = [m for m in module.modules() if isinstance(m, MinibatchStdLayer)]
+    for layer in layers:
+        layer.independent_minibatches = count
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.independent_minibatches = 1

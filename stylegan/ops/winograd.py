@@ -216,6 +216,22 @@ def _like(yh: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return y.contiguous()
 
 
+def _engine_will_use(ctx, index: int) -> bool:
+    """Whether this backward pass needs the gradient of input ``index``.
+
+    ``needs_input_grad`` only says that an input requires grad. R1 asks for ∇ₓD alone while D's weights
+    require grad; skipping their unused gradient is what PyTorch's own convolution does there. The check is
+    conservative: when the engine cannot tell (a leaf inside ``autograd.grad``), the gradient is computed.
+    """
+    node = ctx.next_functions[index][0]
+    if node is None:
+        return False
+    try:
+        return bool(torch._C._will_engine_execute_node(node))
+    except (RuntimeError, AttributeError):
+        return True
+
+
 class _WinogradConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w):
@@ -229,7 +245,7 @@ class _WinogradConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, w, v, u = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[:2]
+        need_x, need_w = (need and _engine_will_use(ctx, i) for i, need in enumerate(ctx.needs_input_grad[:2]))
         if torch.is_grad_enabled():
             # create_graph: build the gradients from differentiable ops (this convolution again, for the
             # input gradient, which is all R1 and path-length regularisation differentiate).

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylegan.networks.layers import independent_minibatches
+
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
 
 
@@ -57,6 +59,31 @@ class StyleGAN2Loss:
             ws = torch.where(layer >= cutoff, mixed, ws)
         return self.G.synthesis(ws), ws
 
+    @property
+    def _one_d_pass_for_both(self) -> bool:
+        # Our discriminators couple samples only through minibatch std, which independent_minibatches
+        # keeps per half; a foreign D might couple them some other way.
+        return type(self.D).__module__.startswith("stylegan.networks")
+
+    def _d_main_in_one_pass(self, real_img, real_c, gen_z, gen_c, gain) -> None:
+        """Dmain with fakes and reals through D as one batch of two independent halves.
+
+        The same losses and gradients as two passes (the official way), to float rounding, but one larger
+        forward and backward run faster, on CPUs especially.
+        """
+        with torch.no_grad():
+            gen_img, _ = self.generate(gen_z, gen_c)
+        with independent_minibatches(self.D, 2):
+            logits = self.discriminate(torch.cat([gen_img, real_img.detach()]), torch.cat([gen_c, real_c]))
+        fake, real = logits.chunk(2)
+        self._report("Loss/scores/fake", fake)
+        self._report("Loss/signs/fake", fake.sign())
+        self._report("Loss/scores/real", real)
+        self._report("Loss/signs/real", real.sign())
+        loss_fake, loss_real = F.softplus(fake), F.softplus(-real)
+        self._report("Loss/D/loss", loss_fake + loss_real)
+        (loss_fake.mean() + loss_real.mean()).mul(gain).backward()
+
     def discriminate(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
@@ -99,6 +126,10 @@ class StyleGAN2Loss:
             self._report("Loss/G/reg", loss)
             # The zero-weighted image term keeps every synthesis parameter in the graph.
             (gen_img[:, 0, 0, 0] * 0 + loss).mean().mul(gain).backward()
+
+        if do_d_main and not do_d_r1 and real_img.shape[0] == gen_z.shape[0] and self._one_d_pass_for_both:
+            self._d_main_in_one_pass(real_img, real_c, gen_z, gen_c, gain)
+            return
 
         loss_fake = 0
         if do_d_main:

@@ -179,3 +179,21 @@ def test_training_phases_give_the_same_losses_and_gradients_with_and_without_win
         for k in losses_d:
             assert torch.allclose(losses_w[k], losses_d[k], rtol=1e-4, atol=1e-6), (phase, k)
         assert rel(grads_w, grads_d.double()) < 1e-4, phase
+
+
+def test_unused_weight_gradient_is_skipped_under_create_graph(monkeypatch):
+    """R1 asks for ∇ₓ only; the weight gradient, which D's parameters would allow, is not computed."""
+    calls = []
+    real = torch.nn.grad.conv2d_weight
+    monkeypatch.setattr(torch.nn.grad, "conv2d_weight", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, w0, g = inputs(2, 4, 3, 8, 8, True)
+    w0.requires_grad_()
+    x.requires_grad_()
+    w = w0 * 1.0  # as in a layer: the weight times its equalised-lr gain
+    (gx,) = torch.autograd.grad((winograd_conv2d(x, w) * g.float()).sum(), [x], create_graph=True)
+    assert calls == []
+    (gw,) = torch.autograd.grad((winograd_conv2d(x, w * 1.0) * g.float()).sum(), [w0], create_graph=True)
+    assert calls == [1]
+    xd, wd = x.detach().double().requires_grad_(), w0.detach().double().requires_grad_()
+    want_gx, want_gw = torch.autograd.grad((F.conv2d(xd, wd, padding=1) * g).sum(), [xd, wd])
+    assert rel(gx, want_gx) < TOL and rel(gw, want_gw) < TOL

@@ -110,3 +110,35 @@ def test_style_mixing_switches_latents_after_one_cutoff():
     same = (ws - plain).abs().amax(dim=[0, 2]) < 1e-6
     k = int(same.long().sum())
     assert 1 <= k < G.num_ws and same[:k].all() and not same[k:].any()
+
+
+def test_fakes_and_reals_in_one_discriminator_pass_keep_minibatch_std_per_half():
+    from stylegan.networks.layers import independent_minibatches
+
+    _, D = tiny_gd()
+    a, b = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8) * 3
+    separate = torch.cat([D(a, None), D(b, None)])
+    with independent_minibatches(D, 2):
+        together = D(torch.cat([a, b]), None)
+    assert torch.allclose(together, separate, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(D(torch.cat([a, b]), None), separate, rtol=1e-3)  # mbstd would mix the halves
+    assert all(m.independent_minibatches == 1 for m in D.modules() if hasattr(m, "independent_minibatches"))
+
+
+def test_one_pass_dmain_equals_the_official_two_passes(monkeypatch):
+    def dmain(one_pass):
+        monkeypatch.setattr(StyleGAN2Loss, "_one_d_pass_for_both", property(lambda self: one_pass))
+        G, D = tiny_gd(c_dim=3)
+        loss = StyleGAN2Loss(G, D, config=LossConfig())
+        c = torch.eye(3)[[0, 1, 2, 0]]
+        D.requires_grad_(True)
+        torch.manual_seed(1)
+        loss.accumulate_gradients("Dmain", torch.randn(4, 1, 8, 8), c, torch.randn(4, 8), c, gain=2)
+        stats = {k: torch.cat(v) for k, v in loss.pop_stats().items()}
+        return stats, torch.cat([p.grad.flatten() for p in D.parameters()])
+
+    (s1, g1), (s2, g2) = dmain(True), dmain(False)
+    assert s1.keys() == s2.keys() and "Loss/D/loss" in s1 and "Loss/scores/real" in s1
+    for k in s1:
+        assert torch.allclose(s1[k], s2[k], rtol=1e-5, atol=1e-6), k
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
