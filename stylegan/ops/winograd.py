@@ -81,9 +81,13 @@ def winograd_conv2d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def _combine(matrix, inputs, outputs) -> None:
     """``outputs[k] = Σ_i matrix[k][i] · inputs[i]``, in place, one fused pass per non-zero coefficient."""
     for row, out in zip(matrix, outputs):
-        terms = [(c, t) for c, t in zip(row, inputs) if c != 0]
+        # A unit-coefficient term first lets the first two terms share one pass (out = t0 + c·t1).
+        terms = sorted(((c, t) for c, t in zip(row, inputs) if c != 0), key=lambda term: term[0] != 1)
         (c0, t0), rest = terms[0], terms[1:]
-        if c0 == 1:
+        if c0 == 1 and rest:
+            (c1, t1), rest = rest[0], rest[1:]
+            torch.add(t0, t1, alpha=c1, out=out)
+        elif c0 == 1:
             out.copy_(t0)
         else:
             torch.mul(t0, c0, out=out)
@@ -157,14 +161,23 @@ def _input_transform_transposed(gv: torch.Tensor, n: int, h: int, w: int) -> tor
 
 
 def _output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
-    """``[36, N·Th·Tw, O]`` → NHWC ``[N, H, W, O]``: Aᵀ·m·A per tile (tiles do not overlap)."""
+    """``[36, N·Th·Tw, O]`` → ``[N, O, H, W]`` in channels-last memory: Aᵀ·m·A per tile (tiles do not overlap).
+
+    The result is a tensor of its own, not a view, so a layer may update it in place.
+    """
     th, tw = _tiles(h, w)
     o = m.shape[-1]
-    y = m.new_empty(n, 4 * th, 4 * tw, o)
+    y = torch.empty([n, o, h, w], dtype=m.dtype, device=m.device, memory_format=torch.channels_last)
+    yh = y.permute(0, 2, 3, 1)  # the same memory as NHWC
     for n0, n1 in _chunks(n, 16 * th * tw * o * m.element_size()):
-        tiles = (_AT2 @ m[:, n0 * th * tw : n1 * th * tw].reshape(36, -1)).view(4, 4, n1 - n0, th, tw, o)
-        y[n0:n1].view(n1 - n0, th, 4, tw, 4, o).copy_(tiles.permute(2, 3, 0, 4, 1, 5))
-    return y[:, :h, :w]
+        k = n1 - n0
+        tiles = (_AT2 @ m[:, n0 * th * tw : n1 * th * tw].reshape(36, -1)).view(4, 4, k, th, tw, o)
+        tiles = tiles.permute(2, 3, 0, 4, 1, 5)  # [k, Th, 4, Tw, 4, O]
+        if (h, w) == (4 * th, 4 * tw):
+            yh[n0:n1].view(k, th, 4, tw, 4, o).copy_(tiles)
+        else:
+            yh[n0:n1].copy_(tiles.reshape(k, 4 * th, 4 * tw, o)[:, :h, :w])
+    return y
 
 
 def _output_transform_transposed(gy: torch.Tensor) -> torch.Tensor:
@@ -240,7 +253,7 @@ class _WinogradConv(torch.autograd.Function):
         u = _weight_transform(w)
         y = _output_transform(_pointwise_products(v, u), n, h, wd)
         ctx.save_for_backward(x, w, v, u)
-        return _like(y, x)
+        return y if x.is_contiguous(memory_format=torch.channels_last) else y.contiguous()
 
     @staticmethod
     def backward(ctx, gy):
