@@ -14,6 +14,10 @@ printed side by side and must agree.
 
     python benchmarks/training_speed.py                       # ours, 32² and 64²
     python benchmarks/training_speed.py --official /tmp/stylegan2-ada-pytorch --threads 1
+    python benchmarks/training_speed.py --no-winograd         # ours with direct 3×3 convolutions only
+
+The glibc allocator setting that ``stylegan train`` makes (``stylegan.ops.allocator``) is made here for the
+whole process, so the official code runs with it too; ``--no-tune-allocator`` leaves malloc alone for both.
 """
 
 from __future__ import annotations

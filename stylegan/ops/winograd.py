@@ -189,7 +189,7 @@ def _output_transform_transposed(gy: torch.Tensor) -> torch.Tensor:
     gm = gy.new_empty(36, n * th * tw, o)
     for n0, n1 in _chunks(n, 16 * th * tw * o * gy.element_size()):
         tiles = gy[n0:n1].reshape(n1 - n0, th, 4, tw, 4, o).permute(2, 4, 0, 1, 3, 5).reshape(16, -1)
-        gm[:, n0 * th * tw : n1 * th * tw].view(36, -1).copy_(_AT2.t() @ tiles)
+        torch.mm(_AT2.t(), tiles, out=gm[:, n0 * th * tw : n1 * th * tw].view(36, -1))
     return gm
 
 
