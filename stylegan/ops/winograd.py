@@ -207,13 +207,10 @@ def _weight_transform_transposed(gu: torch.Tensor) -> torch.Tensor:
 
 def _pointwise_products(a: torch.Tensor, b: torch.Tensor, transpose_a: bool = False,
                         transpose_b: bool = False) -> torch.Tensor:
-    """One matrix product per transform point. A loop of ``mm`` runs ~1.5× faster than ``bmm`` on CPU here."""
+    """One matrix product per transform point, ``[P, M, K] @ [P, K, N]`` (either operand may be transposed)."""
     a = a.transpose(1, 2) if transpose_a else a
     b = b.transpose(1, 2) if transpose_b else b
-    out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
-    for p in range(a.shape[0]):
-        torch.mm(a[p], b[p], out=out[p])
-    return out
+    return torch.bmm(a, b, out=a.new_empty(a.shape[0], a.shape[1], b.shape[2]))
 
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
