@@ -15,6 +15,7 @@ printed side by side and must agree.
     python benchmarks/training_speed.py                       # ours, 32² and 64²
     python benchmarks/training_speed.py --official /tmp/stylegan2-ada-pytorch --threads 1
     python benchmarks/training_speed.py --no-winograd         # ours with direct 3×3 convolutions only
+    python benchmarks/training_speed.py --preset paper256 --device cuda --official PATH   # on a GPU
 
 The glibc allocator setting that ``stylegan train`` makes (``stylegan.ops.allocator``) is made here for the
 whole process, so the official code runs with it too; ``--no-tune-allocator`` leaves malloc alone for both.
@@ -39,13 +40,27 @@ PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 LOSS_KEYS = ("Loss/G/loss", "Loss/pl_penalty", "Loss/D/loss", "Loss/r1_penalty")
 
 
+# paper256 as the official train.py defines it (FFHQ / LSUN Cat at 256²), run as one pass of the whole batch.
+PRESETS = {"paper256": dict(res=[256], cbase=16384, cmax=512, map=8, batch=64, mbstd=8, gamma=1.0, fp16_res=4,
+                            conv_clamp=256.0)}
+# The official README's "expected training time" at 256² (Tesla V100, --cfg=auto), sec/kimg by GPU count.
+OFFICIAL_README_256 = {1: "21.6–24.2", 2: "11.2–11.8", 4: "5.6–5.9", 8: "4.4–5.5"}
+
+
 def network_kwargs(res: int, args) -> tuple[dict, dict]:
     G = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
              mapping_kwargs=dict(num_layers=args.map),
-             synthesis_kwargs=dict(channel_base=args.cbase, channel_max=args.cmax, num_fp16_res=0, conv_clamp=None))
+             synthesis_kwargs=dict(channel_base=args.cbase, channel_max=args.cmax, num_fp16_res=args.fp16_res,
+                                   conv_clamp=args.conv_clamp))
     D = dict(c_dim=0, img_resolution=res, img_channels=3, channel_base=args.cbase, channel_max=args.cmax,
-             num_fp16_res=0, conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=4))
+             num_fp16_res=args.fp16_res, conv_clamp=args.conv_clamp,
+             epilogue_kwargs=dict(mbstd_group_size=args.mbstd))
     return G, D
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def adam(module: torch.nn.Module, interval: int) -> torch.optim.Adam:
@@ -56,8 +71,8 @@ def adam(module: torch.nn.Module, interval: int) -> torch.optim.Adam:
 class Runner:
     """One implementation's G, D, optimizers and loss; ``phase(name)`` runs and times one training phase."""
 
-    def __init__(self, name, G, D, make_loss, accumulate, pop_losses):
-        self.name, self.G, self.D = name, G, D
+    def __init__(self, name, G, D, make_loss, accumulate, pop_losses, device):
+        self.name, self.G, self.D, self.device = name, G, D, device
         self.opts = {"G": adam(G, 4), "D": adam(D, 16)}
         self.loss = make_loss(G, D)
         self._accumulate, self._pop_losses = accumulate, pop_losses
@@ -65,6 +80,7 @@ class Runner:
     def phase(self, name: str, batch: dict, seed: int) -> tuple[float, dict[str, float]]:
         module, opt = (self.G, self.opts["G"]) if name[0] == "G" else (self.D, self.opts["D"])
         torch.manual_seed(seed)  # same noise, mixing and PL directions for both implementations
+        synchronize(self.device)
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         module.requires_grad_(True)
@@ -75,13 +91,14 @@ class Runner:
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
         opt.step()
+        synchronize(self.device)
         return time.perf_counter() - start, self._pop_losses(self.loss)
 
 
 def our_runner(res: int, args, gamma: float, pl_weight: float) -> Runner:
     G_kwargs, D_kwargs = network_kwargs(res, args)
     torch.manual_seed(0)
-    G, D = Generator(**G_kwargs).train(), Discriminator(**D_kwargs).train()
+    G, D = Generator(**G_kwargs).train().to(args.device), Discriminator(**D_kwargs).train().to(args.device)
     G.requires_grad_(False), D.requires_grad_(False)
 
     def make_loss(G, D):
@@ -93,7 +110,7 @@ def our_runner(res: int, args, gamma: float, pl_weight: float) -> Runner:
     def pop(loss):
         return {k: float(torch.cat(v).mean()) for k, v in loss.pop_stats().items() if k in LOSS_KEYS}
 
-    return Runner("ours", G, D, make_loss, accumulate, pop)
+    return Runner("ours", G, D, make_loss, accumulate, pop, args.device)
 
 
 def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_weight: float) -> Runner:
@@ -105,7 +122,7 @@ def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_w
     from training.networks import Generator as OfficialG
 
     G_kwargs, D_kwargs = network_kwargs(res, args)
-    G, D = OfficialG(**G_kwargs).train(), OfficialD(**D_kwargs).train()
+    G, D = OfficialG(**G_kwargs).train().to(args.device), OfficialD(**D_kwargs).train().to(args.device)
     G.load_state_dict(ours.G.state_dict())
     D.load_state_dict(ours.D.state_dict())
     G.requires_grad_(False), D.requires_grad_(False)
@@ -121,7 +138,7 @@ def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_w
     loss_module.training_stats.report = report
 
     def make_loss(G, D):
-        return OfficialLoss(device=torch.device("cpu"), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
+        return OfficialLoss(device=args.device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
                             r1_gamma=gamma, pl_weight=pl_weight)
 
     def accumulate(loss, name, b, gain):
@@ -133,7 +150,7 @@ def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_w
         reported.clear()
         return out
 
-    return Runner("official", G, D, make_loss, accumulate, pop)
+    return Runner("official", G, D, make_loss, accumulate, pop, args.device)
 
 
 def benchmark(res: int, args, regularise: bool) -> None:
@@ -144,6 +161,7 @@ def benchmark(res: int, args, regularise: bool) -> None:
     g = torch.Generator().manual_seed(1)
     batch = dict(z=torch.randn([args.batch, 512], generator=g), c=torch.zeros([args.batch, 0]),
                  real=torch.rand([args.batch, 3, res, res], generator=g) * 2 - 1)
+    batch = {k: v.to(args.device) for k, v in batch.items()}
     phases = PHASES if regularise else ("Gmain", "Dmain")
     times = {r.name: {p: [] for p in phases} for r in runners}
     losses = {r.name: {} for r in runners}
@@ -178,12 +196,18 @@ def benchmark(res: int, args, regularise: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--res", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--cbase", type=int, default=8192)
-    parser.add_argument("--cmax", type=int, default=256)
-    parser.add_argument("--map", type=int, default=2)
-    parser.add_argument("--gamma", type=float, default=1.0)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a whole configuration (e.g. paper256 on CUDA); "
+                        "options given explicitly still win")
+    parser.add_argument("--res", type=int, nargs="+")
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--cbase", type=int)
+    parser.add_argument("--cmax", type=int)
+    parser.add_argument("--map", type=int)
+    parser.add_argument("--mbstd", type=int, help="minibatch-std group size")
+    parser.add_argument("--gamma", type=float)
+    parser.add_argument("--fp16-res", type=int, help="highest resolutions in fp16 (CUDA only; the CPU computes fp32)")
+    parser.add_argument("--conv-clamp", type=float)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--official", metavar="DIR", help="a clone of NVlabs/stylegan2-ada-pytorch to run beside ours")
@@ -191,17 +215,28 @@ def main() -> None:
     parser.add_argument("--no-winograd", action="store_true", help="direct 3×3 convolutions only (as before)")
     parser.add_argument("--no-tune-allocator", action="store_true", help="leave glibc malloc as it is")
     args = parser.parse_args()
+    defaults = dict(res=[32, 64], batch=8, cbase=8192, cmax=256, map=2, mbstd=4, gamma=1.0, fp16_res=0,
+                    conv_clamp=None)
+    defaults.update(PRESETS.get(args.preset, {}))
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     winograd.set_enabled(not args.no_winograd)
     # Process-wide, so the official code (in this same process) gets the same allocator.
     tuned = False if args.no_tune_allocator else tune_cpu_allocator()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, cbase {args.cbase}, "
-          f"cmax {args.cmax}, map {args.map}, fp32, median of {args.repeats}, "
+    precision = f"fp16 in the top {args.fp16_res} resolutions" if args.fp16_res and args.device.type == "cuda" else "fp32"
+    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} thread(s), batch {args.batch}, "
+          f"cbase {args.cbase}, cmax {args.cmax}, map {args.map}, {precision}, median of {args.repeats}, "
           f"winograd {'on' if winograd.is_enabled() else 'off'}, allocator {'tuned' if tuned else 'default'}")
     for res in args.res:
         for regularise in ([False] if args.no_reg else [False, True]):
             benchmark(res, args, regularise)
+    if args.device.type == "cuda" and 256 in args.res:
+        print("official README, 256², Tesla V100, --cfg=auto: " +
+              ", ".join(f"{n} GPU(s) {t} sec/kimg" for n, t in OFFICIAL_README_256.items()))
 
 
 if __name__ == "__main__":
