@@ -27,10 +27,11 @@ import torch
 
 from stylegan.atomic import atomic_path
 from stylegan.errors import StyleGANError
+from stylegan.explore.generate import check_class
 from stylegan.explore.projection_files import render_projection, write_projection
 from stylegan.explore.projector import DEFAULT_SEED, ProjectorConfig, check_projectable, project
 from stylegan.explore.quality import METRICS, image_quality
-from stylegan.explore.targets import list_targets, output_name, read_target, unique_names
+from stylegan.explore.targets import list_targets, output_name, read_target, target_class, unique_names
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
@@ -199,15 +200,19 @@ def mass_project(
     todo = [(s, t, n) for s in snapshots for t, n in zip(targets, names) if (s.name, t.name) not in done]
     log(f"{len(snapshots)} snapshots x {len(targets)} images: {len(todo)} to project, "
         f"{len(snapshots) * len(targets) - len(todo)} already done")
-    G, loaded = None, None
+    G, loaded, classes = None, None, {}
     for i, (snap, target, name) in enumerate(todo):
         if loaded != snap.path:
             G, loaded = load_generator(snap.path), snap.path
             check_projectable(G)
+            # --class, or each target's own class label from the dataset.json; all checked up front.
+            classes = {t.name: target_class(t, G.c_dim, class_idx) for t in targets}
+            for c in classes.values():
+                check_class(G, c)
         image = read_target(target, G.img_resolution, G.img_channels)
         log(f"[{i + 1}/{len(todo)}] {snap.name} (kimg {snap.kimg}) <- {target.name}")
         projection = project(G, torch.from_numpy(image).permute(2, 0, 1), detector, config=config, seed=seed,
-                             class_idx=class_idx, progress=progress)
+                             class_idx=classes[target.name], progress=progress)
         pair_dir = outdir / snap.path.stem / name
         write_projection(G, image, projection, pair_dir, save_video=False)
         proj = next(render_projection(G, projection.final_ws))  # the pixels of proj.png

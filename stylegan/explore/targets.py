@@ -19,6 +19,7 @@ import numpy as np
 import PIL.Image
 
 from stylegan.data.images import decode_error_text, has_alpha, is_image_name, open_image, to_array
+from stylegan.data.labels import LABELS_FILE, Label, parse_labels_json
 from stylegan.errors import StyleGANError
 
 _HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -26,10 +27,31 @@ _HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 @dataclass
 class Target:
-    """One target: ``name`` (for its output folder and messages) and ``read()`` → a decoded PIL image."""
+    """One target: ``name`` (for its output folder and messages), ``read()`` → a decoded PIL image, and its
+    ``label`` from the folder's or ZIP's dataset.json (None when it has none)."""
 
     name: str
     read: Callable[[], PIL.Image.Image]
+    label: Label | None = None
+
+
+def target_class(target: Target, c_dim: int, class_idx: int | None) -> int | None:
+    """The class to project ``target`` with: ``class_idx`` when given, else the target's own class label.
+
+    None for an unconditional network; a StyleGANError when a conditional network gets no usable class.
+    """
+    if class_idx is not None or c_dim == 0:
+        return class_idx  # range and fit are checked where the class is used
+    label = target.label
+    if isinstance(label, int):
+        if label >= c_dim:
+            raise StyleGANError(f"target {target.name} has class {label} in dataset.json, but the network has "
+                                f"{c_dim} classes", f"pick one with --class, 0 to {c_dim - 1}")
+        return label
+    if label is not None:
+        raise StyleGANError(f"target {target.name} has a label vector, not a class", "pick one with --class")
+    raise StyleGANError(f"the network is conditional with {c_dim} classes and target {target.name} has no "
+                        "class label in a dataset.json", f"pick one with --class, 0 to {c_dim - 1}")
 
 
 def prepare_target(image: PIL.Image.Image, resolution: int, channels: int) -> np.ndarray:
@@ -91,16 +113,20 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
         names = sorted((p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()),
                        key=lambda n: n.split("/"))
         names = [n for n in names if is_image_name(n)][:limit]
-        targets = [Target(n, lambda n=n: open_image(_read_file(path / n))) for n in names]
+        meta_file = path / LABELS_FILE
+        labels = _labels(_read_file(meta_file), meta_file) if meta_file.is_file() else {}
+        targets = [Target(n, lambda n=n: open_image(_read_file(path / n)), labels.get(n)) for n in names]
         kind = "folder"
     elif path.is_file() and path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as z:
                 names = sorted(n for n in z.namelist() if is_image_name(n))[:limit]
+                meta = z.read(LABELS_FILE) if LABELS_FILE in z.namelist() else None
         except (zipfile.BadZipFile, OSError) as e:
             raise StyleGANError(f"{path} is not a readable ZIP ({e})",
                                 "give an image, a folder or a dataset ZIP") from None
-        targets = [Target(n, lambda n=n: open_image(_zip_member(path, n))) for n in names]
+        labels = _labels(meta, f"{path}:{LABELS_FILE}") if meta is not None else {}
+        targets = [Target(n, lambda n=n: open_image(_zip_member(path, n)), labels.get(n)) for n in names]
         kind = "ZIP"
     elif path.is_file():
         return [Target(path.name, lambda: open_image(_read_file(path)))], False
@@ -109,6 +135,11 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
     if not targets:
         raise StyleGANError(f"{kind} {path} holds no images", "give a folder or ZIP with PNG/JPEG files")
     return targets, True
+
+
+def _labels(text: bytes, where) -> dict[str, Label]:
+    """``{image name: label}`` from a dataset.json (empty for ``"labels": null``)."""
+    return parse_labels_json(text, str(where)) or {}
 
 
 def _zip_member(path: Path, name: str) -> bytes:

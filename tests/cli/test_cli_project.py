@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import zipfile
 
 import numpy as np
 import PIL.Image
 import pytest
 
+import stylegan
+from tests.cli.conftest import small_generator
 from tests.detector_standins import write_detectors
 from tests.explore_nets import read_mp4, single_thread
 
@@ -157,3 +161,71 @@ def test_mass_project_and_resume(run, uncond_network, detectors, tmp_path):
     assert r.code == 0 and "0 to project, 4 already done" in r.err
     r = run(*args[:-5], "--seed", "1", *args[-5:])
     assert r.code == 2 and "other projector options" in r.err
+
+
+@pytest.fixture(scope="module")
+def cond_network(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cond") / "cond.safetensors"
+    stylegan.save_network({"G_ema": small_generator(3)}, path)
+    return path
+
+
+def labelled_zip(path, labels):
+    """A dataset ZIP of 16×16 RGB images with a dataset.json; ``labels[i]`` None leaves image i out of it."""
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(len(labels)):
+            buf = io.BytesIO()
+            PIL.Image.fromarray(np.random.RandomState(i).randint(0, 256, (16, 16, 3)).astype(np.uint8)).save(buf, "PNG")
+            z.writestr(f"00000/img{i:08d}.png", buf.getvalue())
+        z.writestr("dataset.json", json.dumps(
+            {"labels": [[f"00000/img{i:08d}.png", c] for i, c in enumerate(labels) if c is not None]}))
+    return path
+
+
+def test_conditional_project_takes_each_targets_class_from_the_dataset(run, cond_network, detectors, tmp_path):
+    data = labelled_zip(tmp_path / "d.zip", [2, 0, 1, 1])
+    out = tmp_path / "p"
+    r = run("project", "--network", cond_network, "--target", data, "--max-images", "3", "--num-steps", "2",
+            "--no-save-video", "--detector-dir", detectors, "--outdir", out, "--quiet")
+    assert r.code == 0, r.err
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert [p.name for p in folders] == [f"00000_img{i:08d}" for i in range(3)]  # --max-images 3 of 4
+    assert [json.loads((p / "projection.json").read_text())["options"]["class"] for p in folders] == [2, 0, 1]
+    # --class wins over the labels.
+    r = run("project", "--network", cond_network, "--target", data, "--max-images", "1", "--class", "1",
+            "--num-steps", "2", "--no-save-video", "--detector-dir", detectors, "--outdir", tmp_path / "q", "--quiet")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "q" / "00000_img00000000" / "projection.json").read_text())["options"]["class"] == 1
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, None], "has no class label"),   # an image missing from dataset.json
+    ([0, 5], "has class 5 in dataset.json, but the network has 3 classes"),
+    ([[0.5], [1.0]], "has a label vector"),
+])
+def test_conditional_project_without_a_usable_class_fails_before_projecting(run, cond_network, detectors, tmp_path,
+                                                                             labels, message):
+    data = labelled_zip(tmp_path / "d.zip", labels)
+    r = run("project", "--network", cond_network, "--target", data, "--num-steps", "2", "--no-save-video",
+            "--detector-dir", detectors, "--outdir", tmp_path / "p", "--quiet")
+    assert r.code == 2 and message in r.err and "--class" in r.err
+    assert "Traceback" not in r.err and not (tmp_path / "p").exists()
+
+
+def test_max_images_needs_a_target_folder_or_zip(run, uncond_network, tmp_path):
+    r = run("project", "--network", uncond_network, "--seeds", "1", "--max-images", "2", "--outdir", tmp_path / "p")
+    assert r.code == 2 and "--max-images applies to a --target folder or ZIP" in r.err
+
+
+def test_mass_project_uses_dataset_classes_for_a_conditional_network(run, cond_network, detectors, tmp_path):
+    runs = tmp_path / "run"
+    runs.mkdir()
+    (runs / "network-snapshot-000000.safetensors").write_bytes(cond_network.read_bytes())
+    good = labelled_zip(tmp_path / "good.zip", [1, 2])
+    r = run("mass-project", "--networks", runs, "--data", good, "--num-images", "2", "--num-steps", "2",
+            "--detector-dir", detectors, "--outdir", tmp_path / "m", "--quiet")
+    assert r.code == 0, r.err
+    bad = labelled_zip(tmp_path / "bad.zip", [1, None])
+    r = run("mass-project", "--networks", runs, "--data", bad, "--num-images", "2", "--num-steps", "2",
+            "--detector-dir", detectors, "--outdir", tmp_path / "n", "--quiet")
+    assert r.code == 2 and "has no class label" in r.err
