@@ -62,8 +62,10 @@ class StyleGAN2Loss:
     @property
     def _one_d_pass_for_both(self) -> bool:
         # Our discriminators couple samples only through minibatch std, which independent_minibatches
-        # keeps per half; a foreign D might couple them some other way.
-        return type(self.D).__module__.startswith("stylegan.networks")
+        # keeps per half; a foreign D might couple them some other way. Only on the CPU, where it was
+        # measured to help: on a GPU the doubled batch could exceed memory that two passes fit in.
+        return (type(self.D).__module__.startswith("stylegan.networks")
+                and next(self.D.parameters()).device.type == "cpu")
 
     def _d_main_in_one_pass(self, real_img, real_c, gen_z, gen_c, gain) -> None:
         """Dmain with fakes and reals through D as one batch of two independent halves.
