@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stylegan.networks.layers import FullyConnectedLayer, expect_shape, normalize_2nd_moment
+from stylegan.networks.layers import FullyConnectedLayer, expect_shape, normalize_2nd_moment, w_avg_update_wanted
 from stylegan.networks.stylegan2 import Discriminator, Generator
 
 
@@ -77,7 +77,8 @@ class LabelConcatMappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1,
-                truncation_cutoff: int | None = None, skip_w_avg_update: bool = False) -> torch.Tensor:
+                truncation_cutoff: int | None = None, skip_w_avg_update: bool = False,
+                update_emas: bool | None = None) -> torch.Tensor:
         """z ``[N, z_dim]``, c ``[N, c_dim]`` → ws ``[N, num_ws, w_dim]``."""
         expect_shape(z, [None, self.z_dim], "z")
         if c is None:
@@ -86,7 +87,7 @@ class LabelConcatMappingNetwork(nn.Module):
         x = normalize_2nd_moment(torch.cat([z.to(torch.float32), self.label_concat(c)], dim=1))
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
-        if self.training and not skip_w_avg_update:
+        if w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
@@ -127,7 +128,8 @@ class LabelScoreDiscriminator(Discriminator):
         self.init_kwargs["c_dim"] = c_dim
         self.b4.out = FullyConnectedLayer(self.b4.out.in_features, c_dim)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
+                update_emas: bool = False) -> torch.Tensor:
         """img ``[N, C, res, res]``, c ``[N, c_dim]`` → logits ``[N, 1]``."""
         expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
         if c is None:

@@ -77,6 +77,15 @@ class FullyConnectedLayer(nn.Module):
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}"
 
 
+def w_avg_update_wanted(training: bool, skip_w_avg_update: bool, update_emas: bool | None) -> bool:
+    """Whether a mapping network moves its w_avg this call.
+
+    The ADA repository's rule: in training mode unless ``skip_w_avg_update``. The stylegan3 repository
+    passes ``update_emas`` instead, and then that alone decides, as it does there.
+    """
+    return (training and not skip_w_avg_update) if update_emas is None else bool(update_emas)
+
+
 _FOLDABLE = ("linear", "relu", "lrelu")  # act(a·x) = a·act(x) for a > 0
 
 

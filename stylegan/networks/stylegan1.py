@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylegan.networks.label_concat import LabelConcat, truncate
-from stylegan.networks.layers import MinibatchStdLayer, expect_shape, normalize_2nd_moment
+from stylegan.networks.layers import MinibatchStdLayer, expect_shape, normalize_2nd_moment, w_avg_update_wanted
 
 NOISE_MODES = ("const", "random", "none")
 ACTIVATIONS = ("lrelu", "relu")
@@ -161,7 +161,8 @@ class MappingNetwork(nn.Module):
         self.default_truncation_cutoff: int | None = 8
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
-                truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False) -> torch.Tensor:
+                truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False,
+                update_emas: bool | None = None) -> torch.Tensor:
         """z ``[N, z_dim]``, c ``[N, c_dim]`` → ws ``[N, num_ws, w_dim]``.
 
         Truncation (``w_avg + ψ (w − w_avg)``) applies when ψ ≠ 1, to ``ws[:, :truncation_cutoff]``;
@@ -178,7 +179,7 @@ class MappingNetwork(nn.Module):
             x = normalize_2nd_moment(x)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
-        if self.training and not skip_w_avg_update:
+        if w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         cutoff = self.default_truncation_cutoff if truncation_cutoff is DEFAULT else truncation_cutoff
@@ -376,14 +377,14 @@ class StyleGAN1Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False,
-                **synthesis_kwargs: Any) -> torch.Tensor:
+                update_emas: bool | None = None, **synthesis_kwargs: Any) -> torch.Tensor:
         """z ``[N, z_dim]``, c ``[N, c_dim]`` → images ``[N, img_channels, res, res]`` in about [-1, 1].
 
         ψ 1 (the default) = no truncation; a left-out cutoff is v1's (8, or the file's); None = every w.
         """
         psi = 1 if truncation_psi is None else truncation_psi  # the TF code's None = no truncation
         ws = self.mapping(z, c, truncation_psi=psi, truncation_cutoff=truncation_cutoff,
-                          skip_w_avg_update=skip_w_avg_update)
+                          skip_w_avg_update=skip_w_avg_update, update_emas=update_emas)
         return self.synthesis(ws, **synthesis_kwargs)
 
     def extra_repr(self) -> str:

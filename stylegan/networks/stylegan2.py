@@ -21,6 +21,7 @@ from stylegan.networks.layers import (
     MinibatchStdLayer,
     expect_shape,
     normalize_2nd_moment,
+    w_avg_update_wanted,
 )
 
 NOISE_MODES = ("const", "random", "none")
@@ -128,6 +129,7 @@ class MappingNetwork(nn.Module):
         truncation_psi: float = 1,
         truncation_cutoff: int | None = None,
         skip_w_avg_update: bool = False,
+        update_emas: bool | None = None,  # the stylegan3 repository's name; see w_avg_update_wanted
     ) -> torch.Tensor:
         """z ``[N, z_dim]``, c ``[N, c_dim]`` (one-hot or soft labels) → ws ``[N, num_ws, w_dim]``."""
         parts = []
@@ -143,7 +145,7 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
 
-        if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
+        if self.w_avg_beta is not None and w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
@@ -360,7 +362,7 @@ class SynthesisNetwork(nn.Module):
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                fused_modconv: bool | None = None) -> torch.Tensor:
+                fused_modconv: bool | None = None, update_emas: bool = False) -> torch.Tensor:
         """ws ``[N, num_ws, w_dim]`` → image ``[N, img_channels, res, res]`` (float32, about [-1, 1])."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
@@ -413,10 +415,10 @@ class Generator(nn.Module):
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
     def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False,
-                **synthesis_kwargs) -> torch.Tensor:
+                update_emas=None, **synthesis_kwargs) -> torch.Tensor:
         """z ``[N, z_dim]``, c ``[N, c_dim]`` → images ``[N, img_channels, res, res]`` in about [-1, 1]."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          skip_w_avg_update=skip_w_avg_update)
+                          skip_w_avg_update=skip_w_avg_update, update_emas=update_emas)
         return self.synthesis(ws, **synthesis_kwargs)
 
 
@@ -577,8 +579,12 @@ class Discriminator(nn.Module):
                                           **mapping_kwargs)
         self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
-        """img ``[N, C, res, res]`` in about [-1, 1], c ``[N, c_dim]`` → logits ``[N, 1]``."""
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
+                update_emas: bool = False) -> torch.Tensor:
+        """img ``[N, C, res, res]`` in about [-1, 1], c ``[N, c_dim]`` → logits ``[N, 1]``.
+
+        ``update_emas`` is accepted for the stylegan3 repository's callers; D has nothing to update.
+        """
         expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
         x = None
         for res in self.block_resolutions:

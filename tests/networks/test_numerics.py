@@ -167,6 +167,21 @@ def test_w_avg_moves_only_in_training_mode():
     assert torch.allclose(G.mapping.w_avg, w.mean(0).lerp(before, 0.995), atol=1e-6)
 
 
+def test_stylegan3_repository_calls_with_update_emas_work_as_there():
+    """The stylegan3 repository passes update_emas to G, its mapping and synthesis, and D; it alone decides."""
+    G, kw = make_g()
+    D, _ = make_d()
+    z = torch.randn(8, kw["z_dim"])
+    before = G.mapping.w_avg.clone()
+    G.train()(z, None, update_emas=False)
+    assert torch.equal(G.mapping.w_avg, before)  # training mode, but told not to
+    G.eval()(z, None, update_emas=True)
+    w = G.mapping(z, None)[:, 0]
+    assert torch.allclose(G.mapping.w_avg, w.mean(0).lerp(before, 0.995), atol=1e-6)  # eval mode, but told to
+    img = G.synthesis(G.mapping(z, None), update_emas=False, noise_mode="const")
+    assert D(img, None, update_emas=False).shape == (8, 1)
+
+
 def test_num_ws_formula_and_shapes():
     for res in [4, 8, 32, 128]:
         G, _ = make_g(res=res)

@@ -256,6 +256,13 @@ def test_api_matches_the_stylegan2_generator():
     # Options only the StyleGAN2 synthesis has are accepted and ignored.
     torch.testing.assert_close(G.synthesis(ws, noise_mode="const", force_fp32=True, fused_modconv=False),
                                G.synthesis(ws, noise_mode="const"), rtol=0, atol=0)
+    # The stylegan3 repository's update_emas decides alone whether w_avg moves.
+    before = G.mapping.w_avg.clone()
+    G(z, None, update_emas=True, noise_mode="const")
+    assert not torch.equal(G.mapping.w_avg, before)
+    before = G.mapping.w_avg.clone()
+    G.train()(z, None, update_emas=False, noise_mode="const")
+    assert torch.equal(G.mapping.w_avg, before)
 
 
 def test_truncation_defaults_and_explicit_arguments():
