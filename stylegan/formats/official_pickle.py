@@ -8,6 +8,8 @@ own modules from the constructor arguments, then copy the tensors in with strict
 
 from __future__ import annotations
 
+import inspect
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ from stylegan.errors import StyleGANError
 from stylegan.formats.records import AugmentPipeRecord, PersistentRecord, plain_data
 from stylegan.formats.rebuild import build_with_tensors
 from stylegan.formats.unpickler import LEGACY_TORCH_SAVE_MAGIC, load_pickle_file
+from stylegan.networks.stylegan2 import MappingNetwork
 
 FORMAT_NAME = "stylegan2-ada-pytorch pickle"
+_DEFAULT_W_AVG_BETA = inspect.signature(MappingNetwork).parameters["w_avg_beta"].default
 
 # The class each snapshot entry must hold.
 NETWORK_CLASSES = {"G": "Generator", "D": "Discriminator", "G_ema": "Generator"}
@@ -80,7 +84,28 @@ def network_from_record(record: Any, key: str, source: str) -> nn.Module:
     if record.class_name != expected:
         raise StyleGANError(f"{what} is a {record.class_name}, expected a {expected}",
                             "the file is not a StyleGAN2 network snapshot")
-    return build_with_tensors(record.class_name, network_init_kwargs(record, what), record.tensors(), what)
+    kwargs = network_init_kwargs(record, what)
+    if record.class_name == "Generator":
+        _keep_stored_w_avg_beta(record, kwargs)
+    return build_with_tensors(record.class_name, kwargs, record.tensors(), what)
+
+
+def _keep_stored_w_avg_beta(record: PersistentRecord, kwargs: dict[str, Any]) -> None:
+    """Take the mapping network's w_avg decay from its stored attributes when the arguments leave it out.
+
+    The two repositories default it differently (ADA 0.995, stylegan3 0.998), and a file names neither
+    its repository nor, usually, the value; the attribute the mapping network kept is the value it used.
+    """
+    mapping = record.submodules().get("mapping")
+    mapping_kwargs = kwargs.get("mapping_kwargs")
+    if not isinstance(mapping, PersistentRecord) or not isinstance(mapping_kwargs, dict):
+        return
+    beta = mapping.state.get("w_avg_beta", "absent")
+    if "w_avg_beta" in mapping_kwargs or not (beta is None or isinstance(beta, numbers.Real)) or isinstance(beta, bool):
+        return
+    beta = None if beta is None else float(beta)
+    if beta != _DEFAULT_W_AVG_BETA:  # the arguments stay as the file has them where our default agrees
+        kwargs["mapping_kwargs"] = {**mapping_kwargs, "w_avg_beta": beta}
 
 
 def augment_pipe_from_record(record: PersistentRecord) -> AugmentPipeRecord:

@@ -354,3 +354,24 @@ def test_stylegan3_repo_cfg_stylegan2_generator_loads(tmp_path):
     z = torch.randn(2, 8)
     with torch.no_grad():
         assert torch.equal(loaded(z, None, noise_mode="const"), G(z, None, noise_mode="const"))
+
+
+@pytest.mark.parametrize("beta", [0.998, None])
+def test_the_stored_w_avg_decay_is_kept_when_the_arguments_leave_it_out(tmp_path, beta):
+    # The stylegan3 repo's mapping network defaults to w_avg_beta 0.998 (ADA: 0.995); its files record
+    # the value only as the mapping network's attribute.
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
+                  mapping_kwargs={"num_layers": 2, "w_avg_beta": beta},
+                  synthesis_kwargs={"channel_base": 64, "channel_max": 8}).eval()
+    G.init_kwargs["mapping_kwargs"] = {"num_layers": 2}  # as that repository writes it
+    loaded = stylegan.load_network(write_official_pickle(tmp_path / "sg3.pkl", {"G_ema": G}))["G_ema"]
+    assert loaded.mapping.w_avg_beta == beta
+    assert loaded.init_kwargs["mapping_kwargs"]["w_avg_beta"] == beta
+    if beta is None:
+        return
+    # Given explicitly, the argument wins (and is what an ADA file holds).
+    G.init_kwargs["mapping_kwargs"] = {"num_layers": 2, "w_avg_beta": 0.9}
+    loaded = stylegan.load_network(write_official_pickle(tmp_path / "ada.pkl", {"G_ema": G}))["G_ema"]
+    assert loaded.mapping.w_avg_beta == 0.9
+
