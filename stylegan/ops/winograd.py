@@ -5,10 +5,10 @@ A direct 3×3 convolution spends 9 multiply-adds per output pixel and channel pa
 overlap by 2, maps each tile and each kernel into a 36-point transform domain with fixed matrices, multiplies
 there (36 matrix products, one per point, over the channels), and maps back 4×4 output tiles: 36 / 16 = 2.25
 multiply-adds per output, 4× fewer than direct. On CPUs, where PyTorch's convolutions already run at the
-matrix-multiply peak, this is the only way to make the big layers of a StyleGAN much cheaper.
+matrix-multiply peak, fewer multiplications is what is left to make the big layers of a StyleGAN cheaper.
 
 Exactness: the transforms are exact in real arithmetic; in float32 the result differs from a direct
-convolution by ~2e-6 relative (direct: ~2e-7), the same for the gradients.
+convolution by ~2e-6 relative (direct: 2e-7 to 1e-6), the same for the gradients.
 
 Tensors are handled as NHWC (channels last, the layout our CPU networks use), so every transform step reads and
 writes whole channel vectors. Backward is written by hand so the transform-domain gradient is shared by the
@@ -42,8 +42,9 @@ _AT = ((1, 1, 1, 1, 1, 0),
        (0, 1, -1, 8, -8, 1))
 _BT_T = tuple(zip(*_BT))  # rows of Bᵀ's transpose, for the backward pass
 
-_G2 = torch.kron(torch.tensor(_G, dtype=torch.float64), torch.tensor(_G, dtype=torch.float64)).float()  # [36, 9]
-_AT2 = torch.kron(torch.tensor(_AT, dtype=torch.float64), torch.tensor(_AT, dtype=torch.float64)).float()  # [16, 36]
+# Kept in float64 and cast to the data's dtype where used.
+_G2 = torch.kron(torch.tensor(_G, dtype=torch.float64), torch.tensor(_G, dtype=torch.float64))  # [36, 9]
+_AT2 = torch.kron(torch.tensor(_AT, dtype=torch.float64), torch.tensor(_AT, dtype=torch.float64))  # [16, 36]
 
 # Below these sizes the transforms cost more than they save (see benchmarks/conv_speed.py).
 MIN_SIDE = 16
@@ -171,7 +172,7 @@ def _output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
     yh = y.permute(0, 2, 3, 1)  # the same memory as NHWC
     for n0, n1 in _chunks(n, 16 * th * tw * o * m.element_size()):
         k = n1 - n0
-        tiles = (_AT2 @ m[:, n0 * th * tw : n1 * th * tw].reshape(36, -1)).view(4, 4, k, th, tw, o)
+        tiles = (_AT2.to(m) @ m[:, n0 * th * tw : n1 * th * tw].reshape(36, -1)).view(4, 4, k, th, tw, o)
         tiles = tiles.permute(2, 3, 0, 4, 1, 5)  # [k, Th, 4, Tw, 4, O]
         if (h, w) == (4 * th, 4 * tw):
             yh[n0:n1].view(k, th, 4, tw, 4, o).copy_(tiles)
@@ -189,20 +190,20 @@ def _output_transform_transposed(gy: torch.Tensor) -> torch.Tensor:
     gm = gy.new_empty(36, n * th * tw, o)
     for n0, n1 in _chunks(n, 16 * th * tw * o * gy.element_size()):
         tiles = gy[n0:n1].reshape(n1 - n0, th, 4, tw, 4, o).permute(2, 4, 0, 1, 3, 5).reshape(16, -1)
-        torch.mm(_AT2.t(), tiles, out=gm[:, n0 * th * tw : n1 * th * tw].view(36, -1))
+        torch.mm(_AT2.to(gy).t(), tiles, out=gm[:, n0 * th * tw : n1 * th * tw].view(36, -1))
     return gm
 
 
 def _weight_transform(w: torch.Tensor) -> torch.Tensor:
     """``[O, C, 3, 3]`` → ``[36, C, O]``: G·w·Gᵀ per input/output channel pair."""
     o, c = w.shape[:2]
-    return (_G2 @ w.permute(2, 3, 1, 0).reshape(9, c * o)).view(36, c, o)
+    return (_G2.to(w) @ w.permute(2, 3, 1, 0).reshape(9, c * o)).view(36, c, o)
 
 
 def _weight_transform_transposed(gu: torch.Tensor) -> torch.Tensor:
     """The adjoint of :func:`_weight_transform`: ``[36, C, O]`` → ``[O, C, 3, 3]``."""
     _, c, o = gu.shape
-    return (_G2.t() @ gu.reshape(36, c * o)).view(3, 3, c, o).permute(3, 2, 0, 1)
+    return (_G2.to(gu).t() @ gu.reshape(36, c * o)).view(3, 3, c, o).permute(3, 2, 0, 1)
 
 
 def _pointwise_products(a: torch.Tensor, b: torch.Tensor, transpose_a: bool = False,

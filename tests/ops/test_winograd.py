@@ -56,6 +56,16 @@ def test_forward_and_gradients_match_float64(shape):
     assert gx.stride() == x.stride()
 
 
+def test_hand_written_backward_is_the_exact_adjoint_in_float64():
+    """gradcheck / gradgradcheck compare the backward with finite differences of the forward itself."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn([2, 3, 9, 6], generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn([4, 3, 3, 3], generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(winograd_conv2d, (x, w))
+    assert torch.autograd.gradgradcheck(winograd_conv2d, (x, w))
+    assert rel(winograd_conv2d(x, w), F.conv2d(x, w, padding=1)) < 1e-12  # float64 in, float64 accuracy out
+
+
 def test_only_the_requested_gradient_is_computed_and_right():
     x, w, g = inputs(2, 6, 5, 12, 12, True)
     xd, wd = x.double().requires_grad_(), w.double().requires_grad_()
