@@ -33,6 +33,7 @@ class Target:
     name: str
     read: Callable[[], PIL.Image.Image]
     label: Label | None = None
+    label_error: StyleGANError | None = None  # a broken dataset.json matters only when a label is needed
 
 
 def target_class(target: Target, c_dim: int, class_idx: int | None) -> int | None:
@@ -43,6 +44,8 @@ def target_class(target: Target, c_dim: int, class_idx: int | None) -> int | Non
     if class_idx is not None or c_dim == 0:
         return class_idx  # range and fit are checked where the class is used
     label = target.label
+    if target.label_error is not None:
+        raise target.label_error
     if isinstance(label, int):
         if label >= c_dim:
             raise StyleGANError(f"target {target.name} has class {label} in dataset.json, but the network has "
@@ -114,8 +117,8 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
                        key=lambda n: n.split("/"))
         names = [n for n in names if is_image_name(n)][:limit]
         meta_file = path / LABELS_FILE
-        labels = _labels(_read_file(meta_file), meta_file) if meta_file.is_file() else {}
-        targets = [Target(n, lambda n=n: open_image(_read_file(path / n)), labels.get(n)) for n in names]
+        labels, error = _labels(_read_file(meta_file), meta_file) if meta_file.is_file() else ({}, None)
+        targets = [Target(n, lambda n=n: open_image(_read_file(path / n)), labels.get(n), error) for n in names]
         kind = "folder"
     elif path.is_file() and path.suffix.lower() == ".zip":
         try:
@@ -125,8 +128,8 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
         except (zipfile.BadZipFile, OSError) as e:
             raise StyleGANError(f"{path} is not a readable ZIP ({e})",
                                 "give an image, a folder or a dataset ZIP") from None
-        labels = _labels(meta, f"{path}:{LABELS_FILE}") if meta is not None else {}
-        targets = [Target(n, lambda n=n: open_image(_zip_member(path, n)), labels.get(n)) for n in names]
+        labels, error = _labels(meta, f"{path}:{LABELS_FILE}") if meta is not None else ({}, None)
+        targets = [Target(n, lambda n=n: open_image(_zip_member(path, n)), labels.get(n), error) for n in names]
         kind = "ZIP"
     elif path.is_file():
         return [Target(path.name, lambda: open_image(_read_file(path)))], False
@@ -137,9 +140,12 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
     return targets, True
 
 
-def _labels(text: bytes, where) -> dict[str, Label]:
-    """``{image name: label}`` from a dataset.json (empty for ``"labels": null``)."""
-    return parse_labels_json(text, str(where)) or {}
+def _labels(text: bytes, where) -> tuple[dict[str, Label], StyleGANError | None]:
+    """``{image name: label}`` from a dataset.json (empty for ``"labels": null``), or the reason it is unusable."""
+    try:
+        return parse_labels_json(text, str(where)) or {}, None
+    except StyleGANError as e:
+        return {}, e
 
 
 def _zip_member(path: Path, name: str) -> bytes:

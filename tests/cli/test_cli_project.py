@@ -229,3 +229,16 @@ def test_mass_project_uses_dataset_classes_for_a_conditional_network(run, cond_n
     r = run("mass-project", "--networks", runs, "--data", bad, "--num-images", "2", "--num-steps", "2",
             "--detector-dir", detectors, "--outdir", tmp_path / "n", "--quiet")
     assert r.code == 2 and "has no class label" in r.err
+
+
+def test_a_broken_dataset_json_matters_only_to_a_conditional_network(run, uncond_network, cond_network, detectors,
+                                                                      tmp_path):
+    data = tmp_path / "photos"
+    data.mkdir()
+    photo(data / "a.png", 16, 16, "RGB")
+    (data / "dataset.json").write_text("{not json")
+    common = ["--target", data, "--num-steps", "2", "--no-save-video", "--detector-dir", detectors, "--quiet"]
+    r = run("project", "--network", uncond_network, *common, "--outdir", tmp_path / "u")
+    assert r.code == 0, r.err
+    r = run("project", "--network", cond_network, *common, "--outdir", tmp_path / "c")
+    assert r.code == 2 and "dataset.json is not valid JSON" in r.err and "Traceback" not in r.err
