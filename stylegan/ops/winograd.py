@@ -250,7 +250,8 @@ class _WinogradConv(torch.autograd.Function):
         v = _input_transform(_nhwc(x))
         u = _weight_transform(w)
         y = _output_transform(_pointwise_products(v, u), n, h, wd)
-        ctx.save_for_backward(x, w, v, u)
+        # The transformed input serves only the weight gradient: a frozen w (D in a G step) does not keep it.
+        ctx.save_for_backward(x, w, v if ctx.needs_input_grad[1] else None, u)
         return y if x.is_contiguous(memory_format=torch.channels_last) else y.contiguous()
 
     @staticmethod
