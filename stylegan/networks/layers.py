@@ -12,10 +12,10 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stylegan.ops import ACTIVATIONS, bias_act, conv2d_resample, make_filter
+from stylegan.ops.bias_act import HOMOGENEOUS, homogeneous_act
 
 
 def expect_shape(x: torch.Tensor, shape: Sequence[int | None], what: str) -> None:
@@ -86,9 +86,6 @@ def w_avg_update_wanted(training: bool, skip_w_avg_update: bool, update_emas: bo
     return (training and not skip_w_avg_update) if update_emas is None else bool(update_emas)
 
 
-_FOLDABLE = ("linear", "relu", "lrelu")  # act(a·x) = a·act(x) for a > 0
-
-
 class Conv2dLayer(nn.Module):
     """A plain (non-modulated) convolution with optional FIR up/downsampling, as used by D."""
 
@@ -130,7 +127,7 @@ class Conv2dLayer(nn.Module):
         # For linear and (leaky) ReLU, act(y + b) · g = act(g·y + g·b) with g > 0: the gain rides on the
         # weights and bias, and the bias and activation then update the convolution's output in place,
         # two passes over the activations (and their gradients) fewer than bias, act, gain in turn.
-        fold = self.activation in _FOLDABLE and g > 0
+        fold = self.activation in HOMOGENEOUS and g > 0
         w = (self.weight * (self.weight_gain * (g if fold else 1))).to(x.dtype)
         # Correlation is cheaper except when upsampling, where the official layer convolves.
         x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down,
@@ -139,10 +136,7 @@ class Conv2dLayer(nn.Module):
             return bias_act(x, self.bias, act=self.activation, gain=g, clamp=clamp)
         if self.bias is not None:
             x = x.add_((self.bias * g).to(x.dtype).reshape(1, -1, 1, 1))
-        if self.activation == "lrelu":
-            x = F.leaky_relu(x, 0.2, inplace=True)
-        elif self.activation == "relu":
-            x = torch.relu_(x)
+        x = homogeneous_act(x, self.activation, inplace=True)
         if clamp is not None and clamp >= 0:
             x = x.clamp(-clamp, clamp)
         return x

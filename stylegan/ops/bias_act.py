@@ -54,3 +54,19 @@ def bias_act(
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+# Activations with act(a·x) = a·act(x) for a > 0, by their negative slope (None = linear): a positive gain
+# may be folded into whatever precedes them.
+HOMOGENEOUS = {"linear": None, "relu": 0.0, "lrelu": 0.2}
+
+
+def homogeneous_act(x: torch.Tensor, act: str, inplace: bool = False) -> torch.Tensor:
+    """Apply one of the :data:`HOMOGENEOUS` activations (without gain), in place when asked."""
+    slope = HOMOGENEOUS[act]
+    if slope == 0.0:
+        return torch.relu_(x) if inplace else torch.relu(x)
+    if slope is not None:
+        return F.leaky_relu(x, slope, inplace=inplace)
+    return x
+

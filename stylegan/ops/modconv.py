@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from stylegan.ops.bias_act import ACTIVATIONS, bias_act
+from stylegan.ops.bias_act import ACTIVATIONS, HOMOGENEOUS, bias_act, homogeneous_act
 from stylegan.ops.resample import Padding, conv2d_resample, parse_padding
 
-# Activations with act(a·x) = a·act(x) for a > 0: their gain can be folded into a preceding scale.
-_HOMOGENEOUS = {"linear": None, "relu": 0.0, "lrelu": 0.2}
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
@@ -75,7 +73,7 @@ def modulated_conv2d(
         if dcoefs is not None:
             w = w * dcoefs.reshape(n, out_c, 1)
         x = _pointwise(x, w.to(x.dtype))
-        if act is not None and act in _HOMOGENEOUS:
+        if act is not None and act in HOMOGENEOUS:
             return _scale_shift_act(x, None, noise, bias, act, gain, clamp)
         if noise is not None:
             x = x + noise.to(x.dtype)
@@ -85,7 +83,7 @@ def modulated_conv2d(
         s = styles.to(x.dtype).reshape(n, in_c, 1, 1)
         x = x.mul_(s) if overwrite_input and _writable(x) else x * s
         x = conv2d_resample(x, weight.to(x.dtype), **conv)
-        if act is not None and act in _HOMOGENEOUS:
+        if act is not None and act in HOMOGENEOUS:
             return _scale_shift_act(x, dcoefs, noise, bias, act, gain, clamp)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, out_c, 1, 1)
@@ -99,7 +97,7 @@ def modulated_conv2d(
     x = x.reshape(1, n * in_c, *x.shape[2:])
     x = conv2d_resample(x, w.reshape(n * out_c, in_c, kh, kw).to(x.dtype), groups=n, **conv)
     x = x.reshape(n, out_c, *x.shape[2:])
-    if act is not None and act in _HOMOGENEOUS:
+    if act is not None and act in HOMOGENEOUS:
         return _scale_shift_act(x, None, noise, bias, act, gain, clamp)
     if noise is not None:
         x = x + noise.to(x.dtype)
@@ -155,11 +153,7 @@ def _scale_shift_act(x, scale, noise, bias, act, gain, clamp):
         if shift.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last):
             shift = shift.contiguous(memory_format=torch.channels_last)  # aligned broadcasting is ~2x faster
         y = torch.addcmul(shift * g, x, factor if torch.is_tensor(factor) else torch.tensor(factor, dtype=x.dtype))
-    slope = _HOMOGENEOUS[act]
-    if slope == 0.0:
-        y = torch.relu_(y) if in_place else torch.relu(y)
-    elif slope is not None:
-        y = torch.nn.functional.leaky_relu(y, slope, inplace=in_place)
+    y = homogeneous_act(y, act, inplace=in_place)
     if clamp is not None and clamp >= 0:
         y = y.clamp_(-clamp * gain, clamp * gain) if in_place else y.clamp(-clamp * gain, clamp * gain)
     return y
