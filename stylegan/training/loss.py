@@ -41,6 +41,11 @@ class StyleGAN2Loss:
     def _report(self, name: str, value: torch.Tensor) -> None:
         self.stats.setdefault(name, []).append(value.detach().flatten().float())
 
+    def _report_logits(self, kind: str, logits: torch.Tensor) -> None:
+        """D's scores for ``kind`` (fake / real) and their signs, which drive the ADA p."""
+        self._report(f"Loss/scores/{kind}", logits)
+        self._report(f"Loss/signs/{kind}", logits.sign())
+
     def pop_stats(self) -> dict[str, list[torch.Tensor]]:
         stats, self.stats = self.stats, {}
         return stats
@@ -78,10 +83,8 @@ class StyleGAN2Loss:
         with independent_minibatches(self.D, 2):
             logits = self.discriminate(torch.cat([gen_img, real_img.detach()]), torch.cat([gen_c, real_c]))
         fake, real = logits.chunk(2)
-        self._report("Loss/scores/fake", fake)
-        self._report("Loss/signs/fake", fake.sign())
-        self._report("Loss/scores/real", real)
-        self._report("Loss/signs/real", real.sign())
+        self._report_logits("fake", fake)
+        self._report_logits("real", real)
         loss_fake, loss_real = F.softplus(fake), F.softplus(-real)
         self._report("Loss/D/loss", loss_fake + loss_real)
         (loss_fake.mean() + loss_real.mean()).mul(gain).backward()
@@ -107,8 +110,7 @@ class StyleGAN2Loss:
         if do_g_main:
             gen_img, _ = self.generate(gen_z, gen_c)
             logits = self.discriminate(gen_img, gen_c)
-            self._report("Loss/scores/fake", logits)
-            self._report("Loss/signs/fake", logits.sign())
+            self._report_logits("fake", logits)
             loss = F.softplus(-logits)  # -log sigmoid(D(G(z)))
             self._report("Loss/G/loss", loss)
             loss.mean().mul(gain).backward()
@@ -138,16 +140,14 @@ class StyleGAN2Loss:
             with torch.no_grad():
                 gen_img, _ = self.generate(gen_z, gen_c)
             logits = self.discriminate(gen_img, gen_c)
-            self._report("Loss/scores/fake", logits)
-            self._report("Loss/signs/fake", logits.sign())
+            self._report_logits("fake", logits)
             loss_fake = F.softplus(logits)  # -log(1 - sigmoid(D(G(z))))
             loss_fake.mean().mul(gain).backward()
 
         if do_d_main or do_d_r1:
             real = real_img.detach().requires_grad_(do_d_r1)
             logits = self.discriminate(real, real_c)
-            self._report("Loss/scores/real", logits)
-            self._report("Loss/signs/real", logits.sign())
+            self._report_logits("real", logits)
             loss_real = 0
             if do_d_main:
                 loss_real = F.softplus(-logits)
