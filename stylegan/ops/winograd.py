@@ -64,10 +64,11 @@ def is_enabled() -> bool:
     return _enabled
 
 
-def applies(x: torch.Tensor, w: torch.Tensor, padding, stride: int = 1, groups: int = 1) -> bool:
-    """Whether ``conv2d(x, w, padding=1)`` should run as :func:`winograd_conv2d` here."""
+def applies(x: torch.Tensor, w: torch.Tensor, padding, groups: int = 1) -> bool:
+    """Whether the stride-1 ``conv2d(x, w, padding=padding, groups=groups)`` should run as
+    :func:`winograd_conv2d` here."""
     return (_enabled and x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32
-            and x.ndim == 4 and tuple(w.shape[2:]) == (3, 3) and groups == 1 and stride == 1
+            and x.ndim == 4 and tuple(w.shape[2:]) == (3, 3) and groups == 1
             and list(padding) == [1, 1] and min(x.shape[2], x.shape[3]) >= MIN_SIDE
             and min(w.shape[0], w.shape[1]) >= MIN_CHANNELS)
 
@@ -105,10 +106,10 @@ def _tiles(h: int, w: int) -> tuple[int, int]:
 CHUNK_BYTES = 2 << 20
 
 
-def _chunks(n: int, bytes_per_sample: int):
+def _chunks(n: int, bytes_per_sample: int) -> tuple[int, list[tuple[int, int]]]:
+    """The chunk size (samples) and the ``(n0, n1)`` sample ranges covering a batch of ``n``."""
     step = max(1, min(n, CHUNK_BYTES // max(bytes_per_sample, 1)))
-    for n0 in range(0, n, step):
-        yield n0, min(n, n0 + step)
+    return step, [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
 
 
 def _input_transform(xh: torch.Tensor) -> torch.Tensor:
@@ -118,10 +119,9 @@ def _input_transform(xh: torch.Tensor) -> torch.Tensor:
     xp = F.pad(xh, [0, 0, 1, 1 + 4 * tw - w, 1, 1 + 4 * th - h])  # [N, 4Th+2, 4Tw+2, C]
     hp = 4 * th + 2
     v = xp.new_empty(6, 6, n, th, tw, c)
-    cols = None
-    for n0, n1 in _chunks(n, 6 * hp * tw * c * xp.element_size()):
-        if cols is None:
-            cols = xp.new_empty(6, n1 - n0, hp, tw, c)
+    step, chunks = _chunks(n, 6 * hp * tw * c * xp.element_size())
+    cols = xp.new_empty(6, step, hp, tw, c)
+    for n0, n1 in chunks:
         xs, cs = xp[n0:n1], cols[:, : n1 - n0]
         # Along W: cols[b] = Σ_j Bᵀ[b, j] · x[.., 4s + j]; then along H for all b at once into v[a].
         _combine(_BT, [xs[:, :, j : j + 4 * tw : 4] for j in range(6)], cs)
@@ -136,13 +136,12 @@ def _input_transform_transposed(gv: torch.Tensor, n: int, h: int, w: int) -> tor
     hp, wp = 4 * th + 2, 4 * tw + 2
     gv = gv.view(6, 6, n, th, tw, c)
     xp = gv.new_empty(n, hp, wp, c)
-    cols = rows_part = cols_part = None
-    for n0, n1 in _chunks(n, 6 * hp * tw * c * gv.element_size()):
+    step, chunks = _chunks(n, 6 * hp * tw * c * gv.element_size())
+    cols = gv.new_empty(6, step, hp, tw, c)
+    rows_part = gv.new_empty(2, 6, step, th, tw, c)
+    cols_part = gv.new_empty(2, step, hp, tw, c)
+    for n0, n1 in chunks:
         k = n1 - n0
-        if cols is None:
-            cols = gv.new_empty(6, k, hp, tw, c)
-            rows_part = gv.new_empty(2, 6, k, th, tw, c)
-            cols_part = gv.new_empty(2, k, hp, tw, c)
         cs, g = cols[:, :k], [gv[a, :, n0:n1] for a in range(6)]
         # Along H: rows 4t+0..3 of the tiles are disjoint and cover the image; rows 4t+4, 4t+5 overlap
         # the next tile's first two, so they are added on.
@@ -170,7 +169,7 @@ def _output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
     o = m.shape[-1]
     y = torch.empty([n, o, h, w], dtype=m.dtype, device=m.device, memory_format=torch.channels_last)
     yh = y.permute(0, 2, 3, 1)  # the same memory as NHWC
-    for n0, n1 in _chunks(n, 16 * th * tw * o * m.element_size()):
+    for n0, n1 in _chunks(n, 16 * th * tw * o * m.element_size())[1]:
         k = n1 - n0
         tiles = (_AT2.to(m) @ m[:, n0 * th * tw : n1 * th * tw].reshape(36, -1)).view(4, 4, k, th, tw, o)
         tiles = tiles.permute(2, 3, 0, 4, 1, 5)  # [k, Th, 4, Tw, 4, O]
@@ -188,7 +187,7 @@ def _output_transform_transposed(gy: torch.Tensor) -> torch.Tensor:
     if (h, w) != (4 * th, 4 * tw):
         gy = F.pad(gy, [0, 0, 0, 4 * tw - w, 0, 4 * th - h])
     gm = gy.new_empty(36, n * th * tw, o)
-    for n0, n1 in _chunks(n, 16 * th * tw * o * gy.element_size()):
+    for n0, n1 in _chunks(n, 16 * th * tw * o * gy.element_size())[1]:
         tiles = gy[n0:n1].reshape(n1 - n0, th, 4, tw, 4, o).permute(2, 4, 0, 1, 3, 5).reshape(16, -1)
         torch.mm(_AT2.to(gy).t(), tiles, out=gm[:, n0 * th * tw : n1 * th * tw].view(36, -1))
     return gm
