@@ -100,9 +100,11 @@ def _keep_stored_w_avg_beta(record: PersistentRecord, kwargs: dict[str, Any]) ->
     mapping_kwargs = kwargs.get("mapping_kwargs")
     if not isinstance(mapping, PersistentRecord) or not isinstance(mapping_kwargs, dict):
         return
-    beta = mapping.state.get("w_avg_beta", "absent")
-    if "w_avg_beta" in mapping_kwargs or not (beta is None or isinstance(beta, numbers.Real)) or isinstance(beta, bool):
+    if "w_avg_beta" in mapping_kwargs or "w_avg_beta" not in mapping.state:
         return
+    beta = mapping.state["w_avg_beta"]
+    if beta is not None and (isinstance(beta, bool) or not isinstance(beta, numbers.Real)):
+        return  # not a decay: leave it to the defaults
     beta = None if beta is None else float(beta)
     if beta != _DEFAULT_W_AVG_BETA:  # the arguments stay as the file has them where our default agrees
         kwargs["mapping_kwargs"] = {**mapping_kwargs, "w_avg_beta": beta}
