@@ -140,20 +140,21 @@ def _scale_shift_act(x, scale, noise, bias, act, gain, clamp):
         # broadcasts cheaply whatever the memory format.
         # alpha= scales inside the add, one pass and no temporary (few ops also matter on a busy CPU).
         y = x.mul_(factor) if torch.is_tensor(factor) or factor != 1 else x
-        if noise is not None:
-            y.add_(noise.to(x.dtype), alpha=g)
-        if bias is not None:
-            y.add_(bias.to(x.dtype).reshape(1, c, 1, 1), alpha=g)
+    elif bias is not None:
+        # Under autograd x is saved for the scale's gradient, so one new tensor is made, by the first pass:
+        # y = x · factor + bias · g. Neither this nor the adds below need their own output for the backward
+        # pass, so the noise and the activation then work on y in place.
+        shift = (bias.to(x.dtype) * g).reshape(1, c, 1, 1)
+        y = torch.addcmul(shift, x, factor) if torch.is_tensor(factor) else torch.add(shift, x, alpha=factor)
+        bias = None
     else:
-        shift = torch.zeros([], dtype=x.dtype, device=x.device)
-        if bias is not None:
-            shift = bias.to(x.dtype).reshape(1, c, 1, 1)
-        if noise is not None:
-            shift = shift + noise.to(x.dtype)
-        if shift.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            shift = shift.contiguous(memory_format=torch.channels_last)  # aligned broadcasting is ~2x faster
-        y = torch.addcmul(shift * g, x, factor if torch.is_tensor(factor) else torch.tensor(factor, dtype=x.dtype))
-    y = homogeneous_act(y, act, inplace=in_place)
+        y = x * factor
+    if noise is not None:
+        y = y.add_(noise.to(x.dtype), alpha=g)
+    if bias is not None:
+        y = y.add_(bias.to(x.dtype).reshape(1, c, 1, 1), alpha=g)
+    y = homogeneous_act(y, act, inplace=True)
     if clamp is not None and clamp >= 0:
+        # The activation's backward reads its output, so under autograd the clamp must not overwrite it.
         y = y.clamp_(-clamp * gain, clamp * gain) if in_place else y.clamp(-clamp * gain, clamp * gain)
     return y

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan.ops import winograd
+from stylegan.ops.depthwise import depthwise_conv2d
 from stylegan.ops.filters import filter_size
 
 Padding = int | Sequence[int]
@@ -68,12 +69,16 @@ def upfirdn2d(
         f = f.to(x.dtype) * (gain ** (f.ndim / 2))
         if not flip_filter:
             f = f.flip(list(range(f.ndim)))
+        # Downsampling keeps every down-th output of the filter, which the stride computes alone.
         if f.ndim == 2:
-            x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), padding=conv_pad, groups=c)
+            x = depthwise_conv2d(x, f[None, None].expand(c, 1, *f.shape), padding=conv_pad, stride=down)
         else:
-            x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), padding=[0, conv_pad[1]], groups=c)
-            x = F.conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), padding=[conv_pad[0], 0], groups=c)
-    elif gain != 1:
+            x = depthwise_conv2d(x, f[None, None, None, :].expand(c, 1, 1, f.shape[0]), padding=[0, conv_pad[1]],
+                                 stride=[1, down])
+            x = depthwise_conv2d(x, f[None, None, :, None].expand(c, 1, f.shape[0], 1), padding=[conv_pad[0], 0],
+                                 stride=[down, 1])
+        return x
+    if gain != 1:
         x = x * gain
     if down > 1:
         x = x[:, :, ::down, ::down]
