@@ -2,7 +2,8 @@
 the official implementation's (a local clone of NVlabs/stylegan2-ada-pytorch given with ``--official``).
 
 Each phase of the official schedule (Gmain, Greg, Dmain, Dreg) is timed as the training loop runs it —
-zero the gradients, forward and backward through the loss, optimizer step — and combined per minibatch:
+zero the gradients, forward and backward through the loss, optimizer step (each loop's own Adam: ours fused,
+the official one PyTorch's default) — and combined per minibatch:
 
     with regularisation:    Gmain + Dmain + Greg / 4 + Dreg / 16   (lazy intervals 4 and 16)
     without regularisation: Gmain + Dmain                           (pl_weight 0, gamma 0)
@@ -34,6 +35,7 @@ import torch
 from stylegan.networks import Discriminator, Generator
 from stylegan.ops import winograd
 from stylegan.ops.allocator import tune_cpu_allocator
+from stylegan.training.loop import adam
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
@@ -63,17 +65,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def adam(module: torch.nn.Module, interval: int) -> torch.optim.Adam:
-    r = interval / (interval + 1)  # lazy-regularisation correction, as in training
-    return torch.optim.Adam(module.parameters(), lr=0.0025 * r, betas=(0.0, 0.99 ** r), eps=1e-8)
+def official_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """The optimizer the official training loop builds: PyTorch's default Adam."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8)
 
 
 class Runner:
-    """One implementation's G, D, optimizers and loss; ``phase(name)`` runs and times one training phase."""
+    """One implementation's G, D, optimizers and loss; ``phase(name)`` runs and times one training phase.
 
-    def __init__(self, name, G, D, make_loss, accumulate, pop_losses, device):
+    ``make_adam(params, lr, betas)`` is the implementation's own optimizer, with the lazy-regularisation
+    correction of lr and betas applied here as both training loops apply it.
+    """
+
+    def __init__(self, name, G, D, make_loss, accumulate, pop_losses, device, make_adam):
         self.name, self.G, self.D, self.device = name, G, D, device
-        self.opts = {"G": adam(G, 4), "D": adam(D, 16)}
+        r = {"G": 4 / 5, "D": 16 / 17}
+        self.opts = {k: make_adam(list(m.parameters()), 0.0025 * r[k], (0.0, 0.99 ** r[k]))
+                     for k, m in (("G", G), ("D", D))}
         self.loss = make_loss(G, D)
         self._accumulate, self._pop_losses = accumulate, pop_losses
 
@@ -110,7 +118,7 @@ def our_runner(res: int, args, gamma: float, pl_weight: float) -> Runner:
     def pop(loss):
         return {k: float(torch.cat(v).mean()) for k, v in loss.pop_stats().items() if k in LOSS_KEYS}
 
-    return Runner("ours", G, D, make_loss, accumulate, pop, args.device)
+    return Runner("ours", G, D, make_loss, accumulate, pop, args.device, adam)
 
 
 def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_weight: float) -> Runner:
@@ -150,7 +158,7 @@ def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_w
         reported.clear()
         return out
 
-    return Runner("official", G, D, make_loss, accumulate, pop, args.device)
+    return Runner("official", G, D, make_loss, accumulate, pop, args.device, official_adam)
 
 
 def benchmark(res: int, args, regularise: bool) -> None:

@@ -150,7 +150,8 @@ def _scale_shift_act(x, scale, noise, bias, act, gain, clamp):
     else:
         y = x * factor
     if noise is not None:
-        y = y.add_(noise.to(x.dtype), alpha=g)
+        # The gain goes on the noise, [N, 1, H, W], not on the gradient of the whole tensor in backward.
+        y = y.add_(noise.to(x.dtype) * g)
     if bias is not None:
         y = y.add_(bias.to(x.dtype).reshape(1, c, 1, 1), alpha=g)
     y = homogeneous_act(y, act, inplace=True)

