@@ -103,12 +103,24 @@ def _tiles(h: int, w: int) -> tuple[int, int]:
 
 # Transforms run a few samples at a time so their intermediates stay in cache: they are bound by memory
 # bandwidth, and one pass over a whole batch's tiles (tens of MB) would go to DRAM and back each time.
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 2 << 20  # with one thread
+
+
+def chunk_bytes() -> int:
+    """The chunk budget for the current number of threads.
+
+    Each of the ~40 small ops per chunk pays a fork and join of the thread team, so more threads need
+    more work per op: on two threads 8 MB chunks ran the transforms 1.4× faster than 2 MB ones, while one
+    thread is best at 2 MB (benchmarks/conv_speed.py). Beyond two threads this keeps the work per thread
+    and stops at 32 MB, about a server's L3 cache.
+    """
+    threads = torch.get_num_threads()
+    return CHUNK_BYTES if threads == 1 else CHUNK_BYTES * min(2 * threads, 16)
 
 
 def _chunks(n: int, bytes_per_sample: int) -> tuple[int, list[tuple[int, int]]]:
     """The chunk size (samples) and the ``(n0, n1)`` sample ranges covering a batch of ``n``."""
-    step = max(1, min(n, CHUNK_BYTES // max(bytes_per_sample, 1)))
+    step = max(1, min(n, chunk_bytes() // max(bytes_per_sample, 1)))
     return step, [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
 
 

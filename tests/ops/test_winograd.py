@@ -92,11 +92,22 @@ def test_second_derivatives_match_float64(shape):
     assert rel(got[0], want[0]) < TOL and rel(got[1], want[1]) < TOL
 
 
+def test_chunks_grow_with_threads():
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = winograd.chunk_bytes()
+        torch.set_num_threads(2)
+        assert one == winograd.CHUNK_BYTES and winograd.chunk_bytes() == 4 * one
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_chunked_transforms_equal_one_pass(monkeypatch):
     x, w, g = inputs(5, 6, 7, 20, 12, True)
     results = []
     for chunk in (1 << 30, 1, 20000):  # one chunk for the batch, one sample per chunk, 2 + 2 + 1 samples
-        monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(winograd, "chunk_bytes", lambda: chunk)
         xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
         y = winograd_conv2d(xr, wr)
         results.append((y, *torch.autograd.grad(y, [xr, wr], g.float())))
