@@ -35,7 +35,7 @@ import torch
 from stylegan.networks import Discriminator, Generator
 from stylegan.ops import winograd
 from stylegan.ops.allocator import tune_cpu_allocator
-from stylegan.training.loop import adam
+from stylegan.training.loop import adam, on_device
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
@@ -106,7 +106,7 @@ class Runner:
 def our_runner(res: int, args, gamma: float, pl_weight: float) -> Runner:
     G_kwargs, D_kwargs = network_kwargs(res, args)
     torch.manual_seed(0)
-    G, D = Generator(**G_kwargs).train().to(args.device), Discriminator(**D_kwargs).train().to(args.device)
+    G, D = Generator(**G_kwargs).train().to(args.device), on_device(Discriminator(**D_kwargs).train(), args.device)
     G.requires_grad_(False), D.requires_grad_(False)
 
     def make_loss(G, D):

@@ -100,8 +100,19 @@ def restore_optimizers(trainer, tensors: dict[str, torch.Tensor]) -> None:
         module_name = phase.name[0]
         for name, p in phase.module.named_parameters():
             prefix = f"{RESUME_PREFIX}opt.{module_name}.{name}."
-            state = {k[len(prefix):]: v.to(p.device) for k, v in tensors.items() if k.startswith(prefix)}
+            state = {k[len(prefix):]: _like_param(v, p) for k, v in tensors.items() if k.startswith(prefix)}
             if state:
                 if "step" in state:
                     state["step"] = state["step"].float()
                 phase.opt.state[p] = state
+
+
+def _like_param(saved: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """A saved moment on the parameter's device and, when it has its shape, in its memory layout.
+
+    The fused Adam step walks a parameter and its moments as flat memory, so an NHWC weight (D on the CPU)
+    with NCHW moments, as safetensors stores them, would pair the wrong elements.
+    """
+    if saved.shape != p.shape:
+        return saved.to(p.device)
+    return torch.empty_like(p, dtype=saved.dtype).copy_(saved)
