@@ -31,3 +31,38 @@ def test_training_adam_follows_the_adam_update_with_lazy_regularisation_betas():
         p.grad = torch.tensor(g, dtype=torch.float32)
         opt.step()
     np.testing.assert_allclose(p.detach().numpy(), reference_adam(start, grads, lr, betas), rtol=0, atol=1e-6)
+
+
+def test_restored_moments_of_an_nhwc_weight_step_like_the_uninterrupted_optimizer():
+    """D's weights are NHWC on the CPU while snapshots store moments contiguous; the fused step needs them
+    in the parameter's layout (with NCHW moments it pairs the wrong elements)."""
+    from types import SimpleNamespace
+
+    from stylegan.training.loop import Phase
+    from stylegan.training.snapshot import _optimizer_tensors, restore_optimizers
+
+    g = torch.Generator().manual_seed(0)
+
+    def module():
+        m = torch.nn.Conv2d(4, 6, 3, bias=False)
+        with torch.no_grad():
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+        return m.to(memory_format=torch.channels_last)
+
+    grads = [torch.randn([6, 4, 3, 3], generator=g) for _ in range(3)]
+    a, b = module(), module()
+    b.load_state_dict(a.state_dict())
+    trainer = lambda m: SimpleNamespace(phases=[Phase("Dmain", m, adam(m.parameters(), 0.01, (0.0, 0.99)), 1)],  # noqa: E731
+                                        loss=SimpleNamespace(pl_mean=torch.zeros([])))
+    ta, tb = trainer(a), trainer(b)
+    for t, m in ((ta, a), (tb, b)):
+        m.weight.grad = grads[0].contiguous(memory_format=torch.channels_last)
+        t.phases[0].opt.step()
+    saved = {k: v.contiguous().clone() for k, v in _optimizer_tensors(ta).items()}  # as a snapshot file holds them
+    tb = trainer(b)  # a fresh optimizer, as a resumed run builds
+    restore_optimizers(tb, saved)
+    for grad in grads[1:]:
+        for t, m in ((ta, a), (tb, b)):
+            m.weight.grad = grad.contiguous(memory_format=torch.channels_last)
+            t.phases[0].opt.step()
+    assert torch.equal(a.weight, b.weight)
