@@ -13,12 +13,11 @@ resolution and dropping three samples in four, as before.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from conv_speed import timed  # the sibling script (benchmarks/ is on the path when run)
 from stylegan.ops import upfirdn2d
 from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.ops.filters import make_filter
@@ -38,16 +37,6 @@ def grouped_conv(x, f, up=1, down=1, padding=0, gain=1):
     assert x0 == x1 and y0 == y1, "the cases here pad symmetrically, inside the convolution"
     weight = (f * gain).flip([0, 1])[None, None].expand(x.shape[1], 1, *f.shape)
     return F.conv2d(x, weight, padding=[y0, x0], groups=x.shape[1])[:, :, ::down, ::down]
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def measures(filt, x, repeats):
