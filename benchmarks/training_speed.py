@@ -16,7 +16,12 @@ printed side by side and must agree.
     python benchmarks/training_speed.py                       # ours, 32² and 64²
     python benchmarks/training_speed.py --official /tmp/stylegan2-ada-pytorch --threads 1
     python benchmarks/training_speed.py --no-winograd         # ours with direct 3×3 convolutions only
-    python benchmarks/training_speed.py --preset paper256 --device cuda --official PATH   # on a GPU
+    python benchmarks/training_speed.py --preset auto256 --device cuda --official PATH    # on a GPU
+    python benchmarks/training_speed.py --preset paper256 --device cuda --official PATH
+
+On CUDA both run as the official training loop sets PyTorch up: cuDNN autotuning on, TF32 off
+(``--allow-tf32`` allows it for both). ``--batch-gpu`` splits the batch into accumulated passes, as the
+loops do when the batch per GPU is smaller than the batch.
 
 The glibc allocator setting that ``stylegan train`` makes (``stylegan.ops.allocator``) is made here for the
 whole process, so the official code runs with it too; ``--no-tune-allocator`` leaves malloc alone for both.
@@ -35,6 +40,7 @@ import torch
 from stylegan.networks import Discriminator, Generator
 from stylegan.ops import winograd
 from stylegan.ops.allocator import tune_cpu_allocator
+from stylegan.ops.backends import cuda_arithmetic
 from stylegan.training.loop import adam, on_device
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
 
@@ -42,10 +48,18 @@ PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 LOSS_KEYS = ("Loss/G/loss", "Loss/pl_penalty", "Loss/D/loss", "Loss/r1_penalty")
 
 
-# paper256 as the official train.py defines it (FFHQ / LSUN Cat at 256²), run as one pass of the whole batch.
-PRESETS = {"paper256": dict(res=[256], cbase=16384, cmax=512, map=8, batch=64, mbstd=8, gamma=1.0, fp16_res=4,
-                            conv_clamp=256.0)}
-# The official README's "expected training time" at 256² (Tesla V100, --cfg=auto), sec/kimg by GPU count.
+PRESETS = {
+    # What the official README's "expected training time" table ran: --cfg=auto, which at 256² on one GPU
+    # resolves to a batch of 16 in one pass, minibatch-std groups of 4, a 2-layer mapping and gamma 0.8192.
+    "auto256": dict(res=[256], cbase=16384, cmax=512, map=2, batch=16, batch_gpu=16, mbstd=4, gamma=0.8192,
+                    fp16_res=4, conv_clamp=256.0),
+    # paper256 as the official train.py defines it (FFHQ / LSUN Cat at 256²); on one GPU its batch of 64
+    # runs as 8 accumulated passes of 8 (batch / ref_gpus).
+    "paper256": dict(res=[256], cbase=16384, cmax=512, map=8, batch=64, batch_gpu=8, mbstd=8, gamma=1.0,
+                     fp16_res=4, conv_clamp=256.0),
+}
+# That table at 256² (Tesla V100, --cfg=auto --aug=ada), sec/kimg by GPU count. Its figures come from the
+# whole loop (data loading, ADA, EMA, metrics); this benchmark times the training step alone.
 OFFICIAL_README_256 = {1: "21.6–24.2", 2: "11.2–11.8", 4: "5.6–5.9", 8: "4.4–5.5"}
 
 
@@ -77,8 +91,8 @@ class Runner:
     correction of lr and betas applied here as both training loops apply it.
     """
 
-    def __init__(self, name, G, D, make_loss, accumulate, pop_losses, device, make_adam):
-        self.name, self.G, self.D, self.device = name, G, D, device
+    def __init__(self, name, G, D, make_loss, accumulate, pop_losses, device, make_adam, batch_gpu):
+        self.name, self.G, self.D, self.device, self.batch_gpu = name, G, D, device, batch_gpu
         r = {"G": 4 / 5, "D": 16 / 17}
         self.opts = {k: make_adam(list(m.parameters()), 0.0025 * r[k], (0.0, 0.99 ** r[k]))
                      for k, m in (("G", G), ("D", D))}
@@ -93,7 +107,9 @@ class Runner:
         opt.zero_grad(set_to_none=True)
         module.requires_grad_(True)
         gain = {"Gmain": 1, "Dmain": 1, "Greg": 4, "Dreg": 16}[name]
-        self._accumulate(self.loss, name, batch, gain)
+        passes = zip(*(v.split(self.batch_gpu) for v in batch.values()))
+        for chunk in passes:  # gradients accumulate over the passes, as in both loops
+            self._accumulate(self.loss, name, dict(zip(batch, chunk)), gain)
         module.requires_grad_(False)
         for p in module.parameters():
             if p.grad is not None:
@@ -118,7 +134,7 @@ def our_runner(res: int, args, gamma: float, pl_weight: float) -> Runner:
     def pop(loss):
         return {k: float(torch.cat(v).mean()) for k, v in loss.pop_stats().items() if k in LOSS_KEYS}
 
-    return Runner("ours", G, D, make_loss, accumulate, pop, args.device, adam)
+    return Runner("ours", G, D, make_loss, accumulate, pop, args.device, adam, args.batch_gpu)
 
 
 def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_weight: float) -> Runner:
@@ -158,7 +174,7 @@ def official_runner(root: Path, ours: Runner, res: int, args, gamma: float, pl_w
         reported.clear()
         return out
 
-    return Runner("official", G, D, make_loss, accumulate, pop, args.device, official_adam)
+    return Runner("official", G, D, make_loss, accumulate, pop, args.device, official_adam, args.batch_gpu)
 
 
 def benchmark(res: int, args, regularise: bool) -> None:
@@ -208,6 +224,7 @@ def main() -> None:
                         "options given explicitly still win")
     parser.add_argument("--res", type=int, nargs="+")
     parser.add_argument("--batch", type=int)
+    parser.add_argument("--batch-gpu", type=int, help="samples per pass (default: the whole batch at once)")
     parser.add_argument("--cbase", type=int)
     parser.add_argument("--cmax", type=int)
     parser.add_argument("--map", type=int)
@@ -216,6 +233,7 @@ def main() -> None:
     parser.add_argument("--fp16-res", type=int, help="highest resolutions in fp16 (CUDA only; on the CPU both run fp32)")
     parser.add_argument("--conv-clamp", type=float)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--allow-tf32", action="store_true", help="let both use TF32 on CUDA (off, as officially)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--official", metavar="DIR", help="a clone of NVlabs/stylegan2-ada-pytorch to run beside ours")
@@ -223,12 +241,15 @@ def main() -> None:
     parser.add_argument("--no-winograd", action="store_true", help="direct 3×3 convolutions only (as before)")
     parser.add_argument("--no-tune-allocator", action="store_true", help="leave glibc malloc as it is")
     args = parser.parse_args()
-    defaults = dict(res=[32, 64], batch=8, cbase=8192, cmax=256, map=2, mbstd=4, gamma=1.0, fp16_res=0,
-                    conv_clamp=None)
+    defaults = dict(res=[32, 64], batch=8, batch_gpu=None, cbase=8192, cmax=256, map=2, mbstd=4, gamma=1.0,
+                    fp16_res=0, conv_clamp=None)
     defaults.update(PRESETS.get(args.preset, {}))
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.batch_gpu = args.batch_gpu or args.batch
+    if args.batch % args.batch_gpu:
+        parser.error(f"--batch-gpu {args.batch_gpu} does not divide --batch {args.batch}")
     args.device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -240,14 +261,18 @@ def main() -> None:
         # fp16 there, about 80× slower (measured at 32²), which would compare different arithmetic.
         args.fp16_res = 0
     precision = f"fp16 in the top {args.fp16_res} resolutions" if args.fp16_res else "fp32"
-    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} thread(s), batch {args.batch}, "
-          f"cbase {args.cbase}, cmax {args.cmax}, map {args.map}, {precision}, median of {args.repeats}, "
+    passes = f" in passes of {args.batch_gpu}" if args.batch_gpu < args.batch else ""
+    where = (f"{torch.cuda.get_device_name(args.device)}, TF32 {'on' if args.allow_tf32 else 'off'}"
+             if args.device.type == "cuda" else f"{torch.get_num_threads()} thread(s)")
+    print(f"torch {torch.__version__}, {args.device}, {where}, batch {args.batch}{passes}, cbase {args.cbase}, "
+          f"cmax {args.cmax}, map {args.map}, mbstd {args.mbstd}, {precision}, median of {args.repeats}, "
           f"winograd {'on' if winograd.is_enabled() else 'off'}, allocator {'tuned' if tuned else 'default'}")
-    for res in args.res:
-        for regularise in ([False] if args.no_reg else [False, True]):
-            benchmark(res, args, regularise)
+    with cuda_arithmetic(benchmark=True, allow_tf32=args.allow_tf32):  # as both training loops set it
+        for res in args.res:
+            for regularise in ([False] if args.no_reg else [False, True]):
+                benchmark(res, args, regularise)
     if args.device.type == "cuda" and 256 in args.res:
-        print("official README, 256², Tesla V100, --cfg=auto: " +
+        print("official README, 256², Tesla V100, --cfg=auto (the auto256 preset), whole loop with ADA: " +
               ", ".join(f"{n} GPU(s) {t} sec/kimg" for n, t in OFFICIAL_README_256.items()))
 
 

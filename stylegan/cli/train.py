@@ -73,6 +73,11 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path]):
 @click.option("--wdim", "w_dim", type=click.IntRange(min=1), help="Latent W size (default 512).")
 @click.option("--mbstd-group", type=click.IntRange(min=1), help="Minibatch-std group size.")
 @click.option("--fp32", is_flag=True, default=None, help="No fp16 layers and no conv clamp.")
+@click.option("--nhwc", is_flag=True, default=None, help="fp16 layers in channels-last memory format (CUDA).")
+@click.option("--nobench", "cudnn_benchmark", flag_value=False, default=None,
+              help="No cuDNN autotuning at the start (on by default).")
+@click.option("--allow-tf32", is_flag=True, default=None,
+              help="Let Ampere-and-newer GPUs use TF32 in float32 matmuls and convolutions (off by default).")
 @click.option("--aug", type=click.Choice(["ada", "noaug", "fixed"]), default="ada", show_default=True,
               help="Adaptive, no, or fixed-probability augmentation.")
 @click.option("--p", type=click.FloatRange(0, 1), help="Augmentation probability (initial for ada, constant for fixed).")

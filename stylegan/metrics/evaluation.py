@@ -40,6 +40,7 @@ from stylegan.metrics.sampling import LabelPool, generated_batches, group_sizes,
 from stylegan.metrics.specs import MetricSpec, parse_metrics
 from stylegan.metrics.stats import FeatureStats
 from stylegan.metrics.stats_cache import file_digest, load_cached, stats_key, stats_path
+from stylegan.ops.backends import cuda_arithmetic
 
 # What each detector call returns: features for FID/KID/PR, probabilities for IS.
 _CALLS: dict[str, Callable[[torch.jit.ScriptModule, torch.Tensor], torch.Tensor]] = {
@@ -252,7 +253,7 @@ def evaluate(
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     labels = LabelPool.from_dataset(base, G.c_dim)
 
-    with torch.no_grad():
+    with torch.no_grad(), cuda_arithmetic():  # true float32 on every GPU, as the official metrics
         # ---- real statistics: cache, else one pass per (x-flip, count) for all detectors that need it
         _real_statistics(requests, base, detectors, detector_dir=detector_dir, device=device, shard=shard,
                          batch=batch, workers=workers, cache=cache, cache_dir=cache_dir, progress=progress,
@@ -318,7 +319,7 @@ def reference_stats(
     r = _RealRequest("inception", mirror, num, users=["reference"])
     detectors = {"inception": load_detector("inception", detector_dir=detector_dir, device=device,
                                             progress=progress and shard.is_main)}
-    with torch.no_grad():
+    with torch.no_grad(), cuda_arithmetic():
         _real_statistics({("inception", mirror, num): r}, base, detectors, detector_dir=detector_dir, device=device,
                          shard=shard, batch=batch, workers=(3 if device.type == "cuda" else 0) if workers is None
                          else workers, cache=cache, cache_dir=cache_dir, progress=progress, timer=_StageTimer())

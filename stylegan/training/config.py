@@ -86,6 +86,9 @@ class TrainingOptions:
     snap: int = 50  # ticks between snapshots (network + image grid)
     seed: int = 0
     workers: int = 3
+    nhwc: bool = False  # fp16 blocks in channels-last layout (CUDA)
+    cudnn_benchmark: bool = True  # let cuDNN time its algorithms at the start (the official default)
+    allow_tf32: bool = False  # TF32 matmuls/convolutions on Ampere and newer GPUs (off, as officially)
     metrics: list[str] = field(default_factory=list)
     device: str = "auto"
     quiet: bool = False  # progress lines only in log.txt, not on the terminal

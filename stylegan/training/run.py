@@ -15,6 +15,7 @@ from stylegan.atomic import atomic_path
 from stylegan.errors import StyleGANError
 from stylegan.networks import build_network
 from stylegan.ops.allocator import tune_cpu_allocator
+from stylegan.ops.backends import cuda_arithmetic
 from stylegan.training import distributed as dist_utils
 from stylegan.training import snapshot as snap
 from stylegan.training.config import TrainingOptions
@@ -39,6 +40,8 @@ def network_kwargs(opts: TrainingOptions, resolution: int, channels: int, c_dim:
                     channel_max=opts.channel_max, num_fp16_res=opts.num_fp16_res, conv_clamp=opts.conv_clamp,
                     block_kwargs=dict(freeze_layers=opts.freezed), mapping_kwargs={},
                     epilogue_kwargs=dict(mbstd_group_size=opts.mbstd_group))
+    if opts.nhwc:  # only when asked, so the stored kwargs of other runs stay as the official code writes them
+        G_kwargs["synthesis_kwargs"]["fp16_channels_last"] = D_kwargs["block_kwargs"]["fp16_channels_last"] = True
     return G_kwargs, D_kwargs
 
 
@@ -126,7 +129,8 @@ def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | 
     tune_cpu_allocator()  # the step's large activations are reused instead of page-faulted afresh each time
     rank = dist_utils.init_from_env(opts.device)
     try:
-        return _train(opts, rank, metrics_fn)
+        with cuda_arithmetic(benchmark=opts.cudnn_benchmark, allow_tf32=opts.allow_tf32):
+            return _train(opts, rank, metrics_fn)
     finally:
         dist_utils.shutdown()
 

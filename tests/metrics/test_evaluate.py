@@ -142,3 +142,25 @@ def test_training_hook_records_each_snapshot(G, dataset, detector_dir, tmp_path)
     line = json.loads((tmp_path / "metric-fid50k_full@8.jsonl").read_text())
     assert line["snapshot_kimg"] == 4.0 and line["num_real"] == 40
     assert hook(None, dict(context, rank=0)) == values  # no snapshot path: nothing written, same numbers
+
+
+def test_detectors_and_generator_run_in_true_float32_whatever_the_caller_set(G, dataset, detector_dir, monkeypatch):
+    # PyTorch's default lets cuDNN use TF32 on Ampere-and-newer GPUs; the official metrics turn it off.
+    from stylegan.metrics import evaluation
+    seen = []
+    for stage in ("_real_statistics", "_generated_statistics"):
+        real_stage = getattr(evaluation, stage)
+
+        def spy(*args, _real=real_stage, **kwargs):
+            seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(evaluation, stage, spy)
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # (properties: no monkeypatch)
+    try:
+        evaluate("fid50k_full@8", G, dataset, detector_dir=detector_dir, progress=False)
+        evaluation.reference_stats(dataset, detector_dir=detector_dir, progress=False, cache=False)
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32  # the caller's, restored
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    assert seen == [(False, False)] * 3
