@@ -1,7 +1,33 @@
-"""Suite-wide settings: tiny networks run fastest, and most repeatably, on one CPU thread."""
+"""Suite-wide settings: tiny networks run fastest, and most repeatably, on one CPU thread.
+
+``--device cuda`` runs the device-generic tests (those taking the ``device`` fixture: the ops, the networks
+against their float64 reference, fp16 blocks, the optimizer, training phases) on a GPU, with TF32 off so
+float32 stays float32: ``python -m pytest --device cuda tests/ops tests/networks``. The default is the CPU.
+"""
 
 import pytest
 import torch
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="torch device for the device-generic tests (cpu, cuda, cuda:N)")
+
+
+def pytest_configure(config):
+    try:
+        device = torch.device(config.getoption("--device"))
+    except RuntimeError as e:
+        raise pytest.UsageError(f"--device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda: this machine has no CUDA device (the default is --device cpu)")
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    device = torch.device(request.config.getoption("--device"))
+    from stylegan.ops.backends import cuda_arithmetic
+    with cuda_arithmetic(benchmark=False, allow_tf32=False):
+        yield device
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -13,8 +39,18 @@ def _one_cpu_thread():
 
 
 @pytest.fixture
-def fp16_on_cpu(monkeypatch):
-    """Let fp16-marked blocks really compute in fp16 on the CPU, as they do on CUDA, so that arithmetic is
-    tested on machines without a GPU."""
+def fp16_on(monkeypatch):
+    """``fp16_on(device_types)``: where fp16-marked blocks really compute in fp16 (CUDA alone by default).
+    With "cpu" in it, the fp16 arithmetic is tested on machines without a GPU; with nothing, the fp32 one."""
     from stylegan.networks import stylegan2
-    monkeypatch.setattr(stylegan2, "FP16_DEVICE_TYPES", stylegan2.FP16_DEVICE_TYPES | {"cpu"})
+
+    def set_types(*types):
+        monkeypatch.setattr(stylegan2, "FP16_DEVICE_TYPES", frozenset(types))
+    return set_types
+
+
+@pytest.fixture
+def fp16_device(device, fp16_on):
+    """The test device, on which fp16-marked blocks compute in fp16 (the CPU included)."""
+    fp16_on(device.type)
+    return device

@@ -11,7 +11,7 @@ TOL = 1e-5  # relative L2; measured against the official code run on CPU, we agr
 
 
 def rel_err(ours: torch.Tensor, theirs: np.ndarray) -> float:
-    ours = ours.detach().double().numpy()
+    ours = ours.detach().double().cpu().numpy()
     return float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))
 
 
@@ -27,6 +27,14 @@ def perturbed(net, seed):
 
 def numpy_state(net):
     return {k: v.double().numpy() for k, v in net.state_dict().items()}
+
+
+@pytest.fixture
+def exact_device(device, fp16_on):
+    """The test device with every block in fp32 (on the CPU, fp16-marked blocks compute fp32 anyway)."""
+    if device.type != "cpu":
+        fp16_on()
+    return device
 
 
 def make_g(res=16, channels=3, c_dim=0, z_dim=16, w_dim=24, layers=2, **synthesis):
@@ -53,17 +61,19 @@ G_CASES = {
 
 
 @pytest.mark.parametrize("case", G_CASES)
-def test_generator_matches_float64_reference(case):
+def test_generator_matches_float64_reference(case, exact_device):
+    device = exact_device
     G, kw = make_g(**G_CASES[case])
     rng = np.random.RandomState(0)
     z = rng.randn(3, kw["z_dim"])
     c = np.eye(kw["c_dim"])[[i % kw["c_dim"] for i in (0, 1, 2)]] if kw["c_dim"] else None
     sd = numpy_state(G)
-    tc = torch.from_numpy(c).float() if c is not None else None
+    G = G.to(device)
+    tc = torch.from_numpy(c).float().to(device) if c is not None else None
     for psi, cutoff in [(1, None), (0.7, None), (0.5, None), (0.7, 2)]:
         ws_ref = ref.mapping(sd, "mapping.", z, c, kw["mapping_kwargs"]["num_layers"], psi=psi,
                              cutoff=cutoff, num_ws=G.num_ws)
-        ws = G.mapping(torch.from_numpy(z).float(), tc, truncation_psi=psi, truncation_cutoff=cutoff)
+        ws = G.mapping(torch.from_numpy(z).float().to(device), tc, truncation_psi=psi, truncation_cutoff=cutoff)
         assert rel_err(ws, ws_ref) < TOL
     ws = rng.randn(2, G.num_ws, kw["w_dim"])
     for mode in ["const", "none"]:
@@ -71,22 +81,24 @@ def test_generator_matches_float64_reference(case):
         for fused in [True, False]:
             for grad in [True, False]:  # inference takes an in-place fast path
                 with torch.set_grad_enabled(grad):
-                    got = G.synthesis(torch.from_numpy(ws).float(), noise_mode=mode, fused_modconv=fused)
+                    got = G.synthesis(torch.from_numpy(ws).float().to(device), noise_mode=mode, fused_modconv=fused)
                 assert rel_err(got, want) < TOL, (mode, fused, grad)
 
 
 @pytest.mark.parametrize("case", ["skip", "resnet-conditional", "grayscale-32", "clamped"])
-def test_generator_forward_matches_mapping_then_synthesis_of_the_reference(case):
+def test_generator_forward_matches_mapping_then_synthesis_of_the_reference(case, exact_device):
     G, kw = make_g(**G_CASES[case])
     rng = np.random.RandomState(5)
     z = rng.randn(2, kw["z_dim"])
     c = np.eye(kw["c_dim"])[[1, 0]] if kw["c_dim"] else None
     sd = numpy_state(G)
+    G = G.to(exact_device)
     for psi, cutoff in [(1, None), (0.5, None), (0.7, 3)]:
         ws = ref.mapping(sd, "mapping.", z, c, kw["mapping_kwargs"]["num_layers"], psi=psi, cutoff=cutoff,
                          num_ws=G.num_ws)
         want = ref.synthesis(sd, kw, ws, noise_mode="const")
-        got = G(torch.from_numpy(z).float(), torch.from_numpy(c).float() if c is not None else None,
+        got = G(torch.from_numpy(z).float().to(exact_device),
+                torch.from_numpy(c).float().to(exact_device) if c is not None else None,
                 truncation_psi=psi, truncation_cutoff=cutoff, noise_mode="const")
         assert rel_err(got, want) < TOL, (psi, cutoff)
 
@@ -145,13 +157,15 @@ D_CASES = {
 
 
 @pytest.mark.parametrize("case", D_CASES)
-def test_discriminator_matches_float64_reference(case):
+def test_discriminator_matches_float64_reference(case, exact_device):
+    device = exact_device
     D, kw = make_d(**D_CASES[case])
     rng = np.random.RandomState(1)
     img = rng.randn(4, kw["img_channels"], kw["img_resolution"], kw["img_resolution"])
     c = np.eye(kw["c_dim"])[[i % kw["c_dim"] for i in (0, 1, 2, 3)]] if kw["c_dim"] else None
     want = ref.discriminator(numpy_state(D), kw, img, c)
-    got = D(torch.from_numpy(img).float(), torch.from_numpy(c).float() if c is not None else None)
+    got = D.to(device)(torch.from_numpy(img).float().to(device),
+                       torch.from_numpy(c).float().to(device) if c is not None else None)
     assert got.shape == (4, 1)
     assert rel_err(got, want) < TOL
 

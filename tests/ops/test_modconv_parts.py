@@ -14,12 +14,13 @@ from stylegan.ops.modconv import _pointwise, _scale_shift_act, demodulation_coef
 
 @pytest.mark.parametrize("scale,noise,bias,clamp,grad,act", list(itertools.product(
     [True, False], [True, False], [True, False], [None, 0.5], [True, False], ["lrelu", "relu", "linear"])))
-def test_epilogue_equals_the_plain_composition(scale, noise, bias, clamp, grad, act):
+def test_epilogue_equals_the_plain_composition(scale, noise, bias, clamp, grad, act, device):
     g = torch.Generator().manual_seed(0)
-    x0 = torch.randn([2, 8, 5, 5], generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    s = torch.rand([2, 8], generator=g, dtype=torch.float64) + 0.5 if scale else None
-    n = torch.randn([2, 1, 5, 5], generator=g, dtype=torch.float64) if noise else None
-    b = torch.randn([8], generator=g, dtype=torch.float64) if bias else None
+    x0 = torch.randn([2, 8, 5, 5], generator=g, dtype=torch.float64).to(device)
+    x0 = x0.contiguous(memory_format=torch.channels_last)
+    s = (torch.rand([2, 8], generator=g, dtype=torch.float64) + 0.5).to(device) if scale else None
+    n = torch.randn([2, 1, 5, 5], generator=g, dtype=torch.float64).to(device) if noise else None
+    b = torch.randn([8], generator=g, dtype=torch.float64).to(device) if bias else None
     gain = 0.7
     params = [t.requires_grad_(grad) for t in (x0, s, n, b) if t is not None]
 
@@ -33,28 +34,28 @@ def test_epilogue_equals_the_plain_composition(scale, noise, bias, clamp, grad, 
     torch.testing.assert_close(got, ref)
     assert got.is_contiguous(memory_format=torch.channels_last)
     if grad:
-        gy = torch.randn(got.shape, generator=g, dtype=torch.float64)
+        gy = torch.randn(got.shape, generator=g, dtype=torch.float64).to(device)
         for a, r in zip(torch.autograd.grad(got, params, gy), torch.autograd.grad(ref, params, gy)):
             torch.testing.assert_close(a, r)
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_per_sample_pointwise_product_and_its_derivatives(channels_last):
+def test_per_sample_pointwise_product_and_its_derivatives(channels_last, device):
     g = torch.Generator().manual_seed(1)
-    x = torch.randn([3, 5, 4, 6], generator=g, dtype=torch.float64)
+    x = torch.randn([3, 5, 4, 6], generator=g, dtype=torch.float64).to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    w = torch.randn([3, 2, 5], generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn([3, 2, 5], generator=g, dtype=torch.float64).to(device).requires_grad_(True)
     torch.testing.assert_close(_pointwise(x, w), torch.einsum("noi,nihw->nohw", w, x))
     assert torch.autograd.gradcheck(_pointwise, (x, w))
     assert torch.autograd.gradgradcheck(_pointwise, (x, w))
 
 
-def test_demodulation_coefficients_and_their_derivatives():
+def test_demodulation_coefficients_and_their_derivatives(device):
     g = torch.Generator().manual_seed(2)
-    w = torch.randn([4, 3, 3, 3], generator=g, dtype=torch.float64, requires_grad=True)
-    s = torch.randn([2, 3], generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn([4, 3, 3, 3], generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+    s = torch.randn([2, 3], generator=g, dtype=torch.float64).to(device).requires_grad_(True)
     per_sample = w[None] * s[:, None, :, None, None]  # [N, O, I, k, k], what the formula avoids building
     torch.testing.assert_close(demodulation_coefficients(w, s), (per_sample.square().sum([2, 3, 4]) + 1e-8).rsqrt())
     assert torch.autograd.gradcheck(demodulation_coefficients, (w, s))

@@ -17,20 +17,20 @@ def reference_adam(p, grads, lr, betas, eps=1e-8):
     return p
 
 
-def test_training_adam_follows_the_adam_update_with_lazy_regularisation_betas():
+def test_training_adam_follows_the_adam_update_with_lazy_regularisation_betas(device):
     rng = np.random.default_rng(0)
     start = rng.standard_normal([64, 3, 3])
     grads = [rng.standard_normal(start.shape) * 10 ** rng.uniform(-3, 1) for _ in range(5)]
     r = 4 / 5  # G's lazy-regularisation correction
     lr, betas = 0.0025 * r, (0.0, 0.99**r)
 
-    p = torch.nn.Parameter(torch.tensor(start, dtype=torch.float32))
+    p = torch.nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
     opt = adam([p], lr, betas)
     assert opt.defaults["eps"] == 1e-8
     for g in grads:
-        p.grad = torch.tensor(g, dtype=torch.float32)
+        p.grad = torch.tensor(g, dtype=torch.float32, device=device)
         opt.step()
-    np.testing.assert_allclose(p.detach().numpy(), reference_adam(start, grads, lr, betas), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(p.detach().cpu().numpy(), reference_adam(start, grads, lr, betas), rtol=0, atol=1e-6)
 
 
 def test_restored_moments_of_an_nhwc_weight_step_like_the_uninterrupted_optimizer():
