@@ -25,7 +25,8 @@ $py -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cu
     2>&1 | tee "$out/env.txt"
 
 timeout 240 $py -m pytest -q -p no:cacheprovider --device "$device" tests/ops tests/networks \
-    tests/training/test_fp16_step.py tests/training/test_optimizer.py 2>&1 | tail -n 60 > "$out/tests.txt"
+    tests/training/test_fp16_step.py tests/training/test_optimizer.py tests/training/test_cuda_settings.py \
+    2>&1 | tail -n 60 > "$out/tests.txt"
 tail -n 3 "$out/tests.txt"
 
 run=$(mktemp -d)

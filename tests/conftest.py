@@ -39,18 +39,10 @@ def _one_cpu_thread():
 
 
 @pytest.fixture
-def fp16_on(monkeypatch):
-    """``fp16_on(device_types)``: where fp16-marked blocks really compute in fp16 (CUDA alone by default).
-    With "cpu" in it, the fp16 arithmetic is tested on machines without a GPU; with nothing, the fp32 one."""
+def gpu_device(device, monkeypatch):
+    """The test device, scheduled as CUDA: fp16-marked blocks compute in fp16, activations stay NCHW, eval
+    uses grouped modulated convolutions and D takes fakes and reals in two passes. On the CPU this runs
+    the GPU's code paths (all but its kernels) on machines without a GPU."""
     from stylegan.networks import stylegan2
-
-    def set_types(*types):
-        monkeypatch.setattr(stylegan2, "FP16_DEVICE_TYPES", frozenset(types))
-    return set_types
-
-
-@pytest.fixture
-def fp16_device(device, fp16_on):
-    """The test device, on which fp16-marked blocks compute in fp16 (the CPU included)."""
-    fp16_on(device.type)
+    monkeypatch.setattr(stylegan2, "SCHEDULE_AS", {"cpu": "cuda"})
     return device

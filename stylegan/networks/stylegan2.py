@@ -44,14 +44,21 @@ def _fp16_threshold(log2_res: int, num_fp16_res: int) -> int:
     return max(2 ** (log2_res + 1 - num_fp16_res), 8)
 
 
-# Device types on which fp16-marked blocks really compute in fp16: only CUDA, where it pays off and
-# where the official figures were made; the CPU and MPS compute the exact fp32 arithmetic instead.
-# Tests add "cpu" to run the fp16 arithmetic on machines without a GPU.
-FP16_DEVICE_TYPES: frozenset[str] = frozenset({"cuda"})
+# How the work is scheduled depends on the device type. fp16-marked blocks compute in fp16 only on CUDA,
+# where it pays off and where the official figures were made; the CPU and MPS compute the exact fp32
+# arithmetic. The CPU also keeps activations NHWC and scales them around one shared convolution instead
+# of grouping a convolution per sample. Tests map "cpu" to "cuda" here to run the GPU schedule (all but
+# the GPU's kernels) on machines without one.
+SCHEDULE_AS: dict[str, str] = {}
+
+
+def scheduled_device_type(t: torch.Tensor) -> str:
+    """The device type whose schedule the work on ``t`` follows: its own, unless SCHEDULE_AS maps it."""
+    return SCHEDULE_AS.get(t.device.type, t.device.type)
 
 
 def _compute_dtype(use_fp16: bool, x: torch.Tensor, force_fp32: bool) -> torch.dtype:
-    if use_fp16 and not force_fp32 and x.device.type in FP16_DEVICE_TYPES:
+    if use_fp16 and not force_fp32 and scheduled_device_type(x) == "cuda":
         return torch.float16
     return torch.float32
 
@@ -60,7 +67,7 @@ def _use_fused_modconv(fused: bool | None, training: bool, dtype: torch.dtype, x
                        default: bool | str | None = None) -> bool:
     if fused is not None:
         return fused
-    if training or x.device.type == "cpu":
+    if training or scheduled_device_type(x) == "cpu":
         # Scaling activations around one shared convolution differentiates cleanly and lets the CPU
         # convolution kernels batch over samples; grouped convolution is the faster choice on GPUs.
         return False
@@ -71,7 +78,7 @@ def _use_fused_modconv(fused: bool | None, training: bool, dtype: torch.dtype, x
 
 def _memory_format(fp16_channels_last: bool, dtype: torch.dtype, x: torch.Tensor) -> torch.memory_format:
     # oneDNN's CPU convolutions (dense, transposed and depthwise) run markedly faster on NHWC tensors.
-    if x.device.type == "cpu" or (fp16_channels_last and dtype == torch.float16):
+    if scheduled_device_type(x) == "cpu" or (fp16_channels_last and dtype == torch.float16):
         return torch.channels_last
     return torch.contiguous_format
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylegan.networks.layers import independent_minibatches
+from stylegan.networks.stylegan2 import scheduled_device_type
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
 
@@ -70,7 +71,7 @@ class StyleGAN2Loss:
         # keeps per half; a foreign D might couple them some other way. Only on the CPU, where it was
         # measured to help: on a GPU the doubled batch could exceed memory that two passes fit in.
         return (type(self.D).__module__.startswith("stylegan.networks")
-                and next(self.D.parameters()).device.type == "cpu")
+                and scheduled_device_type(next(self.D.parameters())) == "cpu")
 
     def _d_main_in_one_pass(self, real_img, real_c, gen_z, gen_c, gain) -> None:
         """Dmain with fakes and reals through D as one batch of two independent halves.

@@ -29,14 +29,6 @@ def numpy_state(net):
     return {k: v.double().numpy() for k, v in net.state_dict().items()}
 
 
-@pytest.fixture
-def exact_device(device, fp16_on):
-    """The test device with every block in fp32 (on the CPU, fp16-marked blocks compute fp32 anyway)."""
-    if device.type != "cpu":
-        fp16_on()
-    return device
-
-
 def make_g(res=16, channels=3, c_dim=0, z_dim=16, w_dim=24, layers=2, **synthesis):
     kw = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=channels,
               mapping_kwargs=dict(num_layers=layers),
@@ -55,14 +47,13 @@ G_CASES = {
     "wide-filter": dict(resample_filter=[1, 2, 1]),
     "skip-conditional-1-layer": dict(c_dim=3, layers=1),
     "orig-conditional-clamped": dict(architecture="orig", c_dim=2, conv_clamp=0.4),
-    # fp16 blocks are a CUDA affair: on the CPU they compute the exact fp32 arithmetic
+    # fp16 blocks compute fp16 on CUDA only (test_fp16.py); here force_fp32 asks every device for fp32
     "fp16-marked-resnet": dict(architecture="resnet", num_fp16_res=2, conv_clamp=256),
 }
 
 
 @pytest.mark.parametrize("case", G_CASES)
-def test_generator_matches_float64_reference(case, exact_device):
-    device = exact_device
+def test_generator_matches_float64_reference(case, device):
     G, kw = make_g(**G_CASES[case])
     rng = np.random.RandomState(0)
     z = rng.randn(3, kw["z_dim"])
@@ -81,25 +72,26 @@ def test_generator_matches_float64_reference(case, exact_device):
         for fused in [True, False]:
             for grad in [True, False]:  # inference takes an in-place fast path
                 with torch.set_grad_enabled(grad):
-                    got = G.synthesis(torch.from_numpy(ws).float().to(device), noise_mode=mode, fused_modconv=fused)
+                    got = G.synthesis(torch.from_numpy(ws).float().to(device), noise_mode=mode, fused_modconv=fused,
+                                      force_fp32=True)
                 assert rel_err(got, want) < TOL, (mode, fused, grad)
 
 
 @pytest.mark.parametrize("case", ["skip", "resnet-conditional", "grayscale-32", "clamped"])
-def test_generator_forward_matches_mapping_then_synthesis_of_the_reference(case, exact_device):
+def test_generator_forward_matches_mapping_then_synthesis_of_the_reference(case, device):
     G, kw = make_g(**G_CASES[case])
     rng = np.random.RandomState(5)
     z = rng.randn(2, kw["z_dim"])
     c = np.eye(kw["c_dim"])[[1, 0]] if kw["c_dim"] else None
     sd = numpy_state(G)
-    G = G.to(exact_device)
+    G = G.to(device)
     for psi, cutoff in [(1, None), (0.5, None), (0.7, 3)]:
         ws = ref.mapping(sd, "mapping.", z, c, kw["mapping_kwargs"]["num_layers"], psi=psi, cutoff=cutoff,
                          num_ws=G.num_ws)
         want = ref.synthesis(sd, kw, ws, noise_mode="const")
-        got = G(torch.from_numpy(z).float().to(exact_device),
-                torch.from_numpy(c).float().to(exact_device) if c is not None else None,
-                truncation_psi=psi, truncation_cutoff=cutoff, noise_mode="const")
+        got = G(torch.from_numpy(z).float().to(device),
+                torch.from_numpy(c).float().to(device) if c is not None else None,
+                truncation_psi=psi, truncation_cutoff=cutoff, noise_mode="const", force_fp32=True)
         assert rel_err(got, want) < TOL, (psi, cutoff)
 
 
@@ -157,15 +149,14 @@ D_CASES = {
 
 
 @pytest.mark.parametrize("case", D_CASES)
-def test_discriminator_matches_float64_reference(case, exact_device):
-    device = exact_device
+def test_discriminator_matches_float64_reference(case, device):
     D, kw = make_d(**D_CASES[case])
     rng = np.random.RandomState(1)
     img = rng.randn(4, kw["img_channels"], kw["img_resolution"], kw["img_resolution"])
     c = np.eye(kw["c_dim"])[[i % kw["c_dim"] for i in (0, 1, 2, 3)]] if kw["c_dim"] else None
     want = ref.discriminator(numpy_state(D), kw, img, c)
     got = D.to(device)(torch.from_numpy(img).float().to(device),
-                       torch.from_numpy(c).float().to(device) if c is not None else None)
+                       torch.from_numpy(c).float().to(device) if c is not None else None, force_fp32=True)
     assert got.shape == (4, 1)
     assert rel_err(got, want) < TOL
 

@@ -1,6 +1,7 @@
 """The official train.py's performance switches: --nhwc, --nobench, --allow-tf32 (and their defaults)."""
 
 import json
+import math
 
 import torch
 
@@ -65,3 +66,22 @@ def test_nhwc_puts_fp16_blocks_in_channels_last(digits16, tmp_path):
     G, D, _ = tiny_networks(plain, open_dataset(plain))
     assert not any(getattr(b, "channels_last", False) for b in [*G.synthesis.children(), *D.children()])
     assert "fp16_channels_last" not in G.init_kwargs["synthesis_kwargs"]  # as the official code stores it
+
+
+def test_a_run_on_the_gpu_schedule_trains_fp16_blocks_with_finite_losses(digits16, tmp_path, gpu_device):
+    # The auto config marks the top 4 resolutions fp16 with conv_clamp 256, as the official one does.
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path, "--cond", "--kimg", "0.008",
+                        "--tick", "0.004", "--device", gpu_device, "--aug", "ada", *TINY_CLI)
+    assert code == 0, err
+    (run,) = run_dirs(tmp_path)
+    assert json.loads((run / "training_options.json").read_text())["num_fp16_res"] == 4
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    losses = [s[k] for s in stats for k in ("Loss/G/loss", "Loss/D/loss")]
+    assert len(losses) == 4 and all(math.isfinite(v) and v > 0 for v in losses)
+    import stylegan
+    G = stylegan.load_network(sorted(run.glob("network-snapshot-*.safetensors"))[-1])["G_ema"].to(gpu_device)
+    dtypes = []
+    G.synthesis.b16.register_forward_hook(lambda m, args, out: dtypes.append(out[0].dtype))
+    img = G(torch.randn(4, G.z_dim, device=gpu_device), torch.eye(G.c_dim, device=gpu_device)[:4])
+    assert dtypes == [torch.float16]  # the schedule really ran fp16
+    assert img.dtype == torch.float32 and img.isfinite().all()

@@ -1,7 +1,7 @@
-"""One step of every training phase with fp16 blocks: CUDA's arithmetic, run on the CPU unless --device cuda.
+"""One step of every training phase with fp16 blocks: CUDA's schedule, run on the CPU unless --device cuda.
 
 R1 and path length differentiate twice through fp16 convolutions, filters and the clamp; the gradients
-must stay finite and close to the fp32 ones. On these networks ours land 0.4e-2 to 5.5e-2 (relative L2)
+must stay finite and close to the fp32 ones. On these networks ours land 0.3e-2 to 4.8e-2 (relative L2)
 from the fp32 gradients; the official code's fp16 step, given the same weights and batch, lands 0.4e-2 to
 4.5e-2 from its own fp32 step. A wrong gain, clamp or cast in an fp16 block is off by order one.
 """
@@ -15,14 +15,15 @@ from stylegan.training.loss import LossConfig, StyleGAN2Loss
 PHASES = ["Gmain", "Greg", "Dmain", "Dreg"]
 
 
-def networks(architecture, device=torch.device("cpu")):
+def networks(architecture, device, num_fp16_res=2):
     torch.manual_seed(0)
     G = build_network("Generator", dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
                                         mapping_kwargs=dict(num_layers=2),
-                                        synthesis_kwargs=dict(channel_base=512, channel_max=32, num_fp16_res=2,
-                                                              conv_clamp=256, architecture=architecture)))
+                                        synthesis_kwargs=dict(channel_base=512, channel_max=32,
+                                                              num_fp16_res=num_fp16_res, conv_clamp=256,
+                                                              architecture=architecture)))
     D = build_network("Discriminator", dict(c_dim=0, img_resolution=16, img_channels=3, channel_base=512,
-                                            channel_max=32, num_fp16_res=2, conv_clamp=256,
+                                            channel_max=32, num_fp16_res=num_fp16_res, conv_clamp=256,
                                             architecture=architecture, epilogue_kwargs=dict(mbstd_group_size=4)))
     return G.train().to(device), D.train().to(device)
 
@@ -44,12 +45,9 @@ def phase_gradients(G, D, phase):
 
 @pytest.mark.parametrize("architecture", ["skip", "resnet"])
 @pytest.mark.parametrize("phase", PHASES)
-def test_fp16_gradients_are_finite_and_near_the_fp32_ones(phase, architecture, device, fp16_on):
-    G, D = networks(architecture, device)
-    fp16_on()  # fp32 everywhere
-    fp32 = phase_gradients(G, D, phase)
-    fp16_on(device.type)
-    fp16 = phase_gradients(G, D, phase)
+def test_fp16_gradients_are_finite_and_near_the_fp32_ones(phase, architecture, gpu_device):
+    fp32 = phase_gradients(*networks(architecture, gpu_device, num_fp16_res=0), phase)  # same weights
+    fp16 = phase_gradients(*networks(architecture, gpu_device), phase)
     assert fp16.isfinite().all()
     err = float((fp16 - fp32).norm() / fp32.norm())
     assert 1e-5 < err < 0.15, err
