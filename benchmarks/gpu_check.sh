@@ -44,6 +44,11 @@ run=$(mktemp -d)
 ) > "$out/train.txt" 2>&1
 echo "training run: exit $? (log: train.txt)"
 
+if [ -n "$official" ]; then  # its CUDA plugins compile on first use (or fall back to its reference ops)
+    (cd "$official" && timeout 240 $py -c 'from torch_utils.ops import bias_act, upfirdn2d
+print("official CUDA plugins built:", bias_act._init(), upfirdn2d._init())') 2>&1 | tail -n 4 | tee "$out/official.txt"
+fi
+
 for preset in auto256 paper256; do
     timeout 200 $py benchmarks/training_speed.py --preset "$preset" --device "$device" --repeats 5 \
         ${official:+--official "$official"} 2>&1 | grep -v -i "warn" > "$out/speed-$preset.txt"
