@@ -38,6 +38,13 @@ def _one_cpu_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _still_one_cpu_thread():
+    """The one setting above serves every test, so none may leave another thread count behind."""
+    yield
+    assert torch.get_num_threads() == 1, "this test changed torch's thread count without restoring it"
+
+
 @pytest.fixture
 def gpu_device(device, monkeypatch):
     """The test device, scheduled as CUDA: fp16-marked blocks compute in fp16, activations stay NCHW, eval

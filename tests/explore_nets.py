@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import PIL.Image
@@ -49,12 +47,3 @@ def read_gif(path: str | Path) -> tuple[list[int], np.ndarray]:
     return durations, np.stack(frames)
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread: for these tiny tensors extra threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

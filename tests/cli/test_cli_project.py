@@ -14,13 +14,7 @@ import pytest
 import stylegan
 from tests.cli.conftest import small_generator
 from tests.detector_standins import write_detectors
-from tests.explore_nets import read_mp4, single_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+from tests.explore_nets import read_mp4
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.explore_nets import read_gif, read_mp4, single_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+from tests.explore_nets import read_gif, read_mp4
 
 
 def test_lerp_video_mp4(run, tmp_path):

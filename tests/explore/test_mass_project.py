@@ -17,13 +17,7 @@ from stylegan.explore.projector import ProjectorConfig
 from stylegan.explore.quality import psnr
 from stylegan.metrics.detectors import load_detector
 from tests.detector_standins import write_detectors
-from tests.explore_nets import single_thread, tiny_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+from tests.explore_nets import tiny_generator
 
 
 @pytest.fixture(scope="module")

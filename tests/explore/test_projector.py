@@ -24,13 +24,7 @@ from stylegan.explore.projector import (
 )
 from stylegan.metrics.detectors import load_detector
 from tests.detector_standins import write_detectors
-from tests.explore_nets import read_mp4, single_thread, tiny_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+from tests.explore_nets import read_mp4, tiny_generator
 
 
 @pytest.fixture(scope="module")

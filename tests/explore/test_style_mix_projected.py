@@ -9,13 +9,6 @@ import torch
 from stylegan.errors import StyleGANError
 from stylegan.explore.projection_files import save_ws
 from stylegan.explore.style_mix import ProjectedW, parse_sources, projected_label, style_mix
-from tests.explore_nets import single_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 def seed_ws(G, seed, psi, class_idx):

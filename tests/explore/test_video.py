@@ -11,13 +11,7 @@ from stylegan.explore.images import to_uint8
 from stylegan.explore.style_mix import mix_ws
 from stylegan.explore.video import frame_count, lerp_animation, moving_ws, render_animation, style_mix_animation
 from stylegan.explore.video_io import check_video_output, write_video
-from tests.explore_nets import read_gif, read_mp4, single_thread, tiny_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+from tests.explore_nets import read_gif, read_mp4, tiny_generator
 
 
 @pytest.fixture(scope="module")

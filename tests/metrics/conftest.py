@@ -41,15 +41,6 @@ def detector_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: thread start-up costs more than it saves (and CI machines are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     """Each test gets its own download/statistics cache and no detector folder from the environment."""
     monkeypatch.setenv("STYLEGAN_CACHE_DIR", str(tmp_path / "cache"))

@@ -1,4 +1,3 @@
-import contextlib
 import copy
 
 import pytest
@@ -36,24 +35,6 @@ def tiny_networks(opts, dataset, seed=0):
 
 def open_dataset(opts):
     return ImageDataset(opts.data, use_labels=opts.cond, xflip=opts.mirror)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Tiny networks train far faster on one thread, above all on a busy machine; restored afterwards."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with single_thread():
-        yield
 
 
 TINY_CLI = ["--batch", "4", "--cbase", "256", "--cmax", "16", "--map", "2", "--zdim", "16", "--wdim", "16",

@@ -7,7 +7,7 @@ import pytest
 import stylegan
 from stylegan.metrics import evaluate
 from tests.detector_standins import write_detectors
-from tests.training.conftest import TINY_CLI, run_cli, run_dirs, single_thread
+from tests.training.conftest import TINY_CLI, run_cli, run_dirs
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +16,9 @@ def detectors(tmp_path_factory):
 
 
 def test_metrics_at_each_snapshot_equal_a_later_evaluation(digits16, detectors, tmp_path):
-    with single_thread():
-        code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path, "--cond", "--kimg", "0.008",
-                            "--tick", "0.004", "--snap", "1", "--metrics", "fid50k_full@32,kid50k_full@32",
-                            "--detector-dir", detectors, *TINY_CLI)
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path, "--cond", "--kimg", "0.008",
+                        "--tick", "0.004", "--snap", "1", "--metrics", "fid50k_full@32,kid50k_full@32",
+                        "--detector-dir", detectors, *TINY_CLI)
     assert code == 0, err
     (run,) = run_dirs(tmp_path)
     lines = [json.loads(line) for line in (run / "metric-fid50k_full@32.jsonl").read_text().splitlines()]
@@ -32,8 +31,7 @@ def test_metrics_at_each_snapshot_equal_a_later_evaluation(digits16, detectors, 
 
     # The last value equals a fresh evaluation of the last snapshot's G_ema (metrics are seeded).
     G = stylegan.load_network(run / "network-snapshot-000000.safetensors")["G_ema"]  # kimg 0.008 → file 000000
-    with single_thread():
-        (again,) = evaluate("fid50k_full@32", G, digits16, detector_dir=detectors, progress=False, cache=False)
+    (again,) = evaluate("fid50k_full@32", G, digits16, detector_dir=detectors, progress=False, cache=False)
     assert lines[-1]["value"] == pytest.approx(again.value, rel=1e-6)
     assert lines[0]["value"] != pytest.approx(lines[-1]["value"])  # G changed between the snapshots
 

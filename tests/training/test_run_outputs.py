@@ -8,16 +8,15 @@ import pytest
 import torch
 
 import stylegan
-from tests.training.conftest import TINY_CLI, run_cli, run_dirs, single_thread
+from tests.training.conftest import TINY_CLI, run_cli, run_dirs
 
 
 @pytest.fixture(scope="module")
 def finished_run(digits16, tmp_path_factory):
     """One tiny conditional ADA run of 3 ticks with a snapshot at ticks 0 and 2 (the end)."""
     outdir = tmp_path_factory.mktemp("runs")
-    with single_thread():
-        code, err = run_cli("train", "--data", digits16, "--outdir", outdir, "--cond", "--kimg", "0.012",
-                            "--tick", "0.004", "--snap", "2", "--seed", "3", *TINY_CLI)
+    code, err = run_cli("train", "--data", digits16, "--outdir", outdir, "--cond", "--kimg", "0.012",
+                        "--tick", "0.004", "--snap", "2", "--seed", "3", *TINY_CLI)
     assert code == 0, err
     (run,) = run_dirs(outdir)
     return run
