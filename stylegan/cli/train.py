@@ -97,6 +97,7 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path]):
               help="CPU threads per process (default: PyTorch's choice; 1 is often fastest on a busy machine).")
 @click.option("--grid", type=GridType(), metavar="WxH",
               help="Images per row x rows of the snapshot grids (default: as the official code, from the resolution).")
+@click.option("--desc", metavar="STR", help="Words to add to the run folder's name (e.g. --desc gamma2-try).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
 @click.option("--quiet", is_flag=True, default=None, help="No progress lines on the terminal (log.txt still has them).")
 def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: str, threads: Optional[int],

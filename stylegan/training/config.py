@@ -93,6 +93,7 @@ class TrainingOptions:
     device: str = "auto"
     quiet: bool = False  # progress lines only in log.txt, not on the terminal
     grid: list[int] | None = None  # [width, height] of the snapshot image grids; None: the official layout
+    desc: str | None = None  # words appended to the run folder's name
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -75,6 +75,8 @@ def describe(opts: TrainingOptions, dataset_name: str) -> str:
         parts.append(opts.augpipe)
     if opts.resume:
         parts.append("resume")
+    if opts.desc:
+        parts.append(opts.desc)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 

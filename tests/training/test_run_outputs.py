@@ -26,6 +26,17 @@ def test_run_folder_is_named_after_dataset_and_config(finished_run):
     assert finished_run.name == "00000-digits16-cond-auto-batch4-ada-bgc"
 
 
+def test_desc_adds_words_to_the_run_folder_name(digits16, tmp_path):
+    (tmp_path / "00007-earlier").mkdir()
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path, "--kimg", "0.004", "--aug", "noaug",
+                        "--desc", "gamma 2/try", "--dry-run", *TINY_CLI)
+    assert code == 0 and not (set(tmp_path.iterdir()) - {tmp_path / "00007-earlier"})  # a dry run makes none
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path, "--kimg", "0.004", "--tick", "0.004",
+                        "--aug", "noaug", "--desc", "gamma 2/try", *TINY_CLI)
+    assert code == 0, err
+    assert [p.name for p in run_dirs(tmp_path)] == ["00007-earlier", "00008-digits16-auto-batch4-noaug-gamma_2_try"]
+
+
 def test_run_folder_holds_every_output(finished_run):
     names = {p.name for p in finished_run.iterdir()}
     assert {"training_options.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000.png",
