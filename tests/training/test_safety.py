@@ -16,37 +16,49 @@ from stylegan.training.snapshot import load_training_snapshot
 from tests.training.conftest import TINY_CLI, run_cli, run_dirs
 
 
+STOPS = {  # name: (signal, sent to the whole process group, data-loader workers)
+    "SIGINT": (signal.SIGINT, False, 0),
+    "SIGTERM": (signal.SIGTERM, False, 0),
+    # A terminal's Ctrl-C and schedulers (SLURM, systemd, timeout) signal every process of the job,
+    # the data-loader workers too; only the main process may react.
+    "SIGINT-group-workers": (signal.SIGINT, True, 2),
+    "SIGTERM-group-workers": (signal.SIGTERM, True, 2),
+}
+
+
 def test_stop_signals_write_a_final_snapshot_and_exit_cleanly(digits16, tmp_path):
     """Ctrl-C (SIGINT) and a scheduler's SIGTERM, each sent to a real training process (run side by side)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     procs = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        outdir = tmp_path / sig.name
+    for name, (sig, group, workers) in STOPS.items():
+        outdir = tmp_path / name
         cmd = [sys.executable, "-m", "stylegan", "train", "--data", str(digits16), "--outdir", str(outdir),
-               "--kimg", "1000", "--tick", "0.004", "--snap", "1000", *TINY_CLI]
-        procs[sig] = (outdir, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+               "--kimg", "1000", "--tick", "0.004", "--snap", "1000", *TINY_CLI, "--workers", str(workers)]
+        procs[name] = (outdir, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True, start_new_session=group))
     try:
-        waiting, deadline = dict(procs), time.time() + 180
+        waiting, deadline = dict(procs), time.time() + 240
         while waiting and time.time() < deadline:
-            for sig, (outdir, proc) in list(waiting.items()):
+            for name, (outdir, proc) in list(waiting.items()):
                 logs = list(outdir.glob("*/log.txt"))
                 if logs and "tick 1 " in logs[0].read_text():  # training is under way
-                    proc.send_signal(sig)
-                    del waiting[sig]
+                    sig, group, _ = STOPS[name]
+                    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+                    del waiting[name]
                 assert proc.poll() is None, proc.communicate()[1]
             time.sleep(0.2)
-        assert not waiting, f"no second tick within 180 s: {list(waiting)}"
-        results = {sig: proc.communicate(timeout=120) for sig, (_, proc) in procs.items()}
+        assert not waiting, f"no second tick within 240 s: {list(waiting)}"
+        results = {name: proc.communicate(timeout=120) for name, (_, proc) in procs.items()}
     finally:
         for _, proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
-    for sig, (outdir, proc) in procs.items():
-        stderr = results[sig][1]
-        assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    for name, (outdir, proc) in procs.items():
+        stderr = results[name][1]
+        assert proc.returncode == 0 and "Traceback" not in stderr, (name, stderr)
         (log,) = outdir.glob("*/log.txt")
         text = log.read_text()
-        assert f"Stopped by {sig.name} at kimg" in text and "--resume latest" in text
+        assert f"Stopped by {STOPS[name][0].name} at kimg" in text and "--resume latest" in text
         state = load_training_snapshot(find_latest_snapshot(outdir))
         assert state["progress"].cur_nimg >= 8  # at least the two ticks seen before the signal
         assert all(torch.isfinite(p).all() for p in state["networks"]["G"].parameters())
