@@ -5,9 +5,11 @@
 - :class:`ImageDataset` — a torch Dataset of (uint8 CHW image, float32 label) over such a ZIP or folder.
 - :func:`check_dataset_fits`, :func:`require_labels` — dataset vs network / options checks.
 - :func:`dataset_fingerprint` — a fast content key for cached statistics.
+- :func:`leave_stop_signals_to_the_main_process` — the data-loader workers' ``worker_init_fn``.
 """
 
-from stylegan.data.dataset import ImageDataset, check_dataset_fits, require_labels
+from stylegan.data.dataset import (ImageDataset, check_dataset_fits, leave_stop_signals_to_the_main_process,
+                                   require_labels)
 from stylegan.data.fingerprint import dataset_fingerprint
 from stylegan.data.tool import ConvertReport, convert_dataset
 from stylegan.data.transforms import parse_resolution
@@ -18,6 +20,7 @@ __all__ = [
     "check_dataset_fits",
     "convert_dataset",
     "dataset_fingerprint",
+    "leave_stop_signals_to_the_main_process",
     "parse_resolution",
     "require_labels",
 ]

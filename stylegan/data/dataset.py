@@ -9,6 +9,7 @@ same file selection and order, same ``max_size`` subset for a given seed, x-flip
 from __future__ import annotations
 
 import os
+import signal
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -229,6 +230,14 @@ class ImageDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"ImageDataset({str(self._path)!r}, {len(self)} items, {self.resolution}x{self.resolution}, "
                 f"{self.num_channels} channel(s), label_dim {self.label_dim})")
+
+
+def leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """A data-loader ``worker_init_fn``: workers ignore SIGINT and SIGTERM. A terminal's Ctrl-C and job
+    schedulers (SLURM, systemd, timeout) signal the whole process group; a worker dying of it would abort
+    the main process before it could stop cleanly (training writes a snapshot first) and end its workers."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _describe(resolution: int, channels: int, labels: str) -> str:

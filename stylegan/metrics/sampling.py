@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylegan.data import ImageDataset
+from stylegan.data import ImageDataset, leave_stop_signals_to_the_main_process
 from stylegan.metrics.distributed import Shard
 
 GROUP = 4  # images per generator call and per seed
@@ -118,6 +118,7 @@ def real_batches(dataset: ImageDataset, num: int, *, shard: Shard, batch: int = 
         return
     # A private generator: the loader would otherwise draw its worker seed from the caller's global RNG.
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=items, num_workers=workers,
-                                         prefetch_factor=2 if workers > 0 else None, generator=torch.Generator())
+                                         prefetch_factor=2 if workers > 0 else None, generator=torch.Generator(),
+                                         worker_init_fn=leave_stop_signals_to_the_main_process)
     for images, _labels in loader:
         yield images

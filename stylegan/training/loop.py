@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stylegan.data import leave_stop_signals_to_the_main_process
 from stylegan.errors import StyleGANError
 from stylegan.explore.images import make_grid, save_png, to_uint8
 from stylegan.training import distributed as dist_utils
@@ -50,14 +51,6 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     params = list(params)
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
     return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8, fused=True if fused else None)
-
-
-def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
-    """Data-loader workers ignore SIGINT and SIGTERM. A terminal's Ctrl-C and job schedulers signal the whole
-    process group; a worker dying of it would abort the run before the main process (which stops cleanly,
-    with a snapshot, and then ends its workers) could react."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
 
 
 @dataclass
@@ -144,7 +137,7 @@ class Trainer:
         self.loader = iter(torch.utils.data.DataLoader(
             dataset, sampler=sampler, batch_size=per_rank, num_workers=opts.workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=2 if opts.workers > 0 else None,
-            persistent_workers=opts.workers > 0, worker_init_fn=_leave_stop_signals_to_the_main_process))
+            persistent_workers=opts.workers > 0, worker_init_fn=leave_stop_signals_to_the_main_process))
 
     # --- setup -----------------------------------------------------------------------------------
 

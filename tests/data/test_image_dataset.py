@@ -285,3 +285,20 @@ def test_fingerprint_of_a_folder(tmp_path):
     assert dataset_fingerprint(tmp_path / "d") != fp2
     with pytest.raises(StyleGANError, match="does not exist"):
         dataset_fingerprint(tmp_path / "nope")
+
+
+class _SignalHandlers(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        import signal
+        return [signal.getsignal(signal.SIGINT) == signal.SIG_IGN, signal.getsignal(signal.SIGTERM) == signal.SIG_IGN]
+
+
+def test_loader_workers_leave_stop_signals_to_the_main_process():
+    from stylegan.data import leave_stop_signals_to_the_main_process
+    loader = torch.utils.data.DataLoader(_SignalHandlers(), num_workers=1, batch_size=None,
+                                         worker_init_fn=leave_stop_signals_to_the_main_process)
+    assert list(loader) == [[True, True]]
+    assert list(torch.utils.data.DataLoader(_SignalHandlers(), num_workers=1, batch_size=None)) == [[False, False]]
