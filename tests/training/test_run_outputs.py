@@ -211,3 +211,17 @@ def test_colour_augmentation_on_rgba_is_refused_before_training(tmp_path):
     code, err = run_cli("train", "--data", data, "--outdir", tmp_path / "runs", "--kimg", "0.004", "--augpipe", "bg",
                         "--tick", "0.004", *TINY_CLI)
     assert code == 0, err
+
+
+def test_runs_that_pick_the_same_number_at_once_get_different_folders(tmp_path, monkeypatch):
+    from stylegan.training import run as run_module
+    real_mkdir, raced = type(tmp_path).mkdir, []
+
+    def mkdir_after_a_rival(self, *args, **kwargs):
+        if not raced:  # another run creates the folder between our listing and our mkdir
+            raced.append(real_mkdir(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", mkdir_after_a_rival)
+    got = run_module.new_run_dir(tmp_path, "digits")
+    assert got.name == "00001-digits" and (tmp_path / "00000-digits").is_dir()
