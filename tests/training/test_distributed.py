@@ -65,3 +65,26 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits16, tmp
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: --batch 3 is not divisible by the number of processes (2)")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_one_process_run_resumed_on_two_processes_continues_as_if_uninterrupted(digits16, tmp_path):
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "whole", *TINY_CLI, *COMMON,
+                        "--batch-gpu", "2")
+    assert code == 0, err
+    first = [a if a != "0.024" else "0.012" for a in COMMON]  # the first half, stopped by its kimg limit
+    code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "split", *TINY_CLI, *first,
+                        "--batch-gpu", "2")
+    assert code == 0, err
+    resumed = run(stylegan_cmd("train", "--outdir", tmp_path / "split", "--resume", "latest", "--kimg", "0.024",
+                               processes=2))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "on 2 process(es), batch 4" in next((tmp_path / "split").glob("*/log.txt")).read_text()
+
+    a = load_training_snapshot(find_latest_snapshot(tmp_path / "whole"))
+    b = load_training_snapshot(find_latest_snapshot(tmp_path / "split"))
+    assert a["progress"].cur_nimg == b["progress"].cur_nimg == 24
+    for key in ("G", "D", "G_ema"):
+        sa, sb = a["networks"][key].state_dict(), b["networks"][key].state_dict()
+        for name in sa:
+            torch.testing.assert_close(sb[name], sa[name], rtol=1e-4, atol=1e-5, msg=f"{key}.{name}")
+    assert torch.equal(a["networks"]["augment_pipe"].tensors["p"], b["networks"]["augment_pipe"].tensors["p"])
