@@ -148,7 +148,7 @@ def test_mass_project_and_resume(run, uncond_network, detectors, tmp_path):
     r = run(*args)
     assert r.code == 0, r.err
     assert "4 to project" in r.err and "4 projections" in r.out
-    rows = list(csv.DictReader(open(tmp_path / "m" / "metrics.csv")))
+    rows = list(csv.DictReader((tmp_path / "m" / "metrics.csv").read_text().splitlines()))
     assert [r["kimg"] for r in rows] == ["0", "0", "20", "20"] and all(r["lpips"] for r in rows)
     assert {f"plot-{m}.png" for m in ("psnr", "ssim", "mse", "lpips")} <= {p.name for p in (tmp_path / "m").iterdir()}
     r = run(*args)

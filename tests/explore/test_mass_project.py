@@ -58,7 +58,7 @@ def test_tables_and_resume(setup, tmp_path, monkeypatch):
     state = mass_project(runs, data, 2, tmp_path, **kwargs)
     assert len(calls) == 6 and len(state["results"]) == 6
 
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").read_text().splitlines()))
     pairs = [(k, i) for k in ("0", "40", "200") for i in ("img0.png", "img1.png")]
     assert [(r["kimg"], r["image"]) for r in rows] == pairs
     # Each score belongs to its pair: recompute PSNR from the files written for it.
@@ -67,7 +67,7 @@ def test_tables_and_resume(setup, tmp_path, monkeypatch):
         target, proj = (np.asarray(PIL.Image.open(pair / n)) for n in ("target.png", "proj.png"))
         assert float(r["psnr"]) == pytest.approx(psnr(target, proj), rel=1e-9)
         assert 0 < float(r["lpips"]) and -1 <= float(r["ssim"]) <= 1
-    means = list(csv.DictReader(open(tmp_path / "metrics-mean.csv")))
+    means = list(csv.DictReader((tmp_path / "metrics-mean.csv").read_text().splitlines()))
     assert [m["kimg"] for m in means] == ["0", "40", "200"]
     for m in means:
         mine = [float(r["mse"]) for r in rows if r["kimg"] == m["kimg"]]
