@@ -60,7 +60,7 @@ def find_latest_snapshot(outdir: Path) -> Path | None:
 def new_run_dir(outdir: Path, desc: str) -> Path:
     """``outdir/NNNNN-desc`` with the next free number; runs started at the same moment get different ones."""
     while True:
-        ids = [int(m.group(1)) for p in outdir.iterdir() if p.is_dir() and (m := re.match(r"(\d{5})-", p.name))]
+        ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d{5})-", p.name))]  # files too
         run_dir = outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
         try:
             run_dir.mkdir()  # atomic: of two runs that picked the same number, one takes the next

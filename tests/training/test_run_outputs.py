@@ -225,3 +225,9 @@ def test_runs_that_pick_the_same_number_at_once_get_different_folders(tmp_path, 
     monkeypatch.setattr(type(tmp_path), "mkdir", mkdir_after_a_rival)
     got = run_module.new_run_dir(tmp_path, "digits")
     assert got.name == "00001-digits" and (tmp_path / "00000-digits").is_dir()
+
+
+def test_a_file_with_a_run_number_is_skipped_not_fought_over(tmp_path):
+    from stylegan.training import run as run_module
+    (tmp_path / "00003-digits").write_text("not a run")
+    assert run_module.new_run_dir(tmp_path, "digits").name == "00004-digits"
