@@ -1,10 +1,12 @@
-"""The official train.py's performance switches: --nhwc, --nobench, --allow-tf32 (and their defaults)."""
+"""The official train.py's GPU switches (--nhwc, --nobench, --allow-tf32, and their defaults), and a short
+run on the GPU schedule (fp16 blocks; on the CPU unless --device cuda)."""
 
 import json
 import math
 
 import torch
 
+import stylegan
 from stylegan.ops.backends import cuda_arithmetic
 from stylegan.training import run as run_module
 from stylegan.training.config import resolve_options
@@ -78,7 +80,6 @@ def test_a_run_on_the_gpu_schedule_trains_fp16_blocks_with_finite_losses(digits1
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     losses = [s[k] for s in stats for k in ("Loss/G/loss", "Loss/D/loss")]
     assert len(losses) == 4 and all(math.isfinite(v) and v > 0 for v in losses)
-    import stylegan
     G = stylegan.load_network(sorted(run.glob("network-snapshot-*.safetensors"))[-1])["G_ema"].to(gpu_device)
     dtypes = []
     G.synthesis.b16.register_forward_hook(lambda m, args, out: dtypes.append(out[0].dtype))
