@@ -232,11 +232,15 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"{self.num_channels} channel(s), label_dim {self.label_dim})")
 
 
+# Signals that ask a run to stop. A terminal's Ctrl-C (SIGINT) or hang-up (SIGHUP) and job schedulers
+# (SLURM, systemd, timeout: SIGTERM) signal the whole process group, data-loader workers included.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def leave_stop_signals_to_the_main_process(worker_id: int) -> None:
-    """A data-loader ``worker_init_fn``: workers ignore SIGINT and SIGTERM. A terminal's Ctrl-C and job
-    schedulers (SLURM, systemd, timeout) signal the whole process group; a worker dying of it would abort
+    """A data-loader ``worker_init_fn``: workers ignore the stop signals. A worker dying of one would abort
     the main process before it could stop cleanly (training writes a snapshot first) and end its workers."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylegan.data import leave_stop_signals_to_the_main_process
+from stylegan.data.dataset import STOP_SIGNALS, leave_stop_signals_to_the_main_process
 from stylegan.errors import StyleGANError
 from stylegan.explore.images import make_grid, save_png, to_uint8
 from stylegan.training import distributed as dist_utils
@@ -266,11 +266,20 @@ class Trainer:
     # --- the run ---------------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> dict:
-        """SIGINT/SIGTERM ask for a stop at the end of the current minibatch; returns the old handlers."""
+        """SIGINT/SIGTERM/SIGHUP ask for a stop at the end of the current minibatch; returns the old handlers.
+
+        SIGHUP is a closed terminal (e.g. a dropped SSH session): the run stops with a snapshot as for the
+        others, and prints no more, since writing to a terminal that is gone would fail. A signal the process
+        was started ignoring (``nohup`` ignores SIGHUP) stays ignored.
+        """
         def request_stop(signum, frame):
             self.stop_requested = signal.Signals(signum).name
+            if signum == getattr(signal, "SIGHUP", None) and self.reporter is not None:
+                self.reporter.echo = False
         previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                continue
             try:
                 previous[sig] = signal.signal(sig, request_stop)
             except ValueError:  # not the main thread (e.g. under a test runner)

@@ -23,6 +23,8 @@ STOPS = {  # name: (signal, sent to the whole process group, data-loader workers
     # the data-loader workers too; only the main process may react.
     "SIGINT-group-workers": (signal.SIGINT, True, 2),
     "SIGTERM-group-workers": (signal.SIGTERM, True, 2),
+    # A closed terminal: SIGHUP to the group, and the terminal (here: the stdout pipe) gone with it.
+    "SIGHUP-group-workers": (signal.SIGHUP, True, 2),
 }
 
 
@@ -44,6 +46,9 @@ def test_stop_signals_write_a_final_snapshot_and_exit_cleanly(digits16, tmp_path
                 if logs and "tick 1 " in logs[0].read_text():  # training is under way
                     sig, group, _ = STOPS[name]
                     os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+                    if sig == signal.SIGHUP:
+                        proc.stdout.close()
+                        proc.stdout = None  # communicate() below then reads stderr alone
                     del waiting[name]
                 assert proc.poll() is None, proc.communicate()[1]
             time.sleep(0.2)
@@ -62,6 +67,21 @@ def test_stop_signals_write_a_final_snapshot_and_exit_cleanly(digits16, tmp_path
         state = load_training_snapshot(find_latest_snapshot(outdir))
         assert state["progress"].cur_nimg >= 8  # at least the two ticks seen before the signal
         assert all(torch.isfinite(p).all() for p in state["networks"]["G"].parameters())
+
+
+def test_a_stop_signal_the_process_was_started_ignoring_stays_ignored(monkeypatch):
+    """``nohup`` starts a run with SIGHUP ignored: logging out must not stop it."""
+    from types import SimpleNamespace
+    before = signal.getsignal(signal.SIGHUP)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        previous = Trainer._install_signal_handlers(SimpleNamespace(reporter=None, stop_requested=False))
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN and signal.SIGHUP not in previous
+        assert signal.SIGTERM in previous  # the others are still taken over
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGHUP, before)
 
 
 def poison_discriminator_after(monkeypatch, steps):
