@@ -24,6 +24,14 @@ G_CASES = {
 }
 
 
+D_CASES = {
+    "resnet": dict(num_fp16_res=2, conv_clamp=256),
+    "skip-conditional-all-fp16": dict(architecture="skip", c_dim=3, num_fp16_res=4, conv_clamp=256,
+                                      mapping_kwargs=dict(num_layers=1)),
+    "orig-32": dict(architecture="orig", res=32, num_fp16_res=3, conv_clamp=256),
+}
+
+
 @pytest.mark.parametrize("case", G_CASES)
 def test_fp16_generator_is_within_half_precision_of_the_reference(case, gpu_device):
     G, kw = make_g(**G_CASES[case])
@@ -65,14 +73,6 @@ def test_fp16_blocks_hand_fp16_features_to_the_next_block(gpu_device):
         block.register_forward_hook(lambda m, args, out, name=name: seen.update({name: out[0].dtype}))
     G.synthesis(torch.randn(2, G.num_ws, kw["w_dim"], device=gpu_device))
     assert seen == {"b4": torch.float32, "b8": torch.float16, "b16": torch.float16}
-
-
-D_CASES = {
-    "resnet": dict(num_fp16_res=2, conv_clamp=256),
-    "skip-conditional-all-fp16": dict(architecture="skip", c_dim=3, num_fp16_res=4, conv_clamp=256,
-                                      mapping_kwargs=dict(num_layers=1)),
-    "orig-32": dict(architecture="orig", res=32, num_fp16_res=3, conv_clamp=256),
-}
 
 
 @pytest.mark.parametrize("case", D_CASES)

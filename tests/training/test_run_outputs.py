@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import stylegan
+from stylegan.training import run as run_module
 from tests.training.conftest import TINY_CLI, run_cli, run_dirs
 
 
@@ -181,7 +182,6 @@ def test_a_run_refused_before_training_leaves_no_outdir(unlabeled16, digits16, t
 def test_ctrl_c_before_the_loop_starts_leaves_no_run_folder(digits16, tmp_path, monkeypatch):
     # SIGINT only becomes a graceful "snapshot and stop" once Trainer.run has installed its handler; a
     # Ctrl-C earlier arrives as KeyboardInterrupt, and the new run folder (no snapshot in it) must go.
-    from stylegan.training import run as run_module
     from tests.training.conftest import tiny_options
 
     def interrupted(self, *args, **kwargs):
@@ -214,7 +214,6 @@ def test_colour_augmentation_on_rgba_is_refused_before_training(tmp_path):
 
 
 def test_runs_that_pick_the_same_number_at_once_get_different_folders(tmp_path, monkeypatch):
-    from stylegan.training import run as run_module
     real_mkdir, raced = type(tmp_path).mkdir, []
 
     def mkdir_after_a_rival(self, *args, **kwargs):
@@ -228,6 +227,5 @@ def test_runs_that_pick_the_same_number_at_once_get_different_folders(tmp_path, 
 
 
 def test_a_file_with_a_run_number_is_skipped_not_fought_over(tmp_path):
-    from stylegan.training import run as run_module
     (tmp_path / "00003-digits").write_text("not a run")
     assert run_module.new_run_dir(tmp_path, "digits").name == "00004-digits"
