@@ -5,6 +5,12 @@ against their float64 reference, fp16 blocks, the optimizer, training phases) on
 float32 stays float32: ``python -m pytest --device cuda tests/ops tests/networks``. The default is the CPU.
 """
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -38,6 +44,21 @@ def _one_cpu_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _stop_signals_as_in_a_terminal():
+    """A shell starts background jobs (``pytest &``, CI runners) with SIGINT ignored, and every child inherits
+    that; the stop-signal tests need the handlers a terminal gives, so the suite sets them itself."""
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+                signal.SIGHUP: signal.SIG_DFL}
+    before = {sig: signal.getsignal(sig) for sig in defaults}
+    for sig, handler in defaults.items():
+        if before[sig] == signal.SIG_IGN:
+            signal.signal(sig, handler)
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
 @pytest.fixture(autouse=True)
 def _still_one_cpu_thread():
     """The one setting above serves every test, so none may leave another thread count behind."""
@@ -53,3 +74,23 @@ def gpu_device(device, monkeypatch):
     from stylegan.networks import stylegan2
     monkeypatch.setattr(stylegan2, "SCHEDULE_AS", {"cpu": "cuda"})
     return device
+
+
+
+def run_torchrun(processes: int, *args) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=N stylegan <args>`` (one CPU thread each), output captured.
+
+    Each process also checks at its end that leaving the process group ended it
+    (tests/stylegan_then_check_threads.py), and one killed by a signal prints its Python stacks.
+    """
+    script = Path(__file__).with_name("stylegan_then_check_threads.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           str(script), *map(str, args)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
+    env.pop("WORLD_SIZE", None)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def torchrun_report(result: subprocess.CompletedProcess) -> str:
+    """What a failed torchrun printed; a worker's own message comes before torchrun's long summary."""
+    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-12000:]}"

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from stylegan import process_group
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -50,15 +52,14 @@ def init_from_env(device: torch.device) -> Shard:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Shard()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    process_group.join(device)
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
 def shutdown(shard: Shard) -> None:
     """Leave the process group :func:`init_from_env` joined (nothing for a single process)."""
-    if shard.world > 1 and dist.is_initialized():
-        dist.destroy_process_group()
+    if shard.world > 1:
+        process_group.leave()
 
 
 def _comm_device() -> torch.device:

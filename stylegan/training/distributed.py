@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from stylegan import process_group
+
 
 @dataclass(frozen=True)
 class Rank:
@@ -39,14 +41,12 @@ def init_from_env(device_spec: str = "auto") -> Rank:
     device = pick_device(device_spec, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    process_group.join(device)
     return Rank(rank, world, device)
 
 
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    process_group.leave()
 
 
 def all_reduce_mean_(tensors: list[torch.Tensor], world: int) -> None:

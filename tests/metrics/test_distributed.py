@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 from stylegan.metrics import evaluate
 from stylegan.metrics.distributed import Shard, gather_units
+from tests.conftest import run_torchrun, torchrun_report
 
 METRICS = "fid50k_full@22,kid50k_full@22,pr50k3_full@22,is50k@22,ppl_zfull@7,ppl2_wend@5"
 
@@ -60,3 +61,23 @@ def test_two_gloo_ranks_match_one_process(G, dataset, detector_dir, tmp_path):
                 # convolution summation order) shows up at ~1e-5 relative.
                 rel = 1e-3 if metric.startswith("ppl") else 1e-9
                 assert got["results"][metric][key] == pytest.approx(value, rel=rel, abs=1e-12), (metric, key)
+
+
+def test_the_metrics_command_under_torchrun_matches_one_process(run, tmp_path, network_file, dataset, detector_dir):
+    """`torchrun … stylegan metrics`: the work is shared out, rank 0 alone prints and writes, the numbers are the
+    single process's, and both processes leave the process group cleanly."""
+    args = ["metrics", "--network", network_file, "--data", dataset, "--metrics", "fid50k_full,kid50k_full",
+            "--num-gen", 30, "--seed", 5, "--detector-dir", detector_dir, "--device", "cpu", "--quiet"]
+    one = run(*args, "--out", tmp_path / "one.jsonl")
+    assert one.code == 0, one.err
+    two = run_torchrun(2, *args, "--out", tmp_path / "two.jsonl")
+    assert two.returncode == 0, torchrun_report(two)
+    assert two.stdout.count("fid50k_full@30") == 1  # one table, from rank 0
+
+    lines = {name: [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+             for name in ("one.jsonl", "two.jsonl")}
+    assert [d["metric"] for d in lines["two.jsonl"]] == [d["metric"] for d in lines["one.jsonl"]]
+    for a, b in zip(lines["one.jsonl"], lines["two.jsonl"]):
+        assert set(b["results"]) == set(a["results"])
+        for key, value in a["results"].items():
+            assert b["results"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (a["metric"], key)

@@ -1,13 +1,10 @@
 """Data-parallel training under torchrun (gloo on CPU) gives the one-process result."""
 
-import os
-import subprocess
-import sys
-
 import torch
 
 from stylegan.training.run import find_latest_snapshot
 from stylegan.training.snapshot import load_training_snapshot
+from tests.conftest import run_torchrun, torchrun_report
 from tests.training.conftest import TINY_CLI, run_cli
 
 # 6 minibatches of 4 images: D's R1 and G's path-length steps run at batch 0 and 4; ADA adjusts p at 4.
@@ -16,27 +13,13 @@ COMMON = ["--cfg", "stylegan2", "--gamma", "1", "--kimg", "0.024", "--tick", "0.
           "--p", "0.2", "--target", "0.1"]
 
 
-def stylegan_cmd(*args, processes=1):
-    if processes == 1:
-        return [sys.executable, "-m", "stylegan", *map(str, args)]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", "stylegan", *map(str, args)]
-
-
-def run(cmd):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env.pop("WORLD_SIZE", None)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-
-
 def test_two_processes_equal_one_with_the_same_global_batch(digits16, tmp_path):
     # One process accumulating two passes of 2, as each of the two ranks below does one pass of 2.
     code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "one", *TINY_CLI, *COMMON,
                         "--batch-gpu", "2")
     assert code == 0, err
-    two = run(stylegan_cmd("train", "--data", digits16, "--outdir", tmp_path / "two", *TINY_CLI, *COMMON,
-                           processes=2))
-    assert two.returncode == 0, two.stderr[-3000:]
+    two = run_torchrun(2, "train", "--data", digits16, "--outdir", tmp_path / "two", *TINY_CLI, *COMMON)
+    assert two.returncode == 0, torchrun_report(two)
     (log,) = (tmp_path / "two").glob("*/log.txt")
     text = log.read_text()
     assert "on 2 process(es)" in text and "All 2 processes hold identical networks." in text
@@ -75,9 +58,8 @@ def test_a_one_process_run_resumed_on_two_processes_continues_as_if_uninterrupte
     code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "split", *TINY_CLI, *first,
                         "--batch-gpu", "2")
     assert code == 0, err
-    resumed = run(stylegan_cmd("train", "--outdir", tmp_path / "split", "--resume", "latest", "--kimg", "0.024",
-                               processes=2))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = run_torchrun(2, "train", "--outdir", tmp_path / "split", "--resume", "latest", "--kimg", "0.024")
+    assert resumed.returncode == 0, torchrun_report(resumed)
     assert "on 2 process(es), batch 4" in next((tmp_path / "split").glob("*/log.txt")).read_text()
 
     a = load_training_snapshot(find_latest_snapshot(tmp_path / "whole"))
