@@ -3,6 +3,9 @@
 ``--device cuda`` runs the device-generic tests (those taking the ``device`` fixture: the ops, the networks
 against their float64 reference, fp16 blocks, the optimizer, training phases) on a GPU, with TF32 off so
 float32 stays float32: ``python -m pytest --device cuda tests/ops tests/networks``. The default is the CPU.
+
+Also here: :func:`run_torchrun`, which the training and metrics tests use to run ``stylegan`` on several
+processes.
 """
 
 import os

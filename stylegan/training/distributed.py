@@ -45,10 +45,6 @@ def init_from_env(device_spec: str = "auto") -> Rank:
     return Rank(rank, world, device)
 
 
-def shutdown() -> None:
-    process_group.leave()
-
-
 def all_reduce_mean_(tensors: list[torch.Tensor], world: int) -> None:
     """Average tensors in place over all ranks (one flat collective, not one per tensor)."""
     if world <= 1 or not tensors:

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from stylegan import process_group
 from stylegan.atomic import atomic_path
 from stylegan.errors import StyleGANError
 from stylegan.networks import build_network
@@ -139,7 +140,7 @@ def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | 
         with cuda_arithmetic(benchmark=opts.cudnn_benchmark, allow_tf32=opts.allow_tf32):
             return _train(opts, rank, metrics_fn)
     finally:
-        dist_utils.shutdown()
+        process_group.leave()
 
 
 def _snapshot_path(run_dir: Path, cur_nimg: int) -> Path:
