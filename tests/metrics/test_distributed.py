@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -19,16 +18,10 @@ from tests.conftest import run_torchrun, torchrun_report
 METRICS = "fid50k_full@22,kid50k_full@22,pr50k3_full@22,is50k@22,ppl_zfull@7,ppl2_wend@5"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, world, port, dataset, detector_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(rank, world, store_file, dataset, detector_dir, out_dir):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A file rendezvous: a free port picked in advance could be taken by someone else before it is used.
+    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world)
     try:
         from tests.metrics.conftest import tiny_generator
 
@@ -47,7 +40,8 @@ def _worker(rank, world, port, dataset, detector_dir, out_dir):
 
 
 def test_two_gloo_ranks_match_one_process(G, dataset, detector_dir, tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(dataset), str(detector_dir), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(dataset), str(detector_dir), str(tmp_path)), nprocs=2,
+             join=True)
     single = {r.metric: r.results for r in evaluate(METRICS, G, dataset, detector_dir=detector_dir, progress=False,
                                                     warn=lambda m: None)}
     for rank in range(2):
