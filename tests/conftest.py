@@ -79,7 +79,6 @@ def gpu_device(device, monkeypatch):
     return device
 
 
-
 def run_torchrun(processes: int, *args) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=N stylegan <args>`` (one CPU thread each), output captured.
 
