@@ -51,8 +51,8 @@ def _one_cpu_thread():
 def _stop_signals_as_in_a_terminal():
     """A shell starts background jobs (``pytest &``, CI runners) with SIGINT ignored, and every child inherits
     that; the stop-signal tests need the handlers a terminal gives, so the suite sets them itself."""
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
-                signal.SIGHUP: signal.SIG_DFL}
+    from stylegan.data.dataset import STOP_SIGNALS
+    defaults = {sig: signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL for sig in STOP_SIGNALS}
     before = {sig: signal.getsignal(sig) for sig in defaults}
     for sig, handler in defaults.items():
         if before[sig] == signal.SIG_IGN:

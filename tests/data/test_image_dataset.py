@@ -293,12 +293,16 @@ class _SignalHandlers(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         import signal
-        return [signal.getsignal(signal.SIGINT) == signal.SIG_IGN, signal.getsignal(signal.SIGTERM) == signal.SIG_IGN]
+
+        from stylegan.data.dataset import STOP_SIGNALS
+        return [signal.getsignal(sig) == signal.SIG_IGN for sig in STOP_SIGNALS]
 
 
 def test_loader_workers_leave_stop_signals_to_the_main_process():
     from stylegan.data import leave_stop_signals_to_the_main_process
+    from stylegan.data.dataset import STOP_SIGNALS
+    assert len(STOP_SIGNALS) == 3  # SIGINT, SIGTERM, SIGHUP on this POSIX machine
     loader = torch.utils.data.DataLoader(_SignalHandlers(), num_workers=1, batch_size=None,
                                          worker_init_fn=leave_stop_signals_to_the_main_process)
-    assert list(loader) == [[True, True]]
-    assert list(torch.utils.data.DataLoader(_SignalHandlers(), num_workers=1, batch_size=None)) == [[False, False]]
+    assert list(loader) == [[True] * 3]
+    assert list(torch.utils.data.DataLoader(_SignalHandlers(), num_workers=1, batch_size=None)) == [[False] * 3]
