@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from stylegan.errors import StyleGANError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -29,6 +31,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, what: str, fix: str) -> Iterator[Path]:
+    """``atomic_path`` for outputs a user named: an OSError (read-only folder, disk full, a folder in the
+    way) becomes one StyleGANError line ``cannot write <what> <path>: <reason>`` with ``fix``.
+
+    Nothing is left behind: the temporary file is gone and an older ``path`` is untouched.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as e:
+        raise StyleGANError(f"cannot write {what} {path}: {e.strerror or e}", fix) from None
 
 
 def current_umask() -> int:

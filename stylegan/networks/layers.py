@@ -17,6 +17,9 @@ from torch import nn
 from stylegan.ops import ACTIVATIONS, bias_act, conv2d_resample, make_filter
 from stylegan.ops.bias_act import HOMOGENEOUS, homogeneous_act
 
+# How per-pixel noise is fed: the stored constant buffers, fresh random draws, or none at all.
+NOISE_MODES = ("const", "random", "none")
+
 
 def expect_shape(x: torch.Tensor, shape: Sequence[int | None], what: str) -> None:
     """Raise a readable ValueError when ``x`` does not have ``shape`` (None = any size)."""
