@@ -47,6 +47,15 @@ def atomic_output(path: str | os.PathLike, what: str, fix: str) -> Iterator[Path
         raise StyleGANError(f"cannot write {what} {path}: {e.strerror or e}", fix) from None
 
 
+def probe_writable_folder(folder: str | os.PathLike) -> None:
+    """Raise OSError unless a file can be created (and is removed again) in ``folder``.
+
+    Creating one is the only reliable test: ``os.access`` and folder modes say yes to root, and to /proc.
+    """
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
 def current_umask() -> int:
     """The process umask (reading it means setting it and putting it back)."""
     mask = os.umask(0)

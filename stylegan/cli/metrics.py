@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,33 +14,6 @@ from stylegan.errors import StyleGANError
 
 if TYPE_CHECKING:
     from stylegan.metrics.distributed import Shard
-
-
-def _check_writable(path: Path | None, option: str) -> None:
-    """Fail before the (long) computation when ``path`` could not be written afterwards."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise StyleGANError(f"{option} {path} is a folder", f"give a file name for {option}")
-    if not parent.is_dir():
-        raise StyleGANError(f"{option} {path}: folder {parent} does not exist or is not writable",
-                            "create the folder first or choose another path")
-    try:  # creating a file is the only reliable test: os.access says yes to root, and to /proc
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError:
-        raise StyleGANError(f"{option} {path}: folder {parent} does not exist or is not writable",
-                            "create the folder first or choose another path") from None
-
-
-def _snapshot_kimg(network: str, training: dict) -> float | None:
-    """kimg of a training snapshot: from its counters, else from an official ``network-snapshot-000123`` name."""
-    progress = training.get("progress") or {}
-    if "cur_nimg" in progress:
-        return progress["cur_nimg"] / 1000
-    m = re.search(r"network-snapshot-(\d+)", os.path.basename(network))
-    return float(m.group(1)) if m else None
 
 
 def _device_for_rank(device: torch.device) -> torch.device:
@@ -94,12 +65,13 @@ def metrics(network: str, metric_names: str | None, data: Path | None, mirror: b
     Under torchrun (one process per GPU) the work is shared out; rank 0 prints and writes.
     """
     from stylegan.metrics.distributed import init_from_env, shutdown
+    from stylegan.metrics.reports import ensure_writable_parent
     from stylegan.metrics.specs import parse_metrics
 
     if metric_names is not None or export_stats is None:
         parse_metrics(metric_names or "fid50k_full", num_gen)  # bad names fail before anything is loaded
     for path, option in ((out, "--out"), (export_stats, "--export-stats")):
-        _check_writable(path, option)
+        ensure_writable_parent(path, option)
     device = _device_for_rank(device)
     shard = init_from_env(device)
     try:
@@ -113,7 +85,8 @@ def _run(shard: Shard, network: str, metric_names: str | None, data: Path | None
          num_gen: int | None, detector_dir: Path | None, out: Path | None, export_stats: Path | None,
          ref_stats: Path | None, batch_size: int, no_cache: bool, device: torch.device, quiet: bool) -> None:
     from stylegan.formats import load_network_file
-    from stylegan.metrics import append_result, evaluate, format_table, reference_stats
+    from stylegan.metrics.evaluation import evaluate, reference_stats
+    from stylegan.metrics.reports import append_result, format_table, snapshot_kimg, write_reference_stats
 
     def note(message: str) -> None:
         if shard.is_main:
@@ -125,8 +98,7 @@ def _run(shard: Shard, network: str, metric_names: str | None, data: Path | None
         stats = reference_stats(data, mirror=bool(mirror), device=device, detector_dir=detector_dir,
                                 progress=not quiet, cache=not no_cache, batch=batch_size)
         if shard.is_main:
-            stats.meta = dict(stats.meta, exported_by="stylegan metrics")
-            stats.save(export_stats, with_features=False)
+            write_reference_stats(stats, export_stats)
             click.echo(f"wrote {export_stats} ({stats.count} images, {stats.mu.size} features)")
         return
 
@@ -140,10 +112,11 @@ def _run(shard: Shard, network: str, metric_names: str | None, data: Path | None
         mirror = bool(stored.get("xflip", False)) if data is not None and stored.get("path") and \
             Path(stored["path"]) == data else False
 
+    counters = training.get("progress") or {}
     results = evaluate(metric_names or "fid50k_full", G, data, mirror=mirror, device=device,
                        detector_dir=detector_dir, num_gen=num_gen, seed=seed, progress=not quiet,
                        cache=not no_cache, ref_stats=ref_stats, export_stats=export_stats, batch=batch_size,
-                       network=network, snapshot_kimg=_snapshot_kimg(network, training), warn=note)
+                       network=network, snapshot_kimg=snapshot_kimg(network, counters.get("cur_nimg")), warn=note)
     if not shard.is_main:
         return
     click.echo(format_table(results))

@@ -7,13 +7,13 @@ feature detectors behind them.
 """
 
 from stylegan.metrics.detectors import DETECTORS, load_detector
-from stylegan.metrics.evaluation import (
+from stylegan.metrics.evaluation import evaluate, reference_stats
+from stylegan.metrics.reports import (
     MetricResult,
     append_result,
-    evaluate,
     format_table,
-    reference_stats,
     report_to_run_dir,
+    write_reference_stats,
 )
 from stylegan.metrics.specs import MetricSpec, known_metrics, parse_metrics
 from stylegan.metrics.stats import FeatureStats
@@ -33,4 +33,5 @@ __all__ = [
     "reference_stats",
     "report_to_run_dir",
     "training_hook",
+    "write_reference_stats",
 ]

@@ -35,31 +35,52 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 # --------------------------------------------------------------------------------------------- KID
 
+def cubic_polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The KID kernel ``k(u, v) = (u·v / d + 1)³`` for every row pair: ``[len(x), len(y)]`` (d = feature count)."""
+    dims = x.shape[1]
+    return torch.pow(torch.mm(x, y.T) / dims + 1, 3)
+
+
+def unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The unbiased estimate of MMD² between equal-sized samples ``x``, ``y`` ``[m, d]`` (Gretton et al.):
+
+    ``mean_{i≠j} k(x_i, x_j) + mean_{i≠j} k(y_i, y_j) − 2 · mean_{i,j} k(x_i, y_j)``.
+    """
+    m = len(x)
+    pairs_without_self = m * (m - 1)
+
+    def mean_off_diagonal(gram: torch.Tensor) -> torch.Tensor:
+        return (gram.sum() - gram.diagonal().sum()) / pairs_without_self
+
+    within = mean_off_diagonal(cubic_polynomial_kernel(x, x)) + mean_off_diagonal(cubic_polynomial_kernel(y, y))
+    across = cubic_polynomial_kernel(x, y).mean()
+    return float(within - 2 * across)
+
+
 def kernel_inception_distance(real: torch.Tensor, gen: torch.Tensor, *, num_subsets: int = 100,
                               max_subset_size: int = 1000, seed: int = 0) -> float:
-    """KID: the unbiased MMD² with the kernel ``k(x, y) = (x·y / d + 1)³``, averaged over random subsets.
+    """KID (Bińkowski et al.): :func:`unbiased_mmd2` with the cubic polynomial kernel, averaged over subsets.
 
-    Each of ``num_subsets`` rounds draws ``m = min(len(real), len(gen), max_subset_size)`` generated and
-    then ``m`` real rows without replacement (numpy ``RandomState(seed mod 2³²)``); the kernel sums run in
-    float64 on the features' device. Official constants: 100 subsets of at most 1000.
+    Every subset takes ``m = min(len(real), len(gen), max_subset_size)`` rows of each set without
+    replacement, generated rows drawn first, from one numpy ``RandomState(seed mod 2³²)``; the kernel
+    runs in float64 on the generated features' device. Official constants: 100 subsets of at most 1000.
     """
     if real.ndim != 2 or gen.ndim != 2 or real.shape[1] != gen.shape[1]:
         raise ValueError(f"expected [N, D] features of equal D, got {list(real.shape)} and {list(gen.shape)}")
-    d = real.shape[1]
     m = min(len(real), len(gen), max_subset_size)
     if m < 2:
         raise ValueError("KID needs at least 2 real and 2 generated feature vectors")
-    rng = np.random.RandomState(seed % 2**32)
-    total = 0.0
+    draws = np.random.RandomState(seed % 2**32)
+
+    def subset(features: torch.Tensor) -> torch.Tensor:
+        rows = torch.from_numpy(draws.choice(len(features), m, replace=False))
+        return features[rows.to(features.device)].to(device=gen.device, dtype=torch.float64)
+
+    estimates = []
     for _ in range(num_subsets):
-        x = gen[torch.from_numpy(rng.choice(len(gen), m, replace=False)).to(gen.device)].double()
-        y = real[torch.from_numpy(rng.choice(len(real), m, replace=False)).to(real.device)].double().to(x.device)
-        kxx = (x @ x.T / d + 1) ** 3
-        kyy = (y @ y.T / d + 1) ** 3
-        kxy = (x @ y.T / d + 1) ** 3
-        within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m - 1)
-        total += float(within - kxy.sum() * 2 / m)
-    return total / num_subsets / m
+        gen_rows = subset(gen)  # the generated subset is drawn first: the order fixes which rows a seed picks
+        estimates.append(unbiased_mmd2(gen_rows, subset(real)))
+    return float(np.mean(estimates))
 
 
 # --------------------------------------------------------------------------------------------- PR
@@ -125,40 +146,52 @@ def precision_recall(real: torch.Tensor, gen: torch.Tensor, *, k: int = 3, row_b
 
 # --------------------------------------------------------------------------------------------- IS
 
-def inception_score(probs: np.ndarray, num_splits: int = 10) -> tuple[float, float]:
-    """IS mean and std over ``num_splits`` consecutive splits of class probabilities ``[N, classes]``.
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each distribution along the last axis, with ``0 · log 0 = 0``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return -terms.sum(axis=-1)
 
-    Per split: ``exp(mean_i KL(p_i || mean_j p_j))``, in float64. Official: 10 splits of 50k samples.
+
+def inception_score(probs: np.ndarray, num_splits: int = 10) -> tuple[float, float]:
+    """IS (Salimans et al.) mean and std over ``num_splits`` consecutive splits of ``probs`` ``[N, classes]``.
+
+    A split's score is ``exp(E_x KL(p(y|x) ‖ p(y)))`` with ``p(y)`` the split's mean prediction; the
+    expected KL equals the mutual information ``H(p(y)) − E_x H(p(y|x))``, which is how it is computed
+    here, in float64. Split ``s`` holds rows ``[⌊s·N/splits⌋, ⌊(s+1)·N/splits⌋)``; the std is the
+    population std (``ddof=0``). Official: 10 splits of 50k samples.
     """
     p = np.asarray(probs, dtype=np.float64)
     n = len(p)
     if n < num_splits:
         raise ValueError(f"inception score with {num_splits} splits needs at least {num_splits} samples, got {n}")
-    scores = []
-    for i in range(num_splits):
-        part = p[i * n // num_splits: (i + 1) * n // num_splits]
-        marginal = part.mean(axis=0, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kl = np.where(part > 0, part * (np.log(part) - np.log(marginal)), 0.0)
-        scores.append(np.exp(kl.sum(axis=1).mean()))
-    return float(np.mean(scores)), float(np.std(scores))
+    bounds = [s * n // num_splits for s in range(num_splits + 1)]
+    per_split = np.empty(num_splits)
+    for s in range(num_splits):
+        conditional = p[bounds[s]: bounds[s + 1]]
+        mutual_information = _entropy(conditional.mean(axis=0)) - _entropy(conditional).mean()
+        per_split[s] = np.exp(mutual_information)
+    return float(per_split.mean()), float(per_split.std())
 
 
 # --------------------------------------------------------------------------------------------- PPL
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of unit directions: ``a`` rotated towards ``b`` by ``t`` times their angle.
+def _unit_rows(v: torch.Tensor) -> torch.Tensor:
+    """``v`` scaled to unit L2 length along its last axis."""
+    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
 
-    ``a``, ``b``: ``[N, D]`` (any length, only directions matter); ``t``: ``[N, 1]``. Returns unit vectors.
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical linear interpolation (Shoemake) between the directions of ``a`` and ``b``.
+
+    With unit ``â``, ``b̂`` at angle ``Ω``: ``(sin((1 − t)·Ω) · â + sin(t·Ω) · b̂) / sin Ω``, the point a
+    fraction ``t`` along the great circle from ``â`` to ``b̂``. ``a``, ``b``: ``[N, D]`` (lengths are
+    ignored); ``t``: ``[N, 1]``. Returns unit vectors ``[N, D]``.
     """
-    a = a / a.norm(dim=-1, keepdim=True)
-    b = b / b.norm(dim=-1, keepdim=True)
-    cos = (a * b).sum(dim=-1, keepdim=True)
-    towards = b - cos * a  # the part of b orthogonal to a
-    towards = towards / towards.norm(dim=-1, keepdim=True)
-    angle = t * torch.acos(cos)
-    out = a * torch.cos(angle) + towards * torch.sin(angle)
-    return out / out.norm(dim=-1, keepdim=True)
+    start, end = _unit_rows(a), _unit_rows(b)
+    omega = torch.acos(torch.clamp((start * end).sum(dim=-1, keepdim=True), -1, 1))
+    weight_start, weight_end = torch.sin((1 - t) * omega), torch.sin(t * omega)
+    return (weight_start * start + weight_end * end) / torch.sin(omega)
 
 
 def filtered_mean(dist: np.ndarray, lo_pct: float = 1, hi_pct: float = 99) -> float:

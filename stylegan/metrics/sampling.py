@@ -1,7 +1,7 @@
 """Images the metrics look at: generated ones drawn as the official metrics draw them, and real ones.
 
 Generated images: z ~ N(0, I), labels drawn uniformly from the dataset's labels (conditional networks),
-truncation off, G's default noise ('random'), converted to bytes as ``(x · 127.5 + 128).clamp(0, 255)``.
+truncation off, G's default noise ('random'), converted to bytes by :func:`stylegan.pixels.float_to_bytes`.
 They come in groups of :data:`GROUP` (the official generator batch); each group's z, labels and noise
 come from its own seed derived from (``seed``, stream name, group number), so the images do not depend
 on batch sizes, devices' RNG state or how groups are shared out over ranks.
@@ -10,6 +10,7 @@ on batch sizes, devices' RNG state or how groups are shared out over ranks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import zlib
 from typing import Iterator
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from stylegan.data import ImageDataset, leave_stop_signals_to_the_main_process
 from stylegan.metrics.distributed import Shard
+from stylegan.pixels import float_to_bytes
 
 GROUP = 4  # images per generator call and per seed
 
@@ -29,9 +31,13 @@ def unit_seed(seed: int, stream: str, index: int) -> int:
     return int(state.generate_state(1, np.uint64)[0] & np.uint64(2**63 - 1))
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in about [-1, 1] → uint8 ``(x · 127.5 + 128).clamp(0, 255)`` (truncated)."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+def frozen_copy(net: nn.Module, device: torch.device) -> nn.Module:
+    """A copy of ``net`` on ``device``, in eval mode and without gradients; ``net`` itself stays as it was
+    (the metrics overwrite noise buffers and must not move or retrain the caller's network)."""
+    twin = copy.deepcopy(net)
+    twin.requires_grad_(False)
+    twin.eval()
+    return twin.to(device)
 
 
 class LabelPool:
@@ -81,7 +87,7 @@ def generate_group(G: nn.Module, index: int, *, seed: int, labels: LabelPool, de
     z = torch.randn([GROUP, G.z_dim], generator=gen)
     c = labels.draw(gen, GROUP)
     torch.manual_seed(s)
-    return to_uint8(G(z.to(device), c.to(device)))
+    return float_to_bytes(G(z.to(device), c.to(device)))
 
 
 def generated_batches(G: nn.Module, num: int, *, seed: int, labels: LabelPool, device: torch.device,

@@ -61,3 +61,13 @@ def load_cached(path: Path, need_features: bool) -> FeatureStats | None:
     if need_features and not stats.has_features:
         return None
     return stats
+
+
+def save_cached(stats: FeatureStats, path: Path) -> bool:
+    """Store ``stats`` at ``path`` for later runs; False when the cache cannot be written (that only costs
+    time next run, so it is not an error)."""
+    try:
+        stats.save(path)
+    except OSError:
+        return False
+    return True

@@ -11,23 +11,16 @@ on every rank (``fid50k_full``, ``pr50k3_full_precision``, …; quick versions c
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from stylegan.errors import StyleGANError
 from stylegan.metrics.detectors import detector_file
-from stylegan.metrics.evaluation import evaluate, report_to_run_dir
+from stylegan.metrics.evaluation import evaluate
+from stylegan.metrics.reports import report_to_run_dir, snapshot_kimg
 from stylegan.metrics.specs import parse_metrics
 
 Hook = Callable[[Path | None, dict[str, Any]], dict[str, float]]
-
-
-def _snapshot_kimg(path: Path | None, context: dict[str, Any]) -> float | None:
-    if "cur_nimg" in context:
-        return context["cur_nimg"] / 1000
-    m = re.search(r"(\d+)$", path.stem) if path is not None else None  # network-snapshot-000120
-    return float(m.group(1)) if m else None
 
 
 def training_hook(names: Sequence[str], *, detector_dir: str | os.PathLike | None = None, num_gen: int | None = None,
@@ -54,13 +47,12 @@ def training_hook(names: Sequence[str], *, detector_dir: str | os.PathLike | Non
                            detector_dir=detector_dir, seed=seed, rank=rank, world=world,
                            progress=progress and rank == 0, warn=warn,
                            network=snapshot_path.name if snapshot_path is not None else None,
-                           snapshot_kimg=_snapshot_kimg(snapshot_path, context))
+                           snapshot_kimg=snapshot_kimg(snapshot_path, context.get("cur_nimg")))
         values = {}
         for r in results:
             if rank == 0 and snapshot_path is not None:
                 report_to_run_dir(Path(snapshot_path).parent, r)
-            suffix = r.metric[r.metric.index("@"):] if "@" in r.metric else ""
-            values.update({key + suffix: value for key, value in r.results.items()})
+            values.update(r.named_values())
         return values
 
     return hook

@@ -99,11 +99,11 @@ def test_out_appends_lines(run, tmp_path, network_file, dataset, detector_dir):
 
 
 def test_real_statistics_are_cached_by_content(run, tmp_path, network_file, dataset, detector_dir, monkeypatch):
-    import stylegan.metrics.evaluation as ev
+    import stylegan.metrics.feature_passes as passes
 
     calls = []
-    original = ev.real_batches
-    monkeypatch.setattr(ev, "real_batches", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    original = passes.real_batches
+    monkeypatch.setattr(passes, "real_batches", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
     def fid(data, *extra):
         out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}.jsonl"
         r = run("metrics", "--network", network_file, "--metrics", "fid50k_full@8", "--detector-dir", detector_dir,
@@ -168,3 +168,38 @@ def test_dataset_and_mirror_default_to_the_networks_training_options(run, tmp_pa
     assert r.code == 0, r.err
     assert f"using dataset {dataset} from the network's training options" in r.err
     assert read_lines(out)["fid50k_full@8"]["num_real"] == 40  # _full: no mirrored copies even with xflip
+
+
+def test_mirror_adds_x_flipped_copies_to_the_exported_statistics(run, tmp_path, dataset, detector_dir):
+    real = real_images(dataset)
+    inception = detector(detector_dir, "inception-2015-12-05.pt")
+    with torch.no_grad():
+        plain = inception(real, return_features=True).double().numpy()
+        flipped = inception(real.flip(3), return_features=True).double().numpy()  # mirrored along the width
+    expected = {"--no-mirror": plain, "--mirror": np.concatenate([plain, flipped])}
+    for option, features in expected.items():
+        path = tmp_path / f"{option.strip('-')}.npz"
+        r = run("metrics", "--data", dataset, "--export-stats", path, option, "--detector-dir", detector_dir, "--quiet")
+        assert r.code == 0, r.err
+        with np.load(path) as z:
+            assert int(z["count"]) == len(features)
+            np.testing.assert_allclose(z["mu"], features.mean(0), rtol=1e-6)
+            np.testing.assert_allclose(z["sigma"], np.cov(features, rowvar=False, bias=True), rtol=1e-5, atol=1e-6)
+    # Each setting has its own cache entry: the second run did not reuse the first one's numbers.
+    assert len(list((tmp_path / "cache" / "metrics").glob("data-inception-*.npz"))) == 2
+
+
+def test_mirror_option_overrides_the_networks_training_options(run, tmp_path, G, dataset, detector_dir):
+    import stylegan
+
+    net = tmp_path / "trained.safetensors"
+    stylegan.save_network({"G_ema": G, "training_set_kwargs": {"path": str(dataset), "xflip": True}}, net)
+    # fid50k (legacy) compares with 50000 real images, so each run stops early with a message that counts the
+    # real images the option made available: 40, or 80 with the mirrored copies.
+    counted = {}
+    for options in ([], ["--mirror"], ["--no-mirror"]):
+        r = run("metrics", "--network", net, "--data", dataset, "--metrics", "fid50k@8", "--detector-dir",
+                detector_dir, *options)
+        assert r.code == 2 and "compares with 50000 real images" in r.err, r.err
+        counted[" ".join(options)] = r.err.split("has only ")[1].split()[0]
+    assert counted == {"": "80", "--mirror": "80", "--no-mirror": "40"}  # default: the stored xflip

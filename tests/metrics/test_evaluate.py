@@ -148,7 +148,7 @@ def test_detectors_and_generator_run_in_true_float32_whatever_the_caller_set(G, 
     # PyTorch's default lets cuDNN use TF32 on Ampere-and-newer GPUs; the official metrics turn it off.
     from stylegan.metrics import evaluation
     seen = []
-    for stage in ("_real_statistics", "_generated_statistics"):
+    for stage in ("fill_real_statistics", "fill_generated_statistics"):
         real_stage = getattr(evaluation, stage)
 
         def spy(*args, _real=real_stage, **kwargs):
@@ -164,3 +164,15 @@ def test_detectors_and_generator_run_in_true_float32_whatever_the_caller_set(G, 
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     assert seen == [(False, False)] * 3
+
+
+def test_the_device_comes_from_the_weights_not_from_w_avg(G, dataset, detector_dir):
+    # A generator whose mapping keeps no w_avg (some foreign layouts) runs where its weights are.
+    import copy
+
+    bare = copy.deepcopy(G)
+    del bare.mapping.w_avg
+    assert not hasattr(bare.mapping, "w_avg")
+    (r,) = evaluate("fid50k_full@8", bare, dataset, detector_dir=detector_dir, progress=False)
+    (ref,) = evaluate("fid50k_full@8", G, dataset, detector_dir=detector_dir, progress=False)
+    assert r.value == ref.value

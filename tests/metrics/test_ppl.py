@@ -54,16 +54,18 @@ def reference_distances(G, vgg, spec, index, seed, labels):
             w0, w1 = G.mapping(z0.float(), c).double(), G.mapping(z1.float(), c).double()
             points.append((w0 + (w1 - w0) * tt[:, :, None]).float())
         else:
-            u0, u1 = z0 / z0.norm(dim=1, keepdim=True), z1 / z1.norm(dim=1, keepdim=True)
-            omega = torch.acos((u0 * u1).sum(1, keepdim=True))
-            z = (torch.sin((1 - tt) * omega) * u0 + torch.sin(tt * omega) * u1) / torch.sin(omega)
-            points.append(G.mapping(z.float(), c))
+            # Walk the great circle: from z0's direction, turn by t·Ω towards z1 within their plane.
+            u0 = torch.nn.functional.normalize(z0, dim=1)
+            cos_omega = (u0 * torch.nn.functional.normalize(z1, dim=1)).sum(1, keepdim=True)
+            toward = torch.nn.functional.normalize(z1 - (z1 * u0).sum(1, keepdim=True) * u0, dim=1)
+            turn = tt * torch.acos(cos_omega)
+            points.append(G.mapping((torch.cos(turn) * u0 + torch.sin(turn) * toward).float(), c))
     feats = []
     for ws in points:
         img = G.synthesis(ws, noise_mode="const", force_fp32=True)
-        if spec.crop:
-            n = img.shape[2] // 8
-            img = img[:, :, 3 * n: 7 * n, 2 * n: 6 * n]
+        if spec.crop:  # a square half the side, its corner 3/8 down and 2/8 across (in whole eighths)
+            eighth = img.shape[2] // 8
+            img = img.narrow(2, 3 * eighth, 4 * eighth).narrow(3, 2 * eighth, 4 * eighth)
         feats.append(vgg((img + 1) * 127.5, resize_images=False, return_lpips=True).double())
     return ((feats[0] - feats[1]) ** 2).sum(1) / spec.epsilon ** 2
 

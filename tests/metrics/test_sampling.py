@@ -13,7 +13,6 @@ from stylegan.metrics.sampling import (
     generated_batches,
     group_sizes,
     real_batches,
-    to_uint8,
     unit_seed,
 )
 
@@ -69,9 +68,16 @@ def test_labels_are_drawn_from_the_dataset(labeled_dataset):
     assert LabelPool(None, 0).draw(torch.Generator(), 4).shape == (4, 0)
 
 
-def test_to_uint8_rounds_like_the_official_tools():
-    x = torch.tensor([-2.0, -1.0, 0.0, 0.999, 1.0, 3.0])
-    assert to_uint8(x).tolist() == [0, 0, 128, 255, 255, 255]
+def test_generated_pixels_are_truncated_like_the_official_tools():
+    # x · 127.5 + 128, clamped and truncated: a generator whose output is known shows the bytes directly.
+    class Constant(torch.nn.Module):
+        z_dim = 2
+
+        def forward(self, z, c):
+            return torch.tensor([-2.0, -1.0, 0.0, 0.7 / 127.5, 0.999, 1.0, 3.0]).repeat(len(z), 1, 1, 1)
+
+    _, images = all_generated(Constant(), 4)
+    assert images.dtype == torch.uint8 and images[0].flatten().tolist() == [0, 0, 128, 128, 255, 255, 255]  # 128.7 → 128
 
 
 def test_real_batches_shard_items_round_robin(dataset):
