@@ -22,16 +22,17 @@ drives this one. Parameter shapes follow the TF variables (transposed to PyTorch
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylegan.networks.init_record import records_init_kwargs
 from stylegan.networks.label_concat import LabelConcat, truncate
-from stylegan.networks.layers import MinibatchStdLayer, expect_shape, normalize_2nd_moment, w_avg_update_wanted
+from stylegan.networks.layers import (NOISE_MODES, MinibatchStdLayer, expect_shape, normalize_2nd_moment,
+                                      w_avg_update_wanted)
 
-NOISE_MODES = ("const", "random", "none")
 ACTIVATIONS = ("lrelu", "relu")
 SQRT2 = math.sqrt(2)
 
@@ -64,6 +65,17 @@ def _log2_resolution(img_resolution: int) -> int:
     return int(math.log2(img_resolution))
 
 
+def _check_fused_scale(fused_scale: bool | str) -> None:
+    if fused_scale not in (True, False, "auto"):
+        raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
+
+
+def _uses_fused_scale(resolution: int, fused_scale: bool | str) -> bool:
+    """Whether the resampling layer at ``resolution`` (its larger side) is a strided/transposed conv:
+    'auto' is v1's choice, from 128×128 on."""
+    return resolution >= 128 if fused_scale == "auto" else bool(fused_scale)
+
+
 def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) if activation == "lrelu" else F.relu(x)
 
@@ -83,6 +95,13 @@ def _blur_filter(taps: Sequence[float] | None) -> torch.Tensor | None:
     return f / f.sum()
 
 
+def _register_blur(module: nn.Module, taps: Sequence[float] | None) -> None:
+    """Give ``module`` a non-persistent ``blur_filter`` buffer and a ``use_blur`` flag."""
+    f = _blur_filter(taps)
+    module.register_buffer("blur_filter", f if f is not None else torch.ones([1, 1]), persistent=False)
+    module.use_blur = f is not None
+
+
 def blur(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Depthwise correlation of ``[N, C, H, W]`` with ``f`` and TF 'SAME' zero padding; same size out."""
     kh, kw = f.shape
@@ -94,19 +113,23 @@ def blur(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 
 class EqualizedLinear(nn.Module):
-    """``x @ (weight · gain/√in · lr)ᵀ + bias · lr``, then the activation (None = linear)."""
+    """``x @ (weight · gain/√in · lr)ᵀ + bias · lr``, then the activation (None = linear).
+
+    The weight is stored divided by ``lr`` so that its run-time value starts as ``N(0, gain²/in)``.
+    """
 
     def __init__(self, in_features: int, out_features: int, gain: float = SQRT2, lr_multiplier: float = 1.0,
                  activation: str | None = None):
         super().__init__()
         self.in_features, self.out_features, self.activation = in_features, out_features, activation
+        self.lr_multiplier = lr_multiplier
         self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
         self.bias = nn.Parameter(torch.zeros([out_features]))
-        self.weight_gain = gain / math.sqrt(in_features) * lr_multiplier
-        self.bias_gain = lr_multiplier
+        self.weight_scale = gain / math.sqrt(in_features) * lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.addmm(self.bias * self.bias_gain, x.flatten(1), (self.weight * self.weight_gain).t())
+        scaled_bias = self.bias * self.lr_multiplier
+        x = torch.addmm(scaled_bias, x.flatten(1), (self.weight * self.weight_scale).t())
         return _activate(x, self.activation) if self.activation else x
 
     def extra_repr(self) -> str:
@@ -168,6 +191,17 @@ class MappingNetwork(nn.Module):
         Truncation (``w_avg + ψ (w − w_avg)``) applies when ψ ≠ 1, to ``ws[:, :truncation_cutoff]``;
         cutoff None = every w; left out = the network's default cutoff (8 for v1).
         """
+        w = self._w(z, c)
+        if w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
+            self._track_w_avg(w)
+        ws = w.unsqueeze(1).repeat([1, self.num_ws, 1])
+        cutoff = self.default_truncation_cutoff if truncation_cutoff is DEFAULT else truncation_cutoff
+        if cutoff is not None and cutoff <= 0:
+            return ws  # as in v1: a cutoff of 0 (or less) turns truncation off
+        return truncate(ws, self.w_avg, truncation_psi, cutoff)
+
+    def _w(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """One w per sample, ``[N, w_dim]``: the FC stack on the (normalised) ``[z, embedded label]``."""
         expect_shape(z, [None, self.z_dim], "z")
         x = z.to(torch.float32)
         if self.c_dim > 0:
@@ -179,13 +213,13 @@ class MappingNetwork(nn.Module):
             x = normalize_2nd_moment(x)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
-        if w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        ws = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        cutoff = self.default_truncation_cutoff if truncation_cutoff is DEFAULT else truncation_cutoff
-        if cutoff is not None and cutoff <= 0:
-            return ws  # as in v1: a cutoff of 0 (or less) turns truncation off
-        return truncate(ws, self.w_avg, truncation_psi, cutoff)
+        return x
+
+    @torch.no_grad()
+    def _track_w_avg(self, w: torch.Tensor) -> None:
+        """The running mean of w over training batches: ``w_avg ← m + β (w_avg − m)``, m this batch's mean."""
+        batch_mean = w.mean(dim=0)
+        self.w_avg.copy_(torch.lerp(batch_mean, self.w_avg, self.w_avg_beta))
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
@@ -236,23 +270,23 @@ class SynthesisLayer(nn.Module):
         self.up, self.fused_scale = up, up and fused_scale
         if in_channels > 0:
             self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
-        f = _blur_filter(blur_filter) if up else None
-        self.register_buffer("blur_filter", f if f is not None else torch.ones([1, 1]), persistent=False)
-        self.use_blur = f is not None
+        _register_blur(self, blur_filter if up else None)
         self.epilogue = LayerEpilogue(out_channels, w_dim, resolution, use_noise=use_noise, activation=activation)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
         if self.in_channels > 0:
-            weight = conv_weight(self.weight, SQRT2)
-            if self.fused_scale:  # transposed conv, stride 2, with the box-summed 4×4 kernel
-                x = F.conv_transpose2d(x, box_summed(weight).transpose(0, 1), stride=2, padding=1)
-            else:
-                if self.up:
-                    x = F.interpolate(x, scale_factor=2, mode="nearest")
-                x = F.conv2d(x, weight, padding=1)
-            if self.use_blur:
-                x = blur(x, self.blur_filter)
+            x = self._convolve(x)
         return self.epilogue(x, w, noise_mode)
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
+        weight = conv_weight(self.weight, SQRT2)
+        if self.fused_scale:  # transposed conv, stride 2, with the box-summed 4×4 kernel
+            x = F.conv_transpose2d(x, box_summed(weight).transpose(0, 1), stride=2, padding=1)
+        else:
+            if self.up:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = F.conv2d(x, weight, padding=1)
+        return blur(x, self.blur_filter) if self.use_blur else x
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}→{self.out_channels}, res={self.resolution}, up={self.up}, "
@@ -262,18 +296,20 @@ class SynthesisLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: (learned constant | upsampling conv) and a conv; each reads one w."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, **layer_kwargs):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, fused_scale: bool = False,
+                 **layer_kwargs):
         super().__init__()
         self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
         if in_channels == 0:
             self.const = nn.Parameter(torch.ones([out_channels, resolution, resolution]))
             self.conv0 = SynthesisLayer(0, out_channels, w_dim, resolution, **layer_kwargs)
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, **layer_kwargs)
-        layer_kwargs = {k: v for k, v in layer_kwargs.items() if k != "fused_scale"}
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True,
+                                        fused_scale=fused_scale, **layer_kwargs)
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, **layer_kwargs)
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        """x ``[N, in, res/2, res/2]`` (None for the first block), ws ``[N, 2, w_dim]`` → ``[N, out, res, res]``."""
         if self.in_channels == 0:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         x = self.conv0(x, ws[:, 0], noise_mode)
@@ -281,6 +317,8 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
+    WS_PER_BLOCK = 2  # conv0 and conv1 each read their own w
+
     def __init__(
         self,
         w_dim: int,
@@ -295,24 +333,24 @@ class SynthesisNetwork(nn.Module):
         fused_scale: bool | str = "auto",  # transposed-conv upsampling; 'auto' = from 128×128 on
     ):
         super().__init__()
-        log2 = _log2_resolution(img_resolution)
-        if fused_scale not in (True, False, "auto"):
-            raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
-        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
-        self.block_resolutions = [2**i for i in range(2, log2 + 1)]
-        self.num_ws = 2 * len(self.block_resolutions)
+        top = _log2_resolution(img_resolution)
+        _check_fused_scale(fused_scale)
         _check_activation(activation)
-
-        def nf(res: int) -> int:
-            return feature_maps(int(math.log2(res)) - 1, fmap_base, fmap_decay, fmap_max)
-
-        common = dict(use_noise=use_noise, activation=activation, blur_filter=blur_filter)
-        for res in self.block_resolutions:
-            fused = res >= 128 if fused_scale == "auto" else bool(fused_scale)
-            block = SynthesisBlock(nf(res // 2) if res > 4 else 0, nf(res), w_dim, res, fused_scale=fused, **common)
-            setattr(self, f"b{res}", block)
-        self.torgb_weight = nn.Parameter(torch.randn([img_channels, nf(img_resolution), 1, 1]))
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        # Block k works at 2^(k+2) pixels with stage k+1 of the channel rule; the first starts from a constant.
+        self.block_resolutions = [4 << k for k in range(top - 1)]
+        widths = [feature_maps(k + 1, fmap_base, fmap_decay, fmap_max) for k in range(top - 1)]
+        self.num_ws = self.WS_PER_BLOCK * len(widths)
+        for res, c_in, c_out in zip(self.block_resolutions, [0] + widths[:-1], widths):
+            block = SynthesisBlock(c_in, c_out, w_dim, res, fused_scale=_uses_fused_scale(res, fused_scale),
+                                   use_noise=use_noise, activation=activation, blur_filter=blur_filter)
+            self.add_module(f"b{res}", block)
+        self.torgb_weight = nn.Parameter(torch.randn([img_channels, widths[-1], 1, 1]))
         self.torgb_bias = nn.Parameter(torch.zeros([img_channels]))
+
+    def blocks(self) -> Iterator[SynthesisBlock]:
+        """The blocks from 4×4 up to the output resolution."""
+        return (getattr(self, f"b{res}") for res in self.block_resolutions)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", **_ignored: Any) -> torch.Tensor:
         """ws ``[N, num_ws, w_dim]`` → image ``[N, img_channels, res, res]`` (float32, about [-1, 1]).
@@ -323,14 +361,21 @@ class SynthesisNetwork(nn.Module):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         expect_shape(ws, [None, self.num_ws, self.w_dim], "ws")
-        ws = ws.to(torch.float32)
         x = None
-        for i, res in enumerate(self.block_resolutions):
-            x = getattr(self, f"b{res}")(x, ws[:, 2 * i: 2 * i + 2], noise_mode)
+        for block, block_ws in zip(self.blocks(), ws.to(torch.float32).split(self.WS_PER_BLOCK, dim=1)):
+            x = block(x, block_ws, noise_mode)
         return F.conv2d(x, conv_weight(self.torgb_weight, 1.0), self.torgb_bias)
 
     def extra_repr(self) -> str:
-        return f"w_dim={self.w_dim}, resolution={self.img_resolution}, channels={self.img_channels}, num_ws={self.num_ws}"
+        return (f"w_dim={self.w_dim}, resolution={self.img_resolution}, channels={self.img_channels}, "
+                f"num_ws={self.num_ws}")
+
+
+def _generator_record(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The generator's init_kwargs as stored: sub-network options always as dicts (None → {})."""
+    for key in ("mapping_kwargs", "synthesis_kwargs"):
+        kwargs[key] = kwargs[key] or {}
+    return kwargs
 
 
 class StyleGAN1Generator(nn.Module):
@@ -348,6 +393,7 @@ class StyleGAN1Generator(nn.Module):
 
     class_name = "StyleGAN1Generator"
 
+    @records_init_kwargs(normalize=_generator_record)
     def __init__(
         self,
         z_dim: int,
@@ -361,19 +407,17 @@ class StyleGAN1Generator(nn.Module):
         truncation_cutoff: int | None = 8,  # v1's default cutoff: used when ψ is given without a cutoff
     ):
         super().__init__()
-        mapping_kwargs, synthesis_kwargs = dict(mapping_kwargs or {}), dict(synthesis_kwargs or {})
-        self.init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                                img_channels=img_channels, mapping_kwargs=mapping_kwargs,
-                                synthesis_kwargs=synthesis_kwargs, truncation_psi=truncation_psi,
-                                truncation_cutoff=truncation_cutoff)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.default_truncation_psi, self.default_truncation_cutoff = truncation_psi, truncation_cutoff
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+        # The synthesis network decides how many ws there are; the mapping network repeats w that often.
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.synthesis.num_ws, **(mapping_kwargs or {}))
         self.mapping.default_truncation_cutoff = truncation_cutoff
+
+    @property
+    def num_ws(self) -> int:
+        return self.synthesis.num_ws
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False,
@@ -407,21 +451,27 @@ class DiscriminatorBlock(nn.Module):
         self.conv0_bias = nn.Parameter(torch.zeros([in_channels]))
         self.conv1_weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
         self.conv1_bias = nn.Parameter(torch.zeros([out_channels]))
-        f = _blur_filter(blur_filter)
-        self.register_buffer("blur_filter", f if f is not None else torch.ones([1, 1]), persistent=False)
-        self.use_blur = f is not None
+        _register_blur(self, blur_filter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _activate(F.conv2d(x, conv_weight(self.conv0_weight, SQRT2), self.conv0_bias, padding=1),
                       self.activation)
         if self.use_blur:
             x = blur(x, self.blur_filter)
+        return _activate(self._downscale(x), self.activation)
+
+    def _downscale(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 and the 2× reduction, bias added: ``[N, in, r, r]`` → ``[N, out, r/2, r/2]``."""
         weight = conv_weight(self.conv1_weight, SQRT2)
         if self.fused_scale:  # strided conv with the box-summed kernel / 4 = conv then 2×2 average, in one pass
-            x = F.conv2d(x, box_summed(weight) * 0.25, self.conv1_bias, stride=2, padding=1)
-        else:
-            x = F.avg_pool2d(F.conv2d(x, weight, padding=1), 2) + self.conv1_bias[None, :, None, None]
-        return _activate(x, self.activation)
+            return F.conv2d(x, box_summed(weight) * 0.25, self.conv1_bias, stride=2, padding=1)
+        return F.avg_pool2d(F.conv2d(x, weight, padding=1), 2) + self.conv1_bias[None, :, None, None]
+
+
+def _discriminator_record(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The discriminator's init_kwargs as stored: no blur (None or no taps) always as None."""
+    kwargs["blur_filter"] = kwargs["blur_filter"] or None
+    return kwargs
 
 
 class StyleGAN1Discriminator(nn.Module):
@@ -432,6 +482,7 @@ class StyleGAN1Discriminator(nn.Module):
 
     class_name = "StyleGAN1Discriminator"
 
+    @records_init_kwargs(normalize=_discriminator_record)
     def __init__(
         self,
         c_dim: int,
@@ -447,51 +498,56 @@ class StyleGAN1Discriminator(nn.Module):
         fused_scale: bool | str = "auto",  # strided-conv downscaling; 'auto' = at inputs of 128×128 and up
     ):
         super().__init__()
-        log2 = _log2_resolution(img_resolution)
-        if fused_scale not in (True, False, "auto"):
-            raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
-        self.init_kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max, activation=activation,
-                                mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-                                blur_filter=list(blur_filter) if blur_filter else None, fused_scale=fused_scale)
+        top = _log2_resolution(img_resolution)
+        _check_fused_scale(fused_scale)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.activation = _check_activation(activation)
-        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
+        # widths[s] = channels of channel-rule stage s; the block at 2^r pixels maps stage r−1 to r−2.
+        widths = [feature_maps(stage, fmap_base, fmap_decay, fmap_max) for stage in range(top)]
+        self.block_resolutions = [1 << r for r in range(top, 2, -1)]
 
-        def nf(stage: int) -> int:
-            return feature_maps(stage, fmap_base, fmap_decay, fmap_max)
-
-        self.fromrgb_weight = nn.Parameter(torch.randn([nf(log2 - 1), img_channels, 1, 1]))
-        self.fromrgb_bias = nn.Parameter(torch.zeros([nf(log2 - 1)]))
-        for res in self.block_resolutions:
-            r = int(math.log2(res))
-            fused = res >= 128 if fused_scale == "auto" else bool(fused_scale)
-            setattr(self, f"b{res}", DiscriminatorBlock(nf(r - 1), nf(r - 2), res, fused, blur_filter, activation))
+        self.fromrgb_weight = nn.Parameter(torch.randn([widths[top - 1], img_channels, 1, 1]))
+        self.fromrgb_bias = nn.Parameter(torch.zeros([widths[top - 1]]))
+        for r in range(top, 2, -1):
+            block = DiscriminatorBlock(widths[r - 1], widths[r - 2], 1 << r, _uses_fused_scale(1 << r, fused_scale),
+                                       blur_filter, activation)
+            self.add_module(f"b{1 << r}", block)
         use_mbstd = mbstd_group_size > 1
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if use_mbstd else None
-        extra = mbstd_num_channels if use_mbstd else 0
-        self.conv_weight = nn.Parameter(torch.randn([nf(1), nf(1) + extra, 3, 3]))
-        self.conv_bias = nn.Parameter(torch.zeros([nf(1)]))
-        self.fc = EqualizedLinear(nf(1) * 16, nf(0), gain=SQRT2, activation=activation)
-        self.out = EqualizedLinear(nf(0), max(c_dim, 1), gain=1)
+        stat_channels = mbstd_num_channels if use_mbstd else 0
+        self.conv_weight = nn.Parameter(torch.randn([widths[1], widths[1] + stat_channels, 3, 3]))
+        self.conv_bias = nn.Parameter(torch.zeros([widths[1]]))
+        self.fc = EqualizedLinear(widths[1] * 16, widths[0], gain=SQRT2, activation=activation)
+        self.out = EqualizedLinear(widths[0], max(c_dim, 1), gain=1)
+
+    def blocks(self) -> Iterator[DiscriminatorBlock]:
+        """The downscaling blocks, from the input resolution down to 8×8."""
+        return (getattr(self, f"b{res}") for res in self.block_resolutions)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_ignored: Any) -> torch.Tensor:
         """img ``[N, C, res, res]`` in about [-1, 1], c ``[N, c_dim]`` → logits ``[N, 1]``."""
         expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
-        x = _activate(F.conv2d(img.to(torch.float32), conv_weight(self.fromrgb_weight, SQRT2), self.fromrgb_bias),
-                      self.activation)
-        for res in self.block_resolutions:
-            x = getattr(self, f"b{res}")(x)
+        x = self._features_4x4(img.to(torch.float32))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = _activate(F.conv2d(x, conv_weight(self.conv_weight, SQRT2), self.conv_bias, padding=1), self.activation)
-        x = self.out(self.fc(x))
-        if self.c_dim > 0:
-            if c is None:
-                raise ValueError(f"this discriminator is conditional: pass c of shape [N, {self.c_dim}]")
-            expect_shape(c, [img.shape[0], self.c_dim], "c")
-            x = (x * c.to(x.dtype)).sum(dim=1, keepdim=True)
+        return self._score(self.out(self.fc(x)), c)
+
+    def _features_4x4(self, img: torch.Tensor) -> torch.Tensor:
+        """FromRGB and every downscaling block: ``[N, C, res, res]`` → ``[N, ch, 4, 4]``."""
+        x = _activate(F.conv2d(img, conv_weight(self.fromrgb_weight, SQRT2), self.fromrgb_bias), self.activation)
+        for block in self.blocks():
+            x = block(x)
         return x
+
+    def _score(self, out: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """``[N, max(c_dim, 1)]`` → ``[N, 1]``: the output itself, or for labels the score of each sample's class."""
+        if self.c_dim == 0:
+            return out
+        if c is None:
+            raise ValueError(f"this discriminator is conditional: pass c of shape [N, {self.c_dim}]")
+        expect_shape(c, [out.shape[0], self.c_dim], "c")
+        return (out * c.to(out.dtype)).sum(dim=1, keepdim=True)
 
     def extra_repr(self) -> str:
         return f"c_dim={self.c_dim}, resolution={self.img_resolution}, channels={self.img_channels}"

@@ -44,6 +44,14 @@ def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.T
     return x
 
 
+def _correlation_taps(f: torch.Tensor, flip_filter: bool) -> torch.Tensor:
+    """The taps that make ``F.conv2d`` (a correlation) filter by ``f``: reversed along every axis,
+    unless ``flip_filter`` asks for correlation with ``f`` itself."""
+    if flip_filter:
+        return f
+    return f.flip([0]) if f.ndim == 1 else f.flip([0, 1])
+
+
 def upfirdn2d(
     x: torch.Tensor,
     f: torch.Tensor | None,
@@ -66,9 +74,7 @@ def upfirdn2d(
     if conv_pad == [0, 0]:
         x = _pad_or_crop(x, x0, x1, y0, y1)
     if f is not None:
-        f = f.to(x.dtype) * (gain ** (f.ndim / 2))
-        if not flip_filter:
-            f = f.flip(list(range(f.ndim)))
+        f = _correlation_taps(f.to(x.dtype) * (gain ** (f.ndim / 2)), flip_filter)
         # Downsampling keeps every down-th output of the filter, which the stride computes alone.
         if f.ndim == 2:
             x = depthwise_conv2d(x, f[None, None].expand(c, 1, *f.shape), padding=conv_pad, stride=down)

@@ -338,3 +338,24 @@ def test_conditional_needs_labels():
     D = StyleGAN1Discriminator(c_dim=3, img_resolution=16, img_channels=3, fmap_base=32, fmap_max=8)
     with pytest.raises(ValueError, match="conditional"):
         D(torch.randn(2, 3, 16, 16))
+
+
+def test_init_kwargs_record_every_argument_as_plain_data():
+    """What save_network stores as each network's constructor arguments: every parameter by name, defaults
+    included, sub-network options as dicts, sequences as lists, and no blur as None."""
+    G = StyleGAN1Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
+                           synthesis_kwargs=dict(fmap_base=16, fmap_max=4, blur_filter=(1, 3, 3, 1)))
+    assert G.init_kwargs == dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs={},
+                                 synthesis_kwargs=dict(fmap_base=16, fmap_max=4, blur_filter=[1, 3, 3, 1]),
+                                 truncation_psi=0.7, truncation_cutoff=8)
+    assert list(G.init_kwargs) == ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
+                                   "synthesis_kwargs", "truncation_psi", "truncation_cutoff"]
+    D = StyleGAN1Discriminator(c_dim=2, img_resolution=8, img_channels=3, fmap_base=16, fmap_max=4,
+                               blur_filter=(1, 2, 1))
+    assert D.init_kwargs == dict(c_dim=2, img_resolution=8, img_channels=3, fmap_base=16, fmap_decay=1.0, fmap_max=4,
+                                 activation="lrelu", mbstd_group_size=4, mbstd_num_channels=1, blur_filter=[1, 2, 1],
+                                 fused_scale="auto")
+    for no_blur in (None, ()):
+        D = StyleGAN1Discriminator(c_dim=0, img_resolution=8, img_channels=3, fmap_base=16, fmap_max=4,
+                                   blur_filter=no_blur)
+        assert D.init_kwargs["blur_filter"] is None and not D.b8.use_blur
