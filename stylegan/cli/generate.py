@@ -19,17 +19,10 @@ from stylegan.cli.options import (
     quiet_option,
 )
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import (
-    check_class,
-    check_ws_shape,
-    images_from_seeds,
-    images_from_ws,
-    projected_file_name,
-    read_projected_w,
-    resolve_grid,
-    seed_file_name,
-    write_images,
-)
+from stylegan.explore.generate import projected_file_name, resolve_grid, seed_file_name, write_images
+from stylegan.explore.labels import check_class
+from stylegan.explore.render import images_from_seeds, images_from_ws
+from stylegan.explore.ws_files import check_ws_shape, read_projected_w
 
 
 @click.command()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -14,10 +12,11 @@ import torch
 from torch import nn
 
 import stylegan
+from stylegan.atomic import probe_writable_folder
+from stylegan.devices import DEVICE_FORMS, resolve_device
 from stylegan.errors import StyleGANError
 from stylegan.explore.seeds import parse_index_list, parse_seeds
-
-DEVICE_FORM = "auto, cpu, cuda, cuda:N or mps"
+from stylegan.networks.layers import NOISE_MODES
 
 
 class IndexListType(click.ParamType):
@@ -34,43 +33,29 @@ class IndexListType(click.ParamType):
         try:
             return parse_seeds(value) if self.seeds else parse_index_list(value)
         except StyleGANError as e:
-            option = param.opts[0] if param is not None and param.opts else "list"
-            raise StyleGANError(f"{option}: {e.what}", e.fix) from None
+            raise StyleGANError(f"{option_name(param, 'list')}: {e.what}", e.fix) from None
 
 
-def mps_available() -> bool:
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
-def resolve_device(text: str) -> torch.device:
-    """``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` → an available torch.device."""
-    text = text.strip().lower()
-    if text == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if mps_available() else torch.device("cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "mps":
-        if not mps_available():
-            raise StyleGANError("--device mps: Apple MPS is not available here", "use --device auto or cpu")
-        return torch.device("mps")
-    m = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if m is None:
-        raise StyleGANError(f"unknown device {text!r}", f"use {DEVICE_FORM}")
-    if not torch.cuda.is_available():
-        raise StyleGANError(f"--device {text}: CUDA is not available here", "use --device auto or cpu")
-    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
-        raise StyleGANError(f"--device {text}: there are only {torch.cuda.device_count()} CUDA devices",
-                            f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    return torch.device(text)
+def option_name(param: click.Parameter | None, fallback: str) -> str:
+    """The flag a value came from (``--seeds``), for error messages; ``fallback`` outside click."""
+    return param.opts[0] if param is not None and param.opts else fallback
 
 
 class DeviceType(click.ParamType):
+    """``--device``: :func:`stylegan.devices.resolve_device`, with its errors worded for the flag."""
+
     name = "DEVICE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> torch.device:
-        return value if isinstance(value, torch.device) else resolve_device(value)
+        if isinstance(value, torch.device):
+            return value
+        try:
+            return resolve_device(value)
+        except StyleGANError as e:
+            # The shared resolver says "device cuda:0: ..." and "use device cpu"; the user typed --device.
+            flag = option_name(param, "--device")
+            what = f"{flag} {e.what[len('device '):]}" if e.what.startswith("device ") else f"{flag}: {e.what}"
+            raise StyleGANError(what, (e.fix or "").replace("use device ", f"use {flag} ")) from None
 
 
 def network_option(f: Callable) -> Callable:
@@ -80,7 +65,7 @@ def network_option(f: Callable) -> Callable:
 
 def device_option(f: Callable) -> Callable:
     return click.option("--device", type=DeviceType(), default="auto", show_default=True,
-                        help=f"Where to run: {DEVICE_FORM}.")(f)
+                        help=f"Where to run: {DEVICE_FORMS}.")(f)
 
 
 def quiet_option(f: Callable) -> Callable:
@@ -99,7 +84,7 @@ def batch_option(f: Callable) -> Callable:
 
 
 def noise_mode_option(f: Callable) -> Callable:
-    return click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const",
+    return click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const",
                         show_default=True, help="Per-pixel noise: stored constant, fresh random, or none.")(f)
 
 
@@ -114,8 +99,7 @@ def prepared_outdir(path: str | os.PathLike) -> Iterator[Path]:
     created = [p for p in [path, *path.parents] if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):  # creating a file is the only reliable test (root ignores modes)
-            pass
+        probe_writable_folder(path)
     except OSError as e:
         _remove_empty(created)
         reason = "it is a file" if path.is_file() else e.strerror or str(e)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 
 from stylegan.cli.options import (
@@ -18,14 +17,10 @@ from stylegan.cli.options import (
     prepared_outdir,
     quiet_option,
 )
-from stylegan.errors import StyleGANError
-from stylegan.explore.generate import check_class, images_from_seeds, seed_file_name
-from stylegan.explore.images import to_uint8
-from stylegan.explore.projection_files import VIDEO_FPS, is_done, render_projection, write_projection
-from stylegan.explore.projector import DEFAULT_SEED, ProjectorConfig, check_projectable, project
-from stylegan.explore.quality import image_quality
-from stylegan.explore.targets import list_targets, output_name, read_target, target_class, unique_names
-from stylegan.explore.video_io import ffmpeg_exe
+from stylegan.explore.project_jobs import OutputSettings, check_request, run_jobs, seed_jobs, target_jobs
+from stylegan.explore.projection_files import VIDEO_FPS
+from stylegan.explore.projector import DEFAULT_SEED, ProjectorConfig
+from stylegan.explore.targets import list_targets
 
 
 def detector_dir_option(f):
@@ -94,55 +89,21 @@ def project_command(network: str, target: Path | None, max_images: int | None, s
       stylegan project --network ffhq.pkl --seeds 1-3 --outdir out/self
       stylegan project --network cifar10.pkl --target cifar10.zip --max-images 8 --outdir out/cifar
     """
-    if (target is None) == (seeds is None):
-        raise StyleGANError("give exactly one of --target and --seeds", "e.g. --target face.png, or --seeds 0-3")
-    if max_images is not None and target is None:
-        raise StyleGANError("--max-images applies to a --target folder or ZIP", "leave it out with --seeds")
-    if target is not None and truncation_psi != 1:
-        raise StyleGANError("--trunc applies to --seeds targets only", "leave out --trunc with --target")
-    if save_video and not fps > 0:
-        raise StyleGANError(f"--fps {fps} is not positive", "give a frame rate above 0")
+    output = OutputSettings(save_video=save_video, fps=fps, num_snapshots=num_snapshots)
+    check_request(target, seeds, max_images, truncation_psi, output)
     targets, many = list_targets(target, limit=max_images) if target is not None else ([], True)
-    config = ProjectorConfig(num_steps=num_steps, w_plus=w_plus)
-    if save_video:
-        try:
-            ffmpeg_exe()
-        except StyleGANError as e:
-            raise StyleGANError(e.what, "leave out the video with --no-save-video, or point $IMAGEIO_FFMPEG_EXE "
-                                "at a working ffmpeg") from None
-
+    record = {"network": network, "num_steps": num_steps, "seed": seed, "w_plus": w_plus, "trunc": truncation_psi,
+              "save_video": save_video, "num_snapshots": num_snapshots}
     with prepared_outdir(outdir):
         G = load_generator(network, device)
-        check_projectable(G)
-        classes = []
-        for t in targets:  # every target must decode and have its class before hours of projecting start
-            read_target(t, G.img_resolution, G.img_channels)
-            classes.append(target_class(t, G.c_dim, class_idx))
-            check_class(G, classes[-1])
-        vgg = load_vgg16(detector_dir, device, quiet)
         if seeds is not None:
-            jobs = [(outdir / seed_file_name(s)[:-4], image, class_idx) for s, image in zip(seeds, (
-                img for batch in images_from_seeds(G, seeds, truncation_psi=truncation_psi, class_idx=class_idx,
-                                                   batch_size=batch_size, progress=False) for img in to_uint8(batch)))]
+            jobs = seed_jobs(G, seeds, outdir, truncation_psi=truncation_psi, class_idx=class_idx,
+                             batch_size=batch_size)
         else:
-            names = unique_names([output_name(t.name) for t in targets])
-            jobs = ((outdir / name if many else outdir, read_target(t, G.img_resolution, G.img_channels), c)
-                    for t, name, c in zip(targets, names, classes))
-        count = 0
-        for folder, image, class_idx in jobs:
-            options = {"network": network, "num_steps": num_steps, "seed": seed, "w_plus": w_plus,
-                       "class": class_idx, "trunc": truncation_psi, "save_video": save_video,
-                       "num_snapshots": num_snapshots}
-            if many and is_done(folder, options):  # a rerun of a folder / ZIP / seed list resumes
-                click.echo(f"skipped {folder}: already projected with these options")
-                continue
-            projection = project(G, torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), vgg,
-                                 config=config, seed=seed, class_idx=class_idx, progress=not quiet)
-            write_projection(G, image, projection, folder, save_video=save_video, num_snapshots=num_snapshots,
-                             fps=fps, batch_size=batch_size, progress=not quiet, options=options)
-            q = image_quality(image, next(render_projection(G, projection.final_ws)), vgg)
-            click.echo(f"wrote {folder}: PSNR {q['psnr']:.2f} dB, LPIPS {q['lpips']:.4f}, "
-                       f"final distance {projection.dist[-1]:.4f}")
-            count += 1
+            jobs = target_jobs(G, targets, outdir, many=many, class_idx=class_idx)
+        vgg = load_vgg16(detector_dir, device, quiet)
+        config = ProjectorConfig(num_steps=num_steps, w_plus=w_plus)
+        count = run_jobs(G, jobs, vgg, record=record, resume=many, config=config, seed=seed, output=output,
+                         batch_size=batch_size, progress=not quiet, log=click.echo)
     if count > 1:
         click.echo(f"projected {count} targets into {outdir}")

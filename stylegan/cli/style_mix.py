@@ -14,19 +14,13 @@ from stylegan.cli.options import (
     load_generator,
     network_option,
     noise_mode_option,
+    option_name,
     outdir_option,
     prepared_outdir,
     quiet_option,
 )
 from stylegan.errors import StyleGANError
-from stylegan.explore.style_mix import (
-    Source,
-    check_styles_syntax,
-    parse_sources,
-    parse_styles,
-    style_mix,
-    write_style_mix,
-)
+from stylegan.explore.style_mix import Source, StyleSpec, parse_sources, parse_style_spec, style_mix, write_style_mix
 
 
 class SourceListType(click.ParamType):
@@ -40,8 +34,21 @@ class SourceListType(click.ParamType):
         try:
             return parse_sources(value)
         except StyleGANError as e:
-            option = param.opts[0] if param is not None and param.opts else "list"
-            raise StyleGANError(f"{option}: {e.what}", e.fix) from None
+            raise StyleGANError(f"{option_name(param, 'list')}: {e.what}", e.fix) from None
+
+
+class StylesType(click.ParamType):
+    """``--styles``-like lists of w indices and group names, checked for syntax before the network is loaded."""
+
+    name = "STYLES"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StyleSpec:
+        if isinstance(value, StyleSpec):
+            return value
+        try:
+            return parse_style_spec(value)
+        except StyleGANError as e:
+            raise StyleGANError(f"{option_name(param, '--styles')}: {e.what}", e.fix) from None
 
 
 @click.command("style-mix")
@@ -50,7 +57,7 @@ class SourceListType(click.ParamType):
               help="Rows: seeds (1,2,5-9) and/or projected-W files (a/projected_w.npz), comma-separated.")
 @click.option("--cols", "col_seeds", type=SourceListType(), required=True,
               help="Columns: seeds and/or projected-W .npz files, like --rows.")
-@click.option("--styles", default="0-6", show_default=True,
+@click.option("--styles", type=StylesType(), default="0-6", show_default=True,
               help="w indices the columns supply: a list like 0-3,8 or coarse, middle, fine.")
 @click.option("--trunc", "truncation_psi", type=float, default=1, show_default=True, help="Truncation psi.")
 @click.option("--class", "class_idx", type=int, help="Class index for a conditional network.")
@@ -59,7 +66,7 @@ class SourceListType(click.ParamType):
 @batch_option
 @device_option
 @quiet_option
-def style_mix_command(network: str, row_seeds: list[Source], col_seeds: list[Source], styles: str,
+def style_mix_command(network: str, row_seeds: list[Source], col_seeds: list[Source], styles: StyleSpec,
                       truncation_psi: float, class_idx: int | None, noise_mode: str, outdir: Path,
                       batch_size: int, device: torch.device, quiet: bool) -> None:
     """Mix styles: each cell is its row's image with the --styles ws taken from its column.
@@ -73,13 +80,9 @@ def style_mix_command(network: str, row_seeds: list[Source], col_seeds: list[Sou
       stylegan style-mix --network ffhq.pkl --rows 85,100,75 --cols 55,821,1789 --styles coarse
       stylegan style-mix --network ffhq.pkl --rows alice/projected_w.npz --cols bob/projected_w.npz,55
     """
-    try:
-        check_styles_syntax(styles)
-    except StyleGANError as e:
-        raise StyleGANError(f"--styles: {e.what}", e.fix) from None
     with prepared_outdir(outdir):
         G = load_generator(network, device)
-        mix = style_mix(G, row_seeds, col_seeds, parse_styles(styles, G.num_ws), truncation_psi=truncation_psi,
+        mix = style_mix(G, row_seeds, col_seeds, styles.resolve(G.num_ws), truncation_psi=truncation_psi,
                         class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, progress=not quiet)
         paths = write_style_mix(mix, outdir)
     click.echo(f"wrote {len(paths) - 1} images and {paths[-1].name} to {outdir}")

@@ -20,9 +20,10 @@ from stylegan.cli.options import (
     quiet_option,
 )
 from stylegan.errors import StyleGANError
+from stylegan.cli.style_mix import StylesType
 from stylegan.explore.generate import resolve_grid
+from stylegan.explore.style_mix import StyleSpec
 from stylegan.explore.interpolate import INTERP_KINDS, cell_seeds_from
-from stylegan.explore.style_mix import check_styles_syntax, parse_styles
 from stylegan.explore.video import (
     SPACES,
     frame_count,
@@ -132,7 +133,7 @@ def lerp_video(network: str, seeds: list[int], grid_w: int | None, grid_h: int |
               help="Seed(s) of the still image(s) on the left whose styles get replaced.")
 @click.option("--col-seeds", type=IndexListType(seeds=True), required=True,
               help="Seeds of the moving columns that supply the styles.")
-@click.option("--col-styles", default="0-6", show_default=True,
+@click.option("--col-styles", type=StylesType(), default="0-6", show_default=True,
               help="w indices the columns supply: a list like 0-3,8 or coarse, middle, fine.")
 @click.option("--trunc", "truncation_psi", type=float, default=0.7, show_default=True, help="Truncation psi.")
 @click.option("--class", "class_idx", type=int, help="Class index for a conditional network.")
@@ -142,7 +143,7 @@ def lerp_video(network: str, seeds: list[int], grid_w: int | None, grid_h: int |
 @batch_option
 @device_option
 @quiet_option
-def style_mix_video(network: str, row_seeds: list[int], col_seeds: list[int], col_styles: str,
+def style_mix_video(network: str, row_seeds: list[int], col_seeds: list[int], col_styles: StyleSpec,
                     truncation_psi: float, class_idx: int | None, duration_sec: float, fps: float, interp: str,
                     space: str, keyframes: int | None, noise_mode: str, output: Path, batch_size: int,
                     device: torch.device, quiet: bool) -> None:
@@ -155,14 +156,10 @@ def style_mix_video(network: str, row_seeds: list[int], col_seeds: list[int], co
     Example:
       stylegan style-mix-video --network ffhq.pkl --row-seed 85 --col-seeds 55,821,1789 --col-styles coarse
     """
-    try:
-        check_styles_syntax(col_styles)
-    except StyleGANError as e:
-        raise StyleGANError(f"--col-styles: {e.what}", e.fix) from None
     num_frames = frame_count(duration_sec, fps)
     with video_target(output):
         G = load_generator(network, device)
-        animation = style_mix_animation(G, row_seeds, col_seeds, parse_styles(col_styles, G.num_ws),
+        animation = style_mix_animation(G, row_seeds, col_seeds, col_styles.resolve(G.num_ws),
                                         num_frames=num_frames, num_keyframes=default_keyframes(keyframes, duration_sec),
                                         kind=interp, space=space, truncation_psi=truncation_psi, class_idx=class_idx,
                                         noise_mode=noise_mode)

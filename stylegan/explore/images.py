@@ -10,8 +10,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-from stylegan.atomic import atomic_path
+from stylegan.atomic import atomic_output
 from stylegan.errors import StyleGANError
+from stylegan.pixels import float_to_bytes
 
 _PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -19,13 +20,12 @@ _PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Float images ``[N, C, H, W]`` in about [-1, 1] → uint8 ``[N, H, W, C]`` in [0, 255].
 
-    Uses the official mapping ``(x * 127.5 + 128).clamp(0, 255)`` followed by truncation (not
-    rounding) to uint8, so files match the official tools byte for byte.
+    The bytes are :func:`stylegan.pixels.float_to_bytes` (the official tools' mapping), so files match
+    theirs byte for byte; only the layout changes, to the channels-last one image files use.
     """
     if images.ndim != 4:
         raise ValueError(f"images must have shape [N, C, H, W], got {list(images.shape)}")
-    x = (images.detach().to(torch.float32).permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255)
-    return x.to(torch.uint8).cpu().numpy()
+    return float_to_bytes(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def to_pil(image: np.ndarray) -> PIL.Image.Image:
@@ -68,9 +68,6 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write one uint8 image ``[H, W, C]`` as PNG atomically: readers see the old file or the new one."""
     path = Path(path)
     pil = to_pil(image)
-    try:
-        with atomic_path(path) as tmp:
-            pil.save(tmp, format="PNG")
-    except OSError as e:
-        raise StyleGANError(f"cannot write {path}: {e.strerror or e}", "check free space and permissions") from None
+    with atomic_output(path, "image", "check free space and permissions") as tmp:
+        pil.save(tmp, format="PNG")
     return path

@@ -25,13 +25,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from stylegan.atomic import atomic_path
+from stylegan.atomic import atomic_output
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import check_class
+from stylegan.explore.project_jobs import target_classes
 from stylegan.explore.projection_files import render_projection, write_projection
 from stylegan.explore.projector import DEFAULT_SEED, ProjectorConfig, check_projectable, project
 from stylegan.explore.quality import METRICS, image_quality
-from stylegan.explore.targets import list_targets, output_name, read_target, target_class, unique_names
+from stylegan.explore.targets import list_targets, output_name, read_target, unique_names
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
@@ -74,11 +74,8 @@ def _finite(x: float | None) -> float | None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise StyleGANError(f"cannot write {path}: {e.strerror or e}", "check free space and permissions") from None
+    with atomic_output(path, "results file", "check free space and permissions") as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _state_options(config: ProjectorConfig, seed: int, class_idx: int | None) -> dict:
@@ -150,7 +147,7 @@ def plot_metrics(results: list[dict], means: list[dict], outdir: Path) -> list[P
         fig.savefig(buf, format="png")
         plt.close(fig)
         path = outdir / f"plot-{m}.png"
-        with atomic_path(path) as tmp:
+        with atomic_output(path, "plot", "check free space and permissions") as tmp:
             tmp.write_bytes(buf.getvalue())
         paths.append(path)
     return paths
@@ -206,9 +203,7 @@ def mass_project(
             G, loaded = load_generator(snap.path), snap.path
             check_projectable(G)
             # --class, or each target's own class label from the dataset.json; all checked up front.
-            classes = {t.name: target_class(t, G.c_dim, class_idx) for t in targets}
-            for c in classes.values():
-                check_class(G, c)
+            classes = dict(zip([t.name for t in targets], target_classes(G, targets, class_idx)))
         image = read_target(target, G.img_resolution, G.img_channels)
         log(f"[{i + 1}/{len(todo)}] {snap.name} (kimg {snap.kimg}) <- {target.name}")
         projection = project(G, torch.from_numpy(image).permute(2, 0, 1), detector, config=config, seed=seed,

@@ -10,7 +10,6 @@ saved ws produce; the noise maps the optimiser tuned are not kept.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -20,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylegan.atomic import atomic_path
-from stylegan.errors import StyleGANError
-from stylegan.explore.generate import network_device
+from stylegan.atomic import atomic_output
+from stylegan.devices import module_device
 from stylegan.explore.images import save_png
 from stylegan.explore.projector import Projection, projector_uint8
 from stylegan.explore.video_io import write_video
+from stylegan.explore.ws_files import save_ws
 
 TARGET_FILE, PROJ_FILE, W_FILE, VIDEO_FILE, STEPS_DIR = "target.png", "proj.png", "projected_w.npz", "proj.mp4", "steps"
 INFO_FILE = "projection.json"
@@ -36,21 +35,8 @@ def render_projection(G: nn.Module, ws: torch.Tensor, batch_size: int = 8) -> It
     """ws ``[N, num_ws, w_dim]`` → uint8 images ``[H, W, C]`` one by one (projector byte mapping, 'const' noise)."""
     with torch.no_grad():
         for start in range(0, len(ws), batch_size):
-            batch = ws[start:start + batch_size].to(network_device(G))
+            batch = ws[start:start + batch_size].to(module_device(G))
             yield from projector_uint8(G.synthesis(batch, noise_mode="const"))
-
-
-def save_ws(ws: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
-    """Write ws ``[N, num_ws, w_dim]`` as an ``.npz`` with key ``w`` (float32), atomically."""
-    path = Path(path)
-    buf = io.BytesIO()
-    np.savez(buf, w=np.asarray(torch.as_tensor(ws).detach().cpu(), dtype=np.float32))
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(buf.getvalue())
-    except OSError as e:
-        raise StyleGANError(f"cannot write {path}: {e.strerror or e}", "check free space and permissions") from None
-    return path
 
 
 def snapshot_steps(num_steps: int, count: int) -> list[int]:
@@ -100,11 +86,8 @@ def write_projection(G: nn.Module, target: np.ndarray, projection: Projection, o
         write_video(outdir / VIDEO_FILE, frames, fps)
         paths.append(outdir / VIDEO_FILE)
     info = {"options": options or {}, "dist": projection.dist, "loss": projection.loss}
-    try:
-        with atomic_path(outdir / INFO_FILE) as tmp:
-            tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise StyleGANError(f"cannot write {outdir / INFO_FILE}: {e.strerror or e}", "check free space") from None
+    with atomic_output(outdir / INFO_FILE, "projection record", "check free space and permissions") as tmp:
+        tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
     paths.append(outdir / INFO_FILE)
     paths.append(save_ws(projection.final_ws, outdir / W_FILE))
     return paths

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from stylegan.devices import module_device
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import class_labels, network_device
+from stylegan.explore.labels import class_labels
 from stylegan.metrics.detectors import lpips_features
 
 W_STATS_SEED = 123  # the official projector draws its w_avg samples from RandomState(123)
@@ -70,12 +71,16 @@ class Projection:
 
 
 def learning_rate(step: int, config: ProjectorConfig) -> float:
-    """The official schedule: linear ramp-up, flat, cosine ramp-down; ``step`` counts from 0."""
-    t = step / config.num_steps
-    ramp = min(1.0, (1.0 - t) / config.lr_rampdown_length)
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    ramp *= min(1.0, t / config.lr_rampup_length)
-    return config.initial_learning_rate * ramp
+    """The step size at ``step`` (from 0): a linear warm-up, a plateau, then a half-cosine cool-down to 0.
+
+    With ``t = step / num_steps`` the rate is ``initial · min(1, t / rampup) · (1 − cos(π·p)) / 2`` where
+    ``p = min(1, (1 − t) / rampdown)`` is 1 on the plateau and falls to 0 at the last step.
+    """
+    progress = step / config.num_steps
+    warm_up = min(1.0, progress / config.lr_rampup_length)
+    cool_down_phase = min(1.0, (1.0 - progress) / config.lr_rampdown_length)
+    cool_down = (1.0 - math.cos(math.pi * cool_down_phase)) / 2
+    return config.initial_learning_rate * warm_up * cool_down
 
 
 def w_noise_scale(step: int, w_std: float, config: ProjectorConfig) -> float:
@@ -95,7 +100,7 @@ def w_statistics(G: nn.Module, num_samples: int = 10000, class_idx: int | None =
     ws = []
     with torch.no_grad():
         for start in range(0, num_samples, batch_size):
-            zb = torch.from_numpy(z[start:start + batch_size]).to(torch.float32).to(network_device(G))
+            zb = torch.from_numpy(z[start:start + batch_size]).to(torch.float32).to(module_device(G))
             ws.append(G.mapping(zb, class_labels(G, class_idx, len(zb)))[:, 0].cpu().double())
     w = torch.cat(ws)
     w_avg = w.mean(0)
@@ -103,18 +108,42 @@ def w_statistics(G: nn.Module, num_samples: int = 10000, class_idx: int | None =
     return w_avg.float(), w_std
 
 
+NOISE_PYRAMID_FLOOR = 8  # the regulariser's coarsest level: halving stops once a map is 8×8 or smaller
+
+
+def noise_pyramid(noise_map: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``noise_map`` ``[H, W]`` and its 2×2-box-averaged halvings, finest first, ending at 8×8 (or the map itself
+    when it is that small already). Sides are powers of two, as every StyleGAN2 noise map's are."""
+    level = noise_map
+    yield level
+    while level.shape[-2] > NOISE_PYRAMID_FLOOR:
+        rows, cols = level.shape[-2] // 2, level.shape[-1] // 2
+        level = level.reshape(rows, 2, cols, 2).mean(dim=(1, 3))
+        yield level
+
+
+def neighbour_correlation(level: torch.Tensor) -> torch.Tensor:
+    """Squared mean of ``level`` times itself shifted by one pixel (wrapping), summed over the x and y shifts.
+
+    White noise gives about 0; any spatial structure the optimiser hides in a map makes it grow.
+    """
+    along_x = (level * level.roll(1, dims=-1)).mean()
+    along_y = (level * level.roll(1, dims=-2)).mean()
+    return along_x.square() + along_y.square()
+
+
 def noise_regularization(noise_maps: list[torch.Tensor]) -> torch.Tensor:
-    """Sum over maps and pyramid levels (down to 8×8) of the squared mean products with 1-pixel shifts."""
-    reg = torch.zeros([], device=noise_maps[0].device) if noise_maps else torch.zeros([])
-    for v in noise_maps:
-        noise = v[None, None]
-        while True:
-            reg = reg + (noise * torch.roll(noise, shifts=1, dims=3)).mean().square()
-            reg = reg + (noise * torch.roll(noise, shifts=1, dims=2)).mean().square()
-            if noise.shape[2] <= 8:
-                break
-            noise = F.avg_pool2d(noise, kernel_size=2)
-    return reg
+    """The noise penalty: :func:`neighbour_correlation` summed over every level of every map's pyramid."""
+    terms = [neighbour_correlation(level) for noise_map in noise_maps for level in noise_pyramid(noise_map)]
+    return torch.stack(terms).sum() if terms else torch.zeros([])
+
+
+def standardize_noise_(noise_maps: list[torch.Tensor]) -> None:
+    """Rescale each map in place to mean 0 and mean square 1 (the optimiser's steps drift both)."""
+    with torch.no_grad():
+        for noise_map in noise_maps:
+            centred = noise_map - noise_map.mean()
+            noise_map.copy_(centred / centred.square().mean().sqrt())
 
 
 def lpips_input(images: torch.Tensor) -> torch.Tensor:
@@ -129,6 +158,38 @@ def check_projectable(G: nn.Module) -> None:
     if G.img_channels not in (1, 3):
         raise StyleGANError(f"cannot project with a {G.img_channels}-channel network",
                             "the VGG16 distance compares grayscale or RGB images only")
+
+
+def checked_target(G: nn.Module, target: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``target`` as a tensor ``[C, H, W]``; StyleGANError unless it has G's channels and resolution."""
+    target = torch.as_tensor(np.asarray(target) if isinstance(target, np.ndarray) else target)
+    expected = (G.img_channels, G.img_resolution, G.img_resolution)
+    if tuple(target.shape) != expected:
+        raise StyleGANError(f"target has shape {list(target.shape)}, the network needs {list(expected)}",
+                            "load targets with load_target(path, G.img_resolution, G.img_channels)")
+    return target
+
+
+def optimised_noise_maps(synthesis: nn.Module, gen: torch.Generator) -> list[torch.Tensor]:
+    """The ``noise_const`` buffers of ``synthesis``, refilled with N(0, 1) from ``gen`` and made trainable.
+
+    They are changed in place, so ``synthesis`` must be the projector's private copy.
+    """
+    maps = [buffer for name, buffer in synthesis.named_buffers() if "noise_const" in name]
+    for noise_map in maps:
+        noise_map.copy_(torch.randn(noise_map.shape, generator=gen, device=noise_map.device))
+        noise_map.requires_grad_(True)
+    return maps
+
+
+def broadcast_ws(w: torch.Tensor, num_ws: int) -> torch.Tensor:
+    """The optimised ``[1, 1 or num_ws, w_dim]`` as synthesis input ``[1, num_ws, w_dim]``."""
+    return w if w.shape[1] == num_ws else w.expand(-1, num_ws, -1)
+
+
+def image_features(images: torch.Tensor, detector: torch.jit.ScriptModule) -> torch.Tensor:
+    """LPIPS features of generator output ``[N, C, H, W]`` in about [-1, 1] (scaled to the detector's [0, 255])."""
+    return lpips_features(detector, lpips_input((images + 1) * 127.5))
 
 
 def project(
@@ -150,54 +211,40 @@ def project(
     """
     config.check()
     check_projectable(G)
-    target = torch.as_tensor(np.asarray(target) if isinstance(target, np.ndarray) else target)
-    expected = (G.img_channels, G.img_resolution, G.img_resolution)
-    if tuple(target.shape) != expected:
-        raise StyleGANError(f"target has shape {list(target.shape)}, the network needs {list(expected)}",
-                            "load targets with load_target(path, G.img_resolution, G.img_channels)")
-    device = network_device(G)
+    target = checked_target(G, target)
+    device = module_device(G)
     w_avg, w_std = w_statistics(G, config.w_avg_samples, class_idx)
-    G = copy.deepcopy(G).eval().requires_grad_(False)  # the noise maps are optimised in place
-    noise_maps = [buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name]
+    G = copy.deepcopy(G).eval().requires_grad_(False)  # a private copy: its noise maps get optimised
     gen = torch.Generator(device=device).manual_seed(seed)
-
+    noise_maps = optimised_noise_maps(G.synthesis, gen)
     with torch.no_grad():
         target_features = lpips_features(detector, lpips_input(target[None].to(device, torch.float32)))
-    num_opt = G.num_ws if config.w_plus else 1
-    w_opt = w_avg.to(device).reshape(1, 1, -1).repeat(1, num_opt, 1).requires_grad_(True)
-    for buf in noise_maps:
-        buf.copy_(torch.randn(buf.shape, generator=gen, device=device))
-        buf.requires_grad_(True)
-    optimizer = torch.optim.Adam([w_opt, *noise_maps], betas=(0.9, 0.999), lr=config.initial_learning_rate)
 
-    ws_out = torch.zeros([config.num_steps, num_opt, G.w_dim], device=device)
-    result = Projection(ws=ws_out, w_avg=w_avg.reshape(1, -1).repeat(G.num_ws, 1))
+    w_count = G.num_ws if config.w_plus else 1
+    w = w_avg.to(device).expand(1, w_count, -1).clone().requires_grad_(True)  # [1, w_count, w_dim]
+    optimizer = torch.optim.Adam([w, *noise_maps], lr=config.initial_learning_rate, betas=(0.9, 0.999))
+    history = torch.empty([config.num_steps, w_count, G.w_dim], device=device)
+    result = Projection(ws=history, w_avg=w_avg.expand(G.num_ws, -1).clone())
+
     with tqdm(total=config.num_steps, unit="step", desc="project", disable=not progress) as bar:
         for step in range(config.num_steps):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, config)
-            noise = torch.randn(w_opt.shape, generator=gen, device=device) * w_noise_scale(step, w_std, config)
-            ws = (w_opt + noise).expand(-1, G.num_ws, -1) if not config.w_plus else w_opt + noise
-            synth = (G.synthesis(ws, noise_mode="const") + 1) * (255 / 2)
-            dist = (lpips_features(detector, lpips_input(synth)) - target_features).square().sum()
-            loss = dist + noise_regularization(noise_maps) * config.regularize_noise_weight
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.param_groups[0]["lr"] = learning_rate(step, config)
+            jitter = torch.randn(w.shape, generator=gen, device=device) * w_noise_scale(step, w_std, config)
+            images = G.synthesis(broadcast_ws(w + jitter, G.num_ws), noise_mode="const")
+            dist = (image_features(images, detector) - target_features).square().sum()
+            loss = dist + config.regularize_noise_weight * noise_regularization(noise_maps)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            with torch.no_grad():
-                ws_out[step] = w_opt.detach()[0]
-                for buf in noise_maps:
-                    buf -= buf.mean()
-                    buf *= buf.square().mean().rsqrt()
-            dist_value, loss_value = float(dist.detach()), float(loss.detach())
-            result.dist.append(dist_value)
-            result.loss.append(loss_value)
-            bar.set_postfix(dist=f"{dist_value:.4g}", loss=f"{loss_value:.4g}", refresh=False)
+            standardize_noise_(noise_maps)
+            history[step] = w.detach()[0]
+            result.dist.append(float(dist.detach()))
+            result.loss.append(float(loss.detach()))
+            bar.set_postfix(dist=f"{result.dist[-1]:.4g}", loss=f"{result.loss[-1]:.4g}", refresh=False)
             bar.update(1)
             if on_step is not None:
-                on_step(step, dist_value, loss_value)
-    ws_out = ws_out.cpu()
-    result.ws = ws_out.expand(-1, G.num_ws, -1) if not config.w_plus else ws_out
+                on_step(step, result.dist[-1], result.loss[-1])
+    result.ws = broadcast_ws(history.cpu(), G.num_ws)
     return result
 
 

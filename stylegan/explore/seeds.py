@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 import numpy as np
+import torch
 
 from stylegan.errors import StyleGANError
 
@@ -66,3 +68,10 @@ def z_from_seed(seed: int, z_dim: int) -> np.ndarray:
     if not 0 <= seed <= MAX_SEED:
         raise StyleGANError(f"seed {seed} is out of range", f"seeds must be between 0 and {MAX_SEED}")
     return np.random.RandomState(seed).randn(1, z_dim)
+
+
+def seed_latents(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """Latents ``[len(seeds), z_dim]`` float32, row i being the official tools' z for ``seeds[i]``."""
+    # G casts z to float32 anyway; doing it here keeps float64 off devices that lack it (MPS).
+    z = np.concatenate([z_from_seed(seed, z_dim) for seed in seeds]) if seeds else np.zeros([0, z_dim])
+    return torch.from_numpy(z).to(torch.float32)

@@ -19,18 +19,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from stylegan.devices import module_device
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import (
-    check_batch_size,
-    check_noise_mode,
-    check_ws_shape,
-    class_labels,
-    network_device,
-    read_projected_w,
-    seed_latents,
-)
 from stylegan.explore.images import make_grid, save_png, to_uint8
-from stylegan.explore.seeds import parse_index_list, parse_seeds
+from stylegan.explore.labels import class_labels
+from stylegan.explore.render import check_batch_size, check_noise_mode
+from stylegan.explore.seeds import parse_index_list, parse_seeds, seed_latents
+from stylegan.explore.ws_files import check_ws_shape, read_projected_w
 
 GROUP_NAMES = ("coarse", "middle", "fine")
 
@@ -48,42 +43,61 @@ def style_groups(num_ws: int) -> dict[str, list[int]]:
     return groups
 
 
-def parse_styles(text: str, num_ws: int) -> list[int]:
+@dataclass(frozen=True)
+class StyleSpec:
+    """A parsed ``--styles`` value before the network is known: group names and explicit w indices.
+
+    :meth:`resolve` turns it into indices for a network with ``num_ws`` ws.
+    """
+
+    groups: tuple[str, ...]
+    indices: tuple[int, ...]
+
+    def resolve(self, num_ws: int) -> list[int]:
+        """Sorted unique w indices; StyleGANError for an empty group or an index the network lacks."""
+        available = style_groups(num_ws)
+        chosen = set(self.indices)
+        for name in self.groups:
+            if not available[name]:
+                raise StyleGANError(f"style group {name!r} is empty for a network with {num_ws} ws",
+                                    f"groups here: {_describe_groups(available)}")
+            chosen.update(available[name])
+        styles = sorted(chosen)
+        check_style_indices(styles, num_ws)
+        return styles
+
+
+def parse_style_spec(text: str) -> StyleSpec:
     """Parse ``--styles``: index lists and group names mixed, e.g. ``0-6``, ``coarse``, ``coarse,8-9``.
 
-    Returns sorted unique indices, each below ``num_ws``; anything else raises StyleGANError.
+    Only the syntax is checked here (no network needed); junk raises StyleGANError that also names the groups,
+    since a misspelt group ('medium') is the likely mistake.
     """
-    groups = style_groups(num_ws)
-    indices: set[int] = set()
+    groups: list[str] = []
+    indices: list[int] = []
     for part in text.split(","):
         name = part.strip().lower()
-        if name in groups:
-            if not groups[name]:
-                raise StyleGANError(f"style group {name!r} is empty for a network with {num_ws} ws",
-                                    f"groups here: {_describe_groups(groups)}")
-            indices.update(groups[name])
-        else:
-            indices.update(_parse_style_indices(part))
-    too_big = sorted(i for i in indices if i >= num_ws)
-    if too_big:
-        raise StyleGANError(f"style index {too_big[0]} is beyond this network's {num_ws} ws",
-                            f"use indices 0-{num_ws - 1} or a group ({_describe_groups(groups)})")
-    return sorted(indices)
+        if name in GROUP_NAMES:
+            groups.append(name)
+            continue
+        try:
+            indices.extend(parse_index_list(part))
+        except StyleGANError as e:
+            raise StyleGANError(e.what, f"give w indices like 0-3,8 or a group: {', '.join(GROUP_NAMES)}") from None
+    return StyleSpec(tuple(groups), tuple(indices))
 
 
-def check_styles_syntax(text: str) -> None:
-    """Raise StyleGANError for a malformed ``--styles`` before the network (and so num_ws) is known."""
-    for part in text.split(","):
-        if part.strip().lower() not in GROUP_NAMES:
-            _parse_style_indices(part)
+def parse_styles(text: str, num_ws: int) -> list[int]:
+    """``--styles`` text → sorted unique w indices for a network with ``num_ws`` ws (see :class:`StyleSpec`)."""
+    return parse_style_spec(text).resolve(num_ws)
 
 
-def _parse_style_indices(part: str) -> list[int]:
-    """One non-group entry of ``--styles``; the error also names the groups (a typo like 'medium' is likely)."""
-    try:
-        return parse_index_list(part)
-    except StyleGANError as e:
-        raise StyleGANError(e.what, f"give w indices like 0-3,8 or a group: {', '.join(GROUP_NAMES)}") from None
+def check_style_indices(styles: Sequence[int], num_ws: int) -> None:
+    """Raise StyleGANError unless every index in ``styles`` names one of the network's ``num_ws`` ws."""
+    outside = [i for i in styles if not 0 <= i < num_ws]
+    if outside:
+        raise StyleGANError(f"style index {outside[0]} is beyond this network's {num_ws} ws",
+                            f"use indices 0-{num_ws - 1} or a group ({_describe_groups(style_groups(num_ws))})")
 
 
 def _describe_groups(groups: dict[str, list[int]]) -> str:
@@ -193,11 +207,13 @@ def _source_ws(G: nn.Module, sources: Sequence[Source], truncation_psi: float,
             raise StyleGANError(f"two different projected ws are both named {label!r}", "give the files distinct names")
         unique.setdefault(label, source)
     seeds = [s for s in unique.values() if not isinstance(s, ProjectedW)]
-    device = network_device(G)
+    device = module_device(G)
     out: dict[int | str, torch.Tensor] = {}
-    if seeds:
-        z = seed_latents(seeds, G.z_dim).to(device)
-        out.update(zip(seeds, G.mapping(z, class_labels(G, class_idx, len(seeds)), truncation_psi=truncation_psi)))
+    # One seed per mapping call: a batch of several rounds differently on some CPUs (oneDNN/AMX picks kernels
+    # by batch size), and a seed's ws must not depend on which other seeds share the figure.
+    for seed in seeds:
+        z = seed_latents([seed], G.z_dim).to(device)
+        out[seed] = G.mapping(z, class_labels(G, class_idx, 1), truncation_psi=truncation_psi)[0]
     for label, source in unique.items():
         if isinstance(source, ProjectedW):
             ws = check_ws_shape(source.ws, G)
@@ -227,10 +243,7 @@ def style_mix(
         raise StyleGANError("style mixing needs at least one row seed and one column seed", "give --rows and --cols")
     check_noise_mode(noise_mode)
     check_batch_size(batch_size)
-    bad = [s for s in styles if not 0 <= s < G.num_ws]
-    if bad:
-        raise StyleGANError(f"style index {bad[0]} is beyond this network's {G.num_ws} ws",
-                            f"use indices 0-{G.num_ws - 1}")
+    check_style_indices(styles, G.num_ws)
     with torch.no_grad():
         w_of = _source_ws(G, [*row_seeds, *col_seeds], truncation_psi, class_idx)
         rows, cols = [source_label(s) for s in row_seeds], [source_label(s) for s in col_seeds]

@@ -16,16 +16,13 @@ from torch import nn
 from tqdm import tqdm
 
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import (
-    check_batch_size,
-    check_noise_mode,
-    class_labels,
-    network_device,
-    seed_latents,
-)
+from stylegan.devices import module_device
 from stylegan.explore.images import make_grid, to_uint8
 from stylegan.explore.interpolate import LoopPath, check_interp, keyframe_latents, loop_positions
-from stylegan.explore.style_mix import mix_ws
+from stylegan.explore.labels import class_labels
+from stylegan.explore.render import check_batch_size, check_noise_mode
+from stylegan.explore.seeds import seed_latents
+from stylegan.explore.style_mix import check_style_indices, mix_ws
 from stylegan.explore.video_io import check_frame_size
 
 SPACES = ("z", "w")
@@ -58,7 +55,7 @@ def render_animation(G: nn.Module, animation: Animation, *, noise_mode: str = "c
     """Render ``animation`` frame by frame, yielding uint8 frames ``[FH, FW, C]`` in order."""
     check_noise_mode(noise_mode)
     check_batch_size(batch_size)
-    device = network_device(G)
+    device = module_device(G)
     frames_per_chunk = max(1, batch_size // animation.num_cells)
 
     def render() -> Iterator[np.ndarray]:
@@ -78,7 +75,7 @@ def render_animation(G: nn.Module, animation: Animation, *, noise_mode: str = "c
 
 def _map(G: nn.Module, z: np.ndarray | torch.Tensor, class_idx: int | None, truncation_psi: float,
          truncation_cutoff: int | None) -> torch.Tensor:
-    z = torch.as_tensor(z, dtype=torch.float32).to(network_device(G))
+    z = torch.as_tensor(z, dtype=torch.float32).to(module_device(G))
     cutoff = {} if truncation_cutoff is None else {"truncation_cutoff": truncation_cutoff}  # v1 keeps its 8
     with torch.no_grad():
         return G.mapping(z, class_labels(G, class_idx, len(z)), truncation_psi=truncation_psi, **cutoff)
@@ -140,17 +137,14 @@ def style_mix_animation(G: nn.Module, row_seeds: Sequence[int], col_seeds: Seque
     if not row_seeds or not col_seeds:
         raise StyleGANError("a style-mixing video needs at least one row seed and one column seed",
                             "give --row-seed and --col-seeds")
-    bad = [s for s in styles if not 0 <= s < G.num_ws]
-    if bad:
-        raise StyleGANError(f"style index {bad[0]} is beyond this network's {G.num_ws} ws",
-                            f"use indices 0-{G.num_ws - 1}")
+    check_style_indices(styles, G.num_ws)
     check_noise_mode(noise_mode)
     check_frame_size((len(col_seeds) + 1) * G.img_resolution, (len(row_seeds) + 1) * G.img_resolution)
     cols_at = moving_ws(G, col_seeds, num_frames=num_frames, num_keyframes=num_keyframes, kind=kind, space=space,
                         truncation_psi=truncation_psi, class_idx=class_idx)
     row_ws = _map(G, seed_latents(row_seeds, G.z_dim), class_idx, truncation_psi, None).cpu()
     with torch.no_grad():
-        row_images = to_uint8(G.synthesis(row_ws.to(network_device(G)), noise_mode=noise_mode))
+        row_images = to_uint8(G.synthesis(row_ws.to(module_device(G)), noise_mode=noise_mode))
     R, C = len(row_seeds), len(col_seeds)
 
     def ws_at(frames: np.ndarray) -> torch.Tensor:

@@ -18,8 +18,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stylegan.networks.layers import FullyConnectedLayer, expect_shape, normalize_2nd_moment, w_avg_update_wanted
-from stylegan.networks.stylegan2 import Discriminator, Generator
+from stylegan.networks.init_record import records_init_kwargs
+from stylegan.networks.layers import (
+    FullyConnectedLayer,
+    broadcast_w,
+    expect_shape,
+    normalize_2nd_moment,
+    track_w_avg,
+    truncate,
+    w_avg_update_wanted,
+)
+from stylegan.networks.stylegan2 import Discriminator, Generator, discriminator_record, generator_record
 
 
 class LabelConcat(nn.Module):
@@ -35,17 +44,6 @@ class LabelConcat(nn.Module):
 
     def extra_repr(self) -> str:
         return f"c_dim={self.c_dim}, out={self.out_features}"
-
-
-def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | None) -> torch.Tensor:
-    """``w_avg + psi · (ws − w_avg)`` on ``ws[:, :cutoff]`` (all of ws when cutoff is None); ws ``[N, L, C]``."""
-    if psi == 1:
-        return ws
-    if cutoff is None:
-        return w_avg.lerp(ws, psi)
-    ws = ws.clone()
-    ws[:, :cutoff] = w_avg.lerp(ws[:, :cutoff], psi)
-    return ws
 
 
 class LabelConcatMappingNetwork(nn.Module):
@@ -84,13 +82,12 @@ class LabelConcatMappingNetwork(nn.Module):
         if c is None:
             raise ValueError(f"this network is conditional: pass c of shape [N, {self.c_dim}]")
         expect_shape(c, [z.shape[0], self.c_dim], "c")
-        x = normalize_2nd_moment(torch.cat([z.to(torch.float32), self.label_concat(c)], dim=1))
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
+        w = normalize_2nd_moment(torch.cat([z.to(torch.float32), self.label_concat(c)], dim=1))
+        for index in range(self.num_layers):
+            w = getattr(self, f"fc{index}")(w)
         if w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        ws = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
+            track_w_avg(self.w_avg, w, self.w_avg_beta)
+        return truncate(broadcast_w(w, self.num_ws), self.w_avg, truncation_psi, truncation_cutoff)
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, label_concat"
@@ -101,16 +98,15 @@ class LabelConcatGenerator(Generator):
 
     class_name = "LabelConcatGenerator"
 
+    @records_init_kwargs(normalize=generator_record)
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
                  mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None):
         # Build an unconditional StyleGAN2 generator, then swap in the conditional mapping.
         super().__init__(z_dim=z_dim, c_dim=0, w_dim=w_dim, img_resolution=img_resolution,
                          img_channels=img_channels, synthesis_kwargs=synthesis_kwargs)
-        mapping_kwargs = dict(mapping_kwargs or {})
         self.c_dim = c_dim
-        self.init_kwargs.update(c_dim=c_dim, mapping_kwargs=mapping_kwargs)
         self.mapping = LabelConcatMappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
-                                                 **mapping_kwargs)
+                                                 **(mapping_kwargs or {}))
 
 
 class LabelScoreDiscriminator(Discriminator):
@@ -118,6 +114,7 @@ class LabelScoreDiscriminator(Discriminator):
 
     class_name = "LabelScoreDiscriminator"
 
+    @records_init_kwargs(normalize=discriminator_record)
     def __init__(self, c_dim: int, img_resolution: int, img_channels: int, **kwargs):
         if c_dim <= 0:
             raise ValueError("LabelScoreDiscriminator needs c_dim > 0")
@@ -125,7 +122,6 @@ class LabelScoreDiscriminator(Discriminator):
             raise ValueError("LabelScoreDiscriminator has no label mapping: cmap_dim and mapping_kwargs must be unset")
         super().__init__(c_dim=0, img_resolution=img_resolution, img_channels=img_channels, **kwargs)
         self.c_dim = c_dim
-        self.init_kwargs["c_dim"] = c_dim
         self.b4.out = FullyConnectedLayer(self.b4.out.in_features, c_dim)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
@@ -135,9 +131,7 @@ class LabelScoreDiscriminator(Discriminator):
         if c is None:
             raise ValueError(f"this discriminator is conditional: pass c of shape [N, {self.c_dim}]")
         expect_shape(c, [img.shape[0], self.c_dim], "c")
-        x = None
-        for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+        x, img = self._block_features(img, force_fp32)
         scores = self.b4(x, img, None)  # [N, c_dim]: cmap_dim is 0, so no projection happens there
         return (scores * c.to(scores.dtype)).sum(dim=1, keepdim=True)
 

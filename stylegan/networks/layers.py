@@ -30,7 +30,39 @@ def expect_shape(x: torch.Tensor, shape: Sequence[int | None], what: str) -> Non
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale ``x`` so that its mean square along ``dim`` is 1 (StyleGAN's pixel norm on latents)."""
-    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+    inverse_rms = x.square().mean(dim=dim, keepdim=True).add(eps).rsqrt()
+    return x * inverse_rms
+
+
+def broadcast_w(w: torch.Tensor, count: int) -> torch.Tensor:
+    """One w per sample ``[N, C]`` → the same w for every layer ``[N, count, C]``.
+
+    A fresh tensor, not a view: callers (style mixing, projection) write rows of it in place.
+    """
+    return w.unsqueeze(1).repeat(1, count, 1)
+
+
+def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | None) -> torch.Tensor:
+    """The truncation trick: ``w_avg + psi · (ws − w_avg)``.
+
+    ws ``[N, L, C]`` (or ``[N, C]``, cutoff None); with a cutoff only the first ``cutoff`` of the L
+    layers move towards the average, the rest are returned as they were.
+    """
+    if psi == 1:
+        return ws
+    if cutoff is None:
+        return w_avg.lerp(ws, psi)
+    head = w_avg.lerp(ws[:, :cutoff], psi)
+    return torch.cat([head, ws[:, cutoff:]], dim=1)
+
+
+def track_w_avg(w_avg: torch.Tensor, w_batch: torch.Tensor, beta: float) -> None:
+    """Move the running mean ``w_avg`` [C] towards this batch's mean w (``w_batch`` [N, C]) in place.
+
+    ``beta`` is the share of the old value kept: ``w_avg ← beta · w_avg + (1 − beta) · mean``.
+    """
+    batch_mean = w_batch.detach().mean(dim=0)
+    w_avg.copy_(torch.lerp(batch_mean, w_avg, beta))
 
 
 # Positively homogeneous activations (act(a·x) = a·act(x) for a > 0) and their negative slopes.
@@ -52,8 +84,8 @@ class FullyConnectedLayer(nn.Module):
         self.activation = activation
         self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-        self.bias_gain = lr_multiplier
+        # Equalised learning rate: unit-scale storage, scaled where used.
+        self.weight_gain, self.bias_gain = lr_multiplier / math.sqrt(in_features), lr_multiplier
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         """x ``[N, in_features]`` → ``act(x · W'ᵀ + b') · gain`` ``[N, out_features]`` (W', b' with their lr gains).
@@ -61,7 +93,7 @@ class FullyConnectedLayer(nn.Module):
         ``gain`` (> 0) scales the output, e.g. ToRGB's weight gain on its styles.
         """
         w = self.weight.to(x.dtype)
-        b = self.bias.to(x.dtype) if self.bias is not None else None
+        b = None if self.bias is None else self.bias.to(x.dtype)
         if b is not None and self.activation in _NEGATIVE_SLOPE and gain > 0:
             # act(a·y) = a·act(y) for a > 0 here, so every gain folds into one addmm's alpha and beta.
             g = ACTIVATIONS[self.activation].default_gain * gain
@@ -154,8 +186,8 @@ class MinibatchStdLayer(nn.Module):
 
     def __init__(self, group_size: int | None, num_channels: int = 1):
         super().__init__()
-        self.group_size = group_size  # None = the whole minibatch is one group
-        self.num_channels = num_channels
+        # group_size None: the whole minibatch is one group. num_channels: std features appended.
+        self.group_size, self.num_channels = group_size, num_channels
         # The batch may hold several minibatches run through D together (see independent_minibatches);
         # each forms its groups on its own, as if run alone.
         self.independent_minibatches = 1

@@ -1,54 +1,74 @@
 """StyleGAN2 generator and discriminator (Karras et al. 2020), as configured by StyleGAN2-ADA.
 
-Constructor arguments, parameter names and arithmetic follow the official stylegan2-ada-pytorch
-networks, so official weights load unchanged and give the same outputs. Differences are only in how
-the work is scheduled (e.g. fp16 only on CUDA, where it pays off; exact fp32 everywhere else).
+Constructor arguments, module/parameter names and arithmetic match the official stylegan2-ada-pytorch
+networks, so official weights load unchanged and give the same outputs. Only the scheduling differs
+(fp16 only on CUDA, where it pays off; exact fp32 everywhere else).
+
+How the pieces are laid out here:
+
+- per-resolution tables (block resolutions, channel counts, fp16 cut-off) are computed once by small
+  functions, and the networks build their blocks from them;
+- the synthesis network precomputes which slice of ``ws`` each block reads (``w_spans``);
+- truncation, w_avg tracking and broadcasting w to every layer are helpers in ``layers``.
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from stylegan.ops import ACTIVATIONS, downsample2d, make_filter, modulated_conv2d, upsample2d
+from stylegan.networks.init_record import records_init_kwargs
 from stylegan.networks.layers import (
+    NOISE_MODES,
     Conv2dLayer,
     FullyConnectedLayer,
     MinibatchStdLayer,
+    broadcast_w,
     expect_shape,
     normalize_2nd_moment,
+    track_w_avg,
+    truncate,
     w_avg_update_wanted,
 )
+from stylegan.ops import ACTIVATIONS, downsample2d, make_filter, modulated_conv2d, upsample2d
 
-NOISE_MODES = ("const", "random", "none")
 ARCHITECTURES = ("orig", "skip", "resnet")
+RESNET_BRANCH_GAIN = math.sqrt(0.5)  # both branches of a residual block, so their sum keeps unit variance
 
 
-def _check_resolution(img_resolution: int, lowest: int = 4) -> int:
-    if img_resolution < lowest or img_resolution & (img_resolution - 1) != 0 or img_resolution > 2**14:
+# --------------------------------------------------------------------------------------------------
+# Per-resolution tables
+
+
+def resolution_log2(img_resolution: int, lowest: int = 4) -> int:
+    """log2 of a power-of-two resolution in [lowest, 16384]; ValueError otherwise."""
+    is_power_of_two = img_resolution > 0 and img_resolution & (img_resolution - 1) == 0
+    if not (is_power_of_two and lowest <= img_resolution <= 2**14):
         raise ValueError(f"img_resolution must be a power of two >= {lowest}, got {img_resolution}")
     return int(math.log2(img_resolution))
 
 
-def _channels(res: int, channel_base: int, channel_max: int) -> int:
-    """Feature maps at a resolution: halve per octave from ``channel_base / res``, capped."""
-    return min(channel_base // res, channel_max)
+def channel_table(resolutions: Sequence[int], channel_base: int, channel_max: int) -> dict[int, int]:
+    """Feature maps per resolution: ``channel_base / res`` (halving per octave up), capped at channel_max."""
+    return {res: min(channel_base // res, channel_max) for res in resolutions}
 
 
-def _fp16_threshold(log2_res: int, num_fp16_res: int) -> int:
-    """Blocks at this resolution and above are marked fp16 (never below 8×8)."""
-    return max(2 ** (log2_res + 1 - num_fp16_res), 8)
+def fp16_lowest_resolution(log2_res: int, num_fp16_res: int) -> int:
+    """Blocks at this resolution and above are marked fp16: the top ``num_fp16_res`` ones, never below 8×8."""
+    return max(8, 2 ** (log2_res + 1 - num_fp16_res))
 
 
-# How the work is scheduled depends on the device type. fp16-marked blocks compute in fp16 only on CUDA,
-# where it pays off and where the official figures were made; the CPU and MPS compute the exact fp32
-# arithmetic. The CPU also keeps activations NHWC and scales them around one shared convolution instead
-# of grouping a convolution per sample. Tests map "cpu" to "cuda" here to run the GPU schedule (all but
-# the GPU's kernels) on machines without one.
+# --------------------------------------------------------------------------------------------------
+# Scheduling (which dtype, memory layout and modulated-conv path a block uses on a device)
+
+# fp16-marked blocks compute in fp16 only on CUDA, where it pays off and where the official figures were
+# made; the CPU and MPS compute the exact fp32 arithmetic. The CPU also keeps activations NHWC and scales
+# them around one shared convolution instead of grouping a convolution per sample. Tests map "cpu" to
+# "cuda" here to run the GPU schedule (all but the GPU's kernels) on machines without one.
 SCHEDULE_AS: dict[str, str] = {}
 
 
@@ -93,20 +113,48 @@ def _has_forward_hooks(*modules: nn.Module | None) -> bool:
                for m in modules)
 
 
-def plain_kwargs(value: Any) -> Any:
-    """Deep-copy nested kwargs into plain dicts/lists (official files use EasyDict) for JSON metadata."""
-    if isinstance(value, dict):
-        return {str(k): plain_kwargs(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_kwargs(v) for v in value]
-    return copy.deepcopy(value)
+def _fp32_nchw(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 in the default (NCHW) layout: what leaves a block that may run fp16/NHWC."""
+    return t.to(dtype=torch.float32, memory_format=torch.contiguous_format)
 
 
 # --------------------------------------------------------------------------------------------------
-# Generator
+# Shared constructors
+
+
+def _style_affine(w_dim: int, channels: int) -> FullyConnectedLayer:
+    """w → one style per input channel; the bias starts at 1 so styles start as identity scales."""
+    return FullyConnectedLayer(w_dim, channels, bias_init=1)
+
+
+def _conv_weight(out_channels: int, in_channels: int, kernel: int, channels_last: bool) -> nn.Parameter:
+    """A unit-variance ``[out, in, k, k]`` kernel (equalised lr), NHWC-strided when asked."""
+    weight = torch.randn([out_channels, in_channels, kernel, kernel])
+    if channels_last:
+        weight = weight.to(memory_format=torch.channels_last)
+    return nn.Parameter(weight)
+
+
+def _resampling_shortcut(in_channels: int, out_channels: int, resample_filter: Sequence[float],
+                         channels_last: bool, *, up: int = 1, down: int = 1,
+                         trainable: bool = True) -> Conv2dLayer:
+    """The residual branch of a resnet block: a bias-free 1×1 convolution with ×2 resampling."""
+    return Conv2dLayer(in_channels, out_channels, 1, bias=False, up=up, down=down, trainable=trainable,
+                       resample_filter=resample_filter, channels_last=channels_last)
+
+
+def _check_architecture(architecture: str) -> None:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Generator: mapping
 
 
 class MappingNetwork(nn.Module):
+    """z (and label) → w: 2nd-moment-normalised inputs through ``num_layers`` fully connected layers."""
+
     def __init__(
         self,
         z_dim: int,  # latent Z size, 0 = none (D's label mapping)
@@ -123,16 +171,39 @@ class MappingNetwork(nn.Module):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
-        embed_features = (w_dim if embed_features is None else embed_features) if c_dim > 0 else 0
-        layer_features = w_dim if layer_features is None else layer_features
-        widths = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        label_width = 0
         if c_dim > 0:
-            self.embed = FullyConnectedLayer(c_dim, embed_features)
-        for i in range(num_layers):
-            layer = FullyConnectedLayer(widths[i], widths[i + 1], activation=activation, lr_multiplier=lr_multiplier)
-            setattr(self, f"fc{i}", layer)
-        if num_ws is not None and w_avg_beta is not None:
+            label_width = w_dim if embed_features is None else embed_features
+            self.embed = FullyConnectedLayer(c_dim, label_width)
+        hidden = w_dim if layer_features is None else layer_features
+        # Layer i maps widths[i] → widths[i + 1]. D's label mapping may have no layers at all (then it
+        # outputs the embedded label itself).
+        widths = [z_dim + label_width, *[hidden] * (num_layers - 1), w_dim]
+        for index in range(num_layers):
+            self.add_module(f"fc{index}", FullyConnectedLayer(widths[index], widths[index + 1],
+                                                              activation=activation, lr_multiplier=lr_multiplier))
+        if self._keeps_w_avg():
             self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def _keeps_w_avg(self) -> bool:
+        # D's label mapping (num_ws None) and mappings built without a decay have no average to keep.
+        return self.num_ws is not None and self.w_avg_beta is not None
+
+    def layers(self) -> Iterator[FullyConnectedLayer]:
+        return (getattr(self, f"fc{index}") for index in range(self.num_layers))
+
+    def _normalized_inputs(self, z: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+        """``[norm(z), norm(embed(c))]`` ``[N, z_dim + embed_features]`` (either part absent when its dim is 0)."""
+        parts = []
+        if self.z_dim > 0:
+            expect_shape(z, [None, self.z_dim], "z")
+            parts.append(normalize_2nd_moment(z.to(torch.float32)))
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this network is conditional: pass c of shape [N, {self.c_dim}]")
+            expect_shape(c, [None, self.c_dim], "c")
+            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def forward(
         self,
@@ -143,36 +214,29 @@ class MappingNetwork(nn.Module):
         skip_w_avg_update: bool = False,
         update_emas: bool | None = None,  # the stylegan3 repository's name; see w_avg_update_wanted
     ) -> torch.Tensor:
-        """z ``[N, z_dim]``, c ``[N, c_dim]`` (one-hot or soft labels) → ws ``[N, num_ws, w_dim]``."""
-        parts = []
-        if self.z_dim > 0:
-            expect_shape(z, [None, self.z_dim], "z")
-            parts.append(normalize_2nd_moment(z.to(torch.float32)))
-        if self.c_dim > 0:
-            if c is None:
-                raise ValueError(f"this network is conditional: pass c of shape [N, {self.c_dim}]")
-            expect_shape(c, [None, self.c_dim], "c")
-            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
-        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
+        """z ``[N, z_dim]``, c ``[N, c_dim]`` (one-hot or soft labels) → ws ``[N, num_ws, w_dim]``.
 
-        if self.w_avg_beta is not None and w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        if self.num_ws is not None:
-            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            if self.w_avg_beta is None:
-                raise ValueError("truncation needs w_avg, which this mapping network does not track")
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                x = x.clone()
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
-        return x
+        With ``num_ws`` None the result is one w per sample, ``[N, w_dim]``.
+        """
+        w = self._normalized_inputs(z, c)
+        for layer in self.layers():
+            w = layer(w)
+        if self._keeps_w_avg() and w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
+            track_w_avg(self.w_avg, w, self.w_avg_beta)
+        ws = w if self.num_ws is None else broadcast_w(w, self.num_ws)
+        if truncation_psi == 1:
+            return ws
+        if not self._keeps_w_avg():
+            raise ValueError("truncation needs w_avg, which this mapping network does not track")
+        # A single w per sample has no layers to cut off: it is truncated as a whole.
+        return truncate(ws, self.w_avg, truncation_psi, None if self.num_ws is None else truncation_cutoff)
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Generator: synthesis
 
 
 class SynthesisLayer(nn.Module):
@@ -185,46 +249,52 @@ class SynthesisLayer(nn.Module):
         w_dim: int,
         resolution: int,  # output resolution
         kernel_size: int = 3,
-        up: int = 1,
-        use_noise: bool = True,
+        up: int = 1,  # 2 = transposed convolution to twice the input size, FIR-filtered
+        use_noise: bool = True,  # per-pixel noise, scaled by a learned strength
         activation: str = "lrelu",
         resample_filter: Sequence[float] = (1, 3, 3, 1),
-        conv_clamp: float | None = None,
+        conv_clamp: float | None = None,  # clamp outputs to ±conv_clamp (keeps fp16 finite)
         channels_last: bool = False,
     ):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.resolution, self.up, self.use_noise = resolution, up, use_noise
         self.activation, self.conv_clamp = activation, conv_clamp
+        self.padding, self.act_gain = kernel_size // 2, ACTIVATIONS[activation].default_gain
+        # Registration order fixes the state-dict order (and which random numbers each tensor draws).
         self.register_buffer("resample_filter", make_filter(list(resample_filter)))
-        self.padding = kernel_size // 2
-        self.act_gain = ACTIVATIONS[activation].default_gain
-        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
-        self.weight = nn.Parameter(weight.to(memory_format=torch.channels_last) if channels_last else weight)
+        self.affine = _style_affine(w_dim, in_channels)
+        self.weight = _conv_weight(out_channels, in_channels, kernel_size, channels_last)
         if use_noise:
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1, overwrite_input=False):
+    def _noise(self, batch: int, device: torch.device, noise_mode: str) -> torch.Tensor | None:
+        """Noise to add, already scaled: ``[res, res]`` (const) or ``[batch, 1, res, res]`` (random)."""
+        if not self.use_noise or noise_mode == "none":
+            return None
+        if noise_mode == "const":
+            pattern = self.noise_const
+        else:
+            pattern = torch.randn([batch, 1, self.resolution, self.resolution], device=device)
+        return pattern * self.noise_strength
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
+                gain: float = 1, overwrite_input: bool = False) -> torch.Tensor:
         """x ``[N, in_channels, res/up, res/up]``, w ``[N, w_dim]`` → ``[N, out_channels, res, res]``.
 
         ``overwrite_input`` allows scaling x in place (inference only), for inputs nobody else reads.
         """
-        expect_shape(x, [None, self.in_channels, self.resolution // self.up, self.resolution // self.up],
-                     "synthesis layer input")
+        size_in = self.resolution // self.up
+        expect_shape(x, [None, self.in_channels, size_in, size_in], "synthesis layer input")
         styles = self.affine(w)
-        noise = None
-        if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
-        elif self.use_noise and noise_mode == "const":
-            noise = self.noise_const * self.noise_strength
         # conv_clamp is scaled by the same gain as the activations (the resnet branch uses √½).
-        return modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                                resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                                fused=fused_modconv, bias=self.bias, act=self.activation, gain=gain,
-                                clamp=self.conv_clamp, overwrite_input=overwrite_input)
+        return modulated_conv2d(x, self.weight, styles, noise=self._noise(x.shape[0], x.device, noise_mode),
+                                up=self.up, padding=self.padding, resample_filter=self.resample_filter,
+                                flip_weight=(self.up == 1), fused=fused_modconv, bias=self.bias,
+                                act=self.activation, gain=gain, clamp=self.conv_clamp,
+                                overwrite_input=overwrite_input)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}→{self.out_channels}, res={self.resolution}, up={self.up}, "
@@ -234,16 +304,17 @@ class SynthesisLayer(nn.Module):
 class ToRGBLayer(nn.Module):
     """Modulated 1×1 convolution to image channels, without demodulation."""
 
-    def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
+                 conv_clamp: float | None = None, channels_last: bool = False):
         super().__init__()
         self.conv_clamp = conv_clamp
-        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
-        self.weight = nn.Parameter(weight.to(memory_format=torch.channels_last) if channels_last else weight)
+        self.affine = _style_affine(w_dim, in_channels)
+        self.weight = _conv_weight(out_channels, in_channels, kernel_size, channels_last)
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
 
-    def forward(self, x, w, fused_modconv=True):
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
+        """x ``[N, in_channels, H, W]``, w ``[N, w_dim]`` → ``[N, out_channels, H, W]`` (linear)."""
         # The equalised-lr gain goes on the styles, not the weights (same product, official order).
         styles = self.affine(w, gain=self.weight_gain)
         return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv,
@@ -269,37 +340,60 @@ class SynthesisBlock(nn.Module):
         fused_modconv_default: bool | str | None = None,  # stylegan3 repo: True/False/'inference_only'
         **layer_kwargs,
     ):
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        _check_architecture(architecture)
         super().__init__()
         self.in_channels, self.out_channels, self.w_dim = in_channels, out_channels, w_dim
         self.resolution, self.img_channels, self.is_last = resolution, img_channels, is_last
         self.architecture, self.use_fp16 = architecture, use_fp16
-        self.channels_last = use_fp16 and fp16_channels_last
-        # Only a scheduling choice (both modconv paths compute the same); used on GPUs when not told.
-        self.fused_modconv_default = fused_modconv_default
+        # fused_modconv_default is only a scheduling choice (both modconv paths compute the same); it is
+        # used on GPUs when the caller does not say.
+        self.channels_last, self.fused_modconv_default = use_fp16 and fp16_channels_last, fused_modconv_default
+        is_first = in_channels == 0
+        makes_rgb = is_last or architecture == "skip"
+        self.num_conv, self.num_torgb = (1 if is_first else 2), int(makes_rgb)
+
         self.register_buffer("resample_filter", make_filter(list(resample_filter)))
-        layer_args = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp,
-                          channels_last=self.channels_last, **layer_kwargs)
-        if in_channels == 0:
+        shared = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp,
+                      channels_last=self.channels_last, **layer_kwargs)
+        if is_first:
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, resample_filter=resample_filter,
-                                        **layer_args)
+            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, resample_filter=resample_filter, **shared)
         # conv1 never resamples; like the official block it keeps the default filter buffer, so files
         # made with a custom resample_filter still have [4, 4] here.
-        self.conv1 = SynthesisLayer(out_channels, out_channels, **layer_args)
-        if is_last or architecture == "skip":
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
+        self.conv1 = SynthesisLayer(out_channels, out_channels, **shared)
+        if makes_rgb:
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp,
                                     channels_last=self.channels_last)
-        if in_channels != 0 and architecture == "resnet":
-            self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
-                                    resample_filter=resample_filter, channels_last=self.channels_last)
-        self.num_conv = 1 if in_channels == 0 else 2
-        self.num_torgb = 1 if (is_last or architecture == "skip") else 0
+        if not is_first and architecture == "resnet":
+            self.skip = _resampling_shortcut(in_channels, out_channels, resample_filter, self.channels_last, up=2)
 
-    def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
-                overwrite_input=False):
+    def _starting_features(self, batch: int, dtype: torch.dtype, fmt: torch.memory_format) -> torch.Tensor:
+        """The learned constant for every sample, ``[batch, out_channels, 4, 4]``: a fresh tensor."""
+        return self.const.to(dtype=dtype)[None].repeat(batch, 1, 1, 1).contiguous(memory_format=fmt)
+
+    def _features(self, x: torch.Tensor | None, ws: torch.Tensor, dtype: torch.dtype, fmt: torch.memory_format,
+                  conv_args: dict[str, Any], overwrite_input: bool) -> torch.Tensor:
+        """The block's convolutions: ws ``[N, num_conv(+1), w_dim]``, conv i reading ``ws[:, i]``."""
+        if self.in_channels == 0:  # the first block ignores x (None) and starts from its constant
+            start = self._starting_features(ws.shape[0], dtype, fmt)
+            return self.conv1(start, ws[:, 0], overwrite_input=True, **conv_args)
+        # conv1 reads conv0's fresh output, so it may scale it in place, unless a hook on conv0 could
+        # still be holding on to that output.
+        conv1_may_overwrite = not _has_forward_hooks(self.conv0)
+        x = x.to(dtype=dtype, memory_format=fmt)
+        if self.architecture != "resnet":
+            hidden = self.conv0(x, ws[:, 0], overwrite_input=overwrite_input, **conv_args)
+            return self.conv1(hidden, ws[:, 1], overwrite_input=conv1_may_overwrite, **conv_args)
+        # The shortcut reads x before conv0 may overwrite it.
+        shortcut = self.skip(x, gain=RESNET_BRANCH_GAIN)
+        hidden = self.conv0(x, ws[:, 0], overwrite_input=overwrite_input, **conv_args)
+        return shortcut + self.conv1(hidden, ws[:, 1], gain=RESNET_BRANCH_GAIN,
+                                     overwrite_input=conv1_may_overwrite, **conv_args)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                force_fp32: bool = False, fused_modconv: bool | None = None, noise_mode: str = "random",
+                overwrite_input: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x ``[N, in_channels, res/2, res/2]`` (None for the first block), img ``[N, C, res/2, res/2]`` or None,
         ws ``[N, num_conv + num_torgb, w_dim]`` → (x ``[N, out_channels, res, res]``, img ``[N, C, res, res]``).
 
@@ -307,44 +401,39 @@ class SynthesisBlock(nn.Module):
         network's own intermediate tensors, which nothing reads afterwards.
         """
         expect_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], "block ws")
-        w_iter = iter(ws.unbind(dim=1))
-        ref = ws if x is None else x
-        dtype = _compute_dtype(self.use_fp16, ref, force_fp32)
-        fused = _use_fused_modconv(fused_modconv, self.training, dtype, ref, self.fused_modconv_default)
-        fmt = _memory_format(self.channels_last, dtype, ref)
-        layer = dict(fused_modconv=fused, noise_mode=noise_mode)
-
-        # conv1 reads a tensor made here (the repeated constant or conv0's output), so it may scale it
-        # in place, unless a hook on conv0 could still be holding on to that output.
-        private = not _has_forward_hooks(self.conv0 if self.in_channels else None)
-        if self.in_channels == 0:
-            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
-            x = self.conv1(x.contiguous(memory_format=fmt), next(w_iter), overwrite_input=True, **layer)
-        else:
-            x = x.to(dtype=dtype, memory_format=fmt)
-            if self.architecture == "resnet":
-                # Both paths are scaled by √½ so their sum keeps unit variance. skip reads x before conv0
-                # may overwrite it.
-                y = self.skip(x, gain=math.sqrt(0.5))
-                x = self.conv0(x, next(w_iter), overwrite_input=overwrite_input, **layer)
-                x = y + self.conv1(x, next(w_iter), gain=math.sqrt(0.5), overwrite_input=private, **layer)
-            else:
-                x = self.conv0(x, next(w_iter), overwrite_input=overwrite_input, **layer)
-                x = self.conv1(x, next(w_iter), overwrite_input=private, **layer)
+        on = ws if x is None else x  # the tensor whose device decides the schedule
+        dtype = _compute_dtype(self.use_fp16, on, force_fp32)
+        fused = _use_fused_modconv(fused_modconv, self.training, dtype, on, self.fused_modconv_default)
+        fmt = _memory_format(self.channels_last, dtype, on)
+        x = self._features(x, ws, dtype, fmt, dict(fused_modconv=fused, noise_mode=noise_mode), overwrite_input)
 
         if img is not None:
             img = upsample2d(img, self.resample_filter)
         if self.num_torgb:
-            y = self.torgb(x, next(w_iter), fused_modconv=fused)
-            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-            img = img + y if img is not None else y
+            rgb = _fp32_nchw(self.torgb(x, ws[:, self.num_conv], fused_modconv=fused))
+            img = rgb if img is None else img + rgb
         return x, img
 
     def extra_repr(self) -> str:
         return f"res={self.resolution}, arch={self.architecture}, fp16={self.use_fp16}"
 
 
+def block_w_spans(blocks: Sequence[SynthesisBlock]) -> list[tuple[int, int]]:
+    """(first index, count) of the ws each block reads, in order.
+
+    Block k's convolutions read consecutive ws; its ToRGB reads the w that follows them, which is also
+    the one the next block's first convolution reads. So the spans overlap by one where there is a ToRGB.
+    """
+    spans, first = [], 0
+    for block in blocks:
+        spans.append((first, block.num_conv + block.num_torgb))
+        first += block.num_conv
+    return spans
+
+
 class SynthesisNetwork(nn.Module):
+    """ws → image: one SynthesisBlock per resolution from 4×4 up to ``img_resolution``."""
+
     def __init__(
         self,
         w_dim: int,
@@ -356,19 +445,19 @@ class SynthesisNetwork(nn.Module):
         **block_kwargs,  # architecture, resample_filter, conv_clamp, fp16_channels_last, use_noise, ...
     ):
         super().__init__()
-        log2 = _check_resolution(img_resolution)
+        log2 = resolution_log2(img_resolution)
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.block_resolutions = [2**i for i in range(2, log2 + 1)]
-        fp16_res = _fp16_threshold(log2, num_fp16_res)
-        self.num_ws = 0
-        for res in self.block_resolutions:
-            block = SynthesisBlock(
-                _channels(res // 2, channel_base, channel_max) if res > 4 else 0,
-                _channels(res, channel_base, channel_max),
-                w_dim=w_dim, resolution=res, img_channels=img_channels, is_last=(res == img_resolution),
-                use_fp16=(res >= fp16_res), **block_kwargs)
-            setattr(self, f"b{res}", block)
-            self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
+        widths = channel_table(self.block_resolutions, channel_base, channel_max)
+        fp16_from = fp16_lowest_resolution(log2, num_fp16_res)
+        for res, out_channels in widths.items():
+            in_channels = widths.get(res // 2, 0)  # 0 at 4×4: the block starts from its constant
+            self.add_module(f"b{res}", SynthesisBlock(
+                in_channels, out_channels, w_dim=w_dim, resolution=res, img_channels=img_channels,
+                is_last=(res == img_resolution), use_fp16=(res >= fp16_from), **block_kwargs))
+        self.w_spans = block_w_spans(self.blocks())
+        first, count = self.w_spans[-1]
+        self.num_ws = first + count
 
     def blocks(self) -> list[SynthesisBlock]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
@@ -381,27 +470,48 @@ class SynthesisNetwork(nn.Module):
         expect_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ws = ws.to(torch.float32)
         x = img = None
-        w_idx = 0
         previous = None
-        for block in self.blocks():
-            # A block's ToRGB shares its w with the next block's first conv: idx advances by num_conv.
-            block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
-            w_idx += block.num_conv
+        for block, (first, count) in zip(self.blocks(), self.w_spans):
             # The previous block's output is ours and already used by its ToRGB: the next block may
             # overwrite it, unless a forward hook may have kept a reference to it.
-            private = previous is not None and not _has_forward_hooks(previous, previous.conv1)
-            x, img = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode, overwrite_input=private)
+            ours = previous is not None and not _has_forward_hooks(previous, previous.conv1)
+            x, img = block(x, img, ws.narrow(1, first, count), force_fp32=force_fp32,
+                           fused_modconv=fused_modconv, noise_mode=noise_mode, overwrite_input=ours)
             previous = block
         return img
 
     def extra_repr(self) -> str:
-        return f"w_dim={self.w_dim}, resolution={self.img_resolution}, channels={self.img_channels}, num_ws={self.num_ws}"
+        return (f"w_dim={self.w_dim}, resolution={self.img_resolution}, channels={self.img_channels}, "
+                f"num_ws={self.num_ws}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Generator
+
+
+_GENERATOR_ARGUMENTS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
+                        "synthesis_kwargs")
+
+
+def generator_record(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A generator's stored kwargs: the ADA repository's nested form.
+
+    Synthesis options passed loose (as the stylegan3 repository does) are folded into
+    ``synthesis_kwargs``; absent option dicts are stored as empty ones.
+    """
+    loose = {name: value for name, value in arguments.items() if name not in _GENERATOR_ARGUMENTS}
+    record = {name: arguments[name] for name in _GENERATOR_ARGUMENTS}
+    record["mapping_kwargs"] = record["mapping_kwargs"] or {}
+    record["synthesis_kwargs"] = {**(record["synthesis_kwargs"] or {}), **loose}
+    return record
 
 
 class Generator(nn.Module):
+    """z, c → image: ``synthesis(mapping(z, c))``."""
+
     class_name = "Generator"
 
+    @records_init_kwargs(normalize=generator_record)
     def __init__(
         self,
         z_dim: int,
@@ -414,20 +524,18 @@ class Generator(nn.Module):
         **more_synthesis_kwargs,  # the stylegan3 repo passes synthesis options flat
     ):
         super().__init__()
-        mapping_kwargs = plain_kwargs(mapping_kwargs or {})
-        synthesis_kwargs = {**plain_kwargs(synthesis_kwargs or {}), **plain_kwargs(more_synthesis_kwargs)}
-        self.init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                                img_channels=img_channels, mapping_kwargs=mapping_kwargs,
-                                synthesis_kwargs=synthesis_kwargs)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
-                                          img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+        # The synthesis network decides how many ws there are; the mapping network is sized after it.
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels,
+                                          **{**(synthesis_kwargs or {}), **more_synthesis_kwargs})
+        ws_needed = self.synthesis.num_ws
+        self.num_ws = ws_needed
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, ws_needed, **(mapping_kwargs or {}))
 
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False,
-                update_emas=None, **synthesis_kwargs) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = None, skip_w_avg_update: bool = False,
+                update_emas: bool | None = None, **synthesis_kwargs) -> torch.Tensor:
         """z ``[N, z_dim]``, c ``[N, c_dim]`` → images ``[N, img_channels, res, res]`` in about [-1, 1]."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           skip_w_avg_update=skip_w_avg_update, update_emas=update_emas)
@@ -439,6 +547,8 @@ class Generator(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
+    """One resolution of D: (fromrgb) + conv + down-conv, with a resnet shortcut or an image skip."""
+
     def __init__(
         self,
         in_channels: int,  # 0 = first block (reads the image through fromrgb)
@@ -457,48 +567,49 @@ class DiscriminatorBlock(nn.Module):
     ):
         if in_channels not in (0, tmp_channels):
             raise ValueError("a discriminator block's in_channels must be 0 or tmp_channels")
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        _check_architecture(architecture)
         super().__init__()
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
         self.first_layer_idx, self.architecture, self.use_fp16 = first_layer_idx, architecture, use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
         self.register_buffer("resample_filter", make_filter(list(resample_filter)))
-        self.num_layers = 0
+        reads_rgb, has_shortcut = self._reads_image(), architecture == "resnet"
+        # Layers in creation order: [fromrgb], conv0, conv1, [skip]; Freeze-D counts them across blocks.
+        self.num_layers = int(reads_rgb) + 2 + int(has_shortcut)
+        frozen = iter(first_layer_idx + i < freeze_layers for i in range(self.num_layers))
 
-        def trainable() -> bool:
-            idx = first_layer_idx + self.num_layers
-            self.num_layers += 1
-            return idx >= freeze_layers
+        conv = dict(activation=activation, conv_clamp=conv_clamp, channels_last=self.channels_last)
+        if reads_rgb:
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, trainable=not next(frozen), **conv)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, trainable=not next(frozen), **conv)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, down=2, trainable=not next(frozen),
+                                 resample_filter=resample_filter, **conv)
+        if has_shortcut:
+            self.skip = _resampling_shortcut(tmp_channels, out_channels, resample_filter, self.channels_last,
+                                             down=2, trainable=not next(frozen))
 
-        common = dict(activation=activation, conv_clamp=conv_clamp, channels_last=self.channels_last)
-        if in_channels == 0 or architecture == "skip":
-            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, trainable=trainable(), **common)
-        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, trainable=trainable(), **common)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, down=2, trainable=trainable(),
-                                 resample_filter=resample_filter, **common)
-        if architecture == "resnet":
-            self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
-                                    trainable=trainable(), resample_filter=resample_filter,
-                                    channels_last=self.channels_last)
+    def _reads_image(self) -> bool:
+        """The first block reads the image; with the skip architecture every block does."""
+        return self.in_channels == 0 or self.architecture == "skip"
 
-    def forward(self, x, img, force_fp32=False):
-        ref = img if x is None else x
-        dtype = _compute_dtype(self.use_fp16, ref, force_fp32)
-        fmt = _memory_format(self.channels_last, dtype, ref)
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
+                force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x ``[N, tmp, res, res]`` (None in the first block), img ``[N, C, res, res]`` or None
+        → (x ``[N, out, res/2, res/2]``, the image downsampled for the next block or None)."""
+        on = img if x is None else x
+        dtype = _compute_dtype(self.use_fp16, on, force_fp32)
+        fmt = _memory_format(self.channels_last, dtype, on)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
-        if self.in_channels == 0 or self.architecture == "skip":
+        if self._reads_image():
             img = img.to(dtype=dtype, memory_format=fmt)
-            y = self.fromrgb(img)
-            x = x + y if x is not None else y
+            from_image = self.fromrgb(img)
+            x = from_image if x is None else x + from_image
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
-        if self.architecture == "resnet":
-            y = self.skip(x, gain=math.sqrt(0.5))
-            x = y + self.conv1(self.conv0(x), gain=math.sqrt(0.5))
-        else:
-            x = self.conv1(self.conv0(x))
-        return x, img
+        if self.architecture != "resnet":
+            return self.conv1(self.conv0(x)), img
+        shortcut = self.skip(x, gain=RESNET_BRANCH_GAIN)
+        return shortcut + self.conv1(self.conv0(x), gain=RESNET_BRANCH_GAIN), img
 
     def extra_repr(self) -> str:
         return f"res={self.resolution}, arch={self.architecture}, fp16={self.use_fp16}"
@@ -523,31 +634,46 @@ class DiscriminatorEpilogue(nn.Module):
         self.in_channels, self.cmap_dim, self.resolution = in_channels, cmap_dim, resolution
         self.img_channels, self.architecture = img_channels, architecture
         if architecture == "skip":
-            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation=activation)
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3,
-                                activation=activation, conv_clamp=conv_clamp)
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation=activation,
+                                conv_clamp=conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
-        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        self.out = FullyConnectedLayer(in_channels, cmap_dim or 1)  # one score, or a vector to project
 
-    def forward(self, x, img, cmap, force_fp32=False):
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None,
+                force_fp32: bool = False) -> torch.Tensor:
+        """x ``[N, in_channels, 4, 4]``, cmap ``[N, cmap_dim]`` or None → scores ``[N, 1]``."""
         expect_shape(x, [None, self.in_channels, self.resolution, self.resolution], "epilogue input")
-        x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)  # the head is always fp32
+        x = _fp32_nchw(x)  # the head is always fp32
         if self.architecture == "skip":
-            x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
+            x = x + self.fromrgb(_fp32_nchw(img))
         if self.mbstd is not None:
             x = self.mbstd(x)
-        x = self.out(self.fc(self.conv(x).flatten(1)))
-        if self.cmap_dim > 0:
-            expect_shape(cmap, [None, self.cmap_dim], "cmap")
-            # Projection discriminator: the score is the dot product with the mapped label.
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
-        return x
+        scores = self.out(self.fc(self.conv(x).flatten(1)))
+        if self.cmap_dim == 0:
+            return scores
+        expect_shape(cmap, [None, self.cmap_dim], "cmap")
+        # Projection discriminator: the score is the dot product with the mapped label.
+        return (scores * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+
+
+def discriminator_record(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A discriminator's stored kwargs: every Discriminator argument (defaults filled in), option dicts
+    as dicts, in signature order; arguments beyond those (none today) follow."""
+    params = list(inspect.signature(Discriminator.__init__).parameters.values())[1:]
+    record = {p.name: arguments.pop(p.name, p.default) for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
+    for name in ("block_kwargs", "mapping_kwargs", "epilogue_kwargs"):
+        record[name] = record[name] or {}
+    return {**record, **arguments}
 
 
 class Discriminator(nn.Module):
+    """image, c → logit: blocks from ``img_resolution`` down to 8×8, then the 4×4 epilogue."""
+
     class_name = "Discriminator"
 
+    @records_init_kwargs(normalize=discriminator_record)
     def __init__(
         self,
         c_dim: int,
@@ -564,32 +690,43 @@ class Discriminator(nn.Module):
         epilogue_kwargs: dict | None = None,
     ):
         super().__init__()
-        block_kwargs = plain_kwargs(block_kwargs or {})
-        mapping_kwargs = plain_kwargs(mapping_kwargs or {})
-        epilogue_kwargs = plain_kwargs(epilogue_kwargs or {})
-        self.init_kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                architecture=architecture, channel_base=channel_base, channel_max=channel_max,
-                                num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, cmap_dim=cmap_dim,
-                                block_kwargs=block_kwargs, mapping_kwargs=mapping_kwargs,
-                                epilogue_kwargs=epilogue_kwargs)
-        log2 = _check_resolution(img_resolution, lowest=8)  # the official D has no 4×4-only form
+        log2 = resolution_log2(img_resolution, lowest=8)  # the official D has no 4×4-only form
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.block_resolutions = [2**i for i in range(log2, 2, -1)]
-        ch = {res: _channels(res, channel_base, channel_max) for res in self.block_resolutions + [4]}
-        fp16_res = _fp16_threshold(log2, num_fp16_res)
-        cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim > 0 else 0
-        common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
-        layer_idx = 0
-        for res in self.block_resolutions:
-            block = DiscriminatorBlock(ch[res] if res < img_resolution else 0, ch[res], ch[res // 2],
-                                       resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_res),
-                                       **block_kwargs, **common)
-            setattr(self, f"b{res}", block)
-            layer_idx += block.num_layers
+        widths = channel_table([*self.block_resolutions, 4], channel_base, channel_max)
+        shared = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        self._add_blocks(widths, fp16_lowest_resolution(log2, num_fp16_res), block_kwargs or {}, shared)
+        label_width = 0
         if c_dim > 0:
-            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
-                                          **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+            label_width = widths[4] if cmap_dim is None else cmap_dim
+            self.mapping = MappingNetwork(0, c_dim, label_width, None, w_avg_beta=None, **(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(widths[4], cmap_dim=label_width, resolution=4,
+                                        **(epilogue_kwargs or {}), **shared)
+
+    def _add_blocks(self, widths: dict[int, int], fp16_from: int, block_kwargs: dict[str, Any],
+                    shared: dict[str, Any]) -> None:
+        """b{res} for each block resolution, highest first; block k's layers continue block k-1's count."""
+        layer_index = 0
+        for res in widths:
+            if res == 4:
+                continue  # the epilogue
+            block = DiscriminatorBlock(0 if res == self.img_resolution else widths[res], widths[res],
+                                       widths[res // 2], resolution=res, first_layer_idx=layer_index,
+                                       use_fp16=(res >= fp16_from), **block_kwargs, **shared)
+            self.add_module(f"b{res}", block)
+            layer_index += block.num_layers
+
+    def blocks(self) -> list[DiscriminatorBlock]:
+        """The blocks before the epilogue, highest resolution first."""
+        return [getattr(self, f"b{res}") for res in self.block_resolutions]
+
+    def _block_features(self, img: torch.Tensor, force_fp32: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """img ``[N, C, res, res]`` → (features ``[N, ch4, 4, 4]``, the 4×4 image for a skip epilogue or None)."""
+        expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
+        x = None
+        for block in self.blocks():
+            x, img = block(x, img, force_fp32=force_fp32)
+        return x, img
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
                 update_emas: bool = False) -> torch.Tensor:
@@ -597,10 +734,7 @@ class Discriminator(nn.Module):
 
         ``update_emas`` is accepted for the stylegan3 repository's callers; D has nothing to update.
         """
-        expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
-        x = None
-        for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+        x, img = self._block_features(img, force_fp32)
         cmap = None
         if self.c_dim > 0:
             if c is None:

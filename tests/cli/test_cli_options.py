@@ -5,18 +5,32 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylegan.cli.options import mps_available, prepared_outdir, resolve_device
+from stylegan.cli.options import DeviceType, prepared_outdir
+from stylegan.devices import mps_available
 from stylegan.errors import StyleGANError
 
 
+def device(text):
+    """What ``--device TEXT`` turns into."""
+    return DeviceType().convert(text, None, None)
+
+
 def test_device_names():
-    assert resolve_device("cpu") == torch.device("cpu")
+    assert device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
-    assert resolve_device("auto").type == expected
-    assert resolve_device(" CPU ") == torch.device("cpu")
+    assert device("auto").type == expected
+    assert device(" CPU ") == torch.device("cpu")
     for bad in ("gpu", "cuda:x", "cuda:", "cpu:0", ""):
-        with pytest.raises(StyleGANError, match="unknown device"):
-            resolve_device(bad)
+        with pytest.raises(StyleGANError, match="^--device: unknown device") as info:
+            device(bad)
+        assert "cuda:N" in info.value.fix
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_unavailable_devices_are_named_by_the_flag():
+    with pytest.raises(StyleGANError, match="^--device cuda:1: CUDA is not available here") as info:
+        device("cuda:1")
+    assert info.value.fix == "use --device auto or cpu"
 
 
 def test_outdir_is_created_and_kept_on_success(tmp_path):

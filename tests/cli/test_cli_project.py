@@ -107,6 +107,24 @@ def test_project_without_ffmpeg_points_to_no_save_video(run, uncond_network, det
     assert r.code == 2 and "--no-save-video" in r.err and not (tmp_path / "out").exists()
 
 
+def test_w_plus_saves_one_w_per_layer(run, uncond_network, detectors, tmp_path):
+    def projected_w(*flags):
+        out = tmp_path / ("plus" if flags else "plain")
+        r = run("project", "--network", uncond_network, "--seeds", "3", "--num-steps", "4", "--no-save-video",
+                *flags, "--detector-dir", detectors, "--outdir", out, "--quiet")
+        assert r.code == 0, r.err
+        with np.load(out / "seed0003" / "projected_w.npz") as f:
+            return f["w"]
+
+    plain, plus = projected_w(), projected_w("--w-plus")
+    assert plain.shape == plus.shape == (1, 6, 16) and plus.dtype == np.float32  # the small network has 6 ws
+    assert all(np.array_equal(plain[0, 0], row) for row in plain[0])  # W: one w repeated for every layer
+    # W+: each layer's w moved on its own (after the first step each row gets its own gradient).
+    assert len({row.tobytes() for row in plus[0]}) == plus.shape[1]
+    info = json.loads((tmp_path / "plus" / "seed0003" / "projection.json").read_text())
+    assert info["options"]["w_plus"] is True
+
+
 def test_style_mix_with_projected_rows(run, uncond_network, detectors, tmp_path):
     for seed in (3, 4):
         r = run("project", "--network", uncond_network, "--seeds", seed, "--num-steps", "2", "--no-save-video",

@@ -7,17 +7,11 @@ import pytest
 import torch
 
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import (
-    check_class,
-    check_ws_shape,
-    class_labels,
-    images_from_seeds,
-    images_from_ws,
-    read_projected_w,
-    resolve_grid,
-    seed_latents,
-    write_images,
-)
+from stylegan.explore.generate import resolve_grid, write_images
+from stylegan.explore.labels import check_class, class_labels
+from stylegan.explore.render import images_from_seeds, images_from_ws
+from stylegan.explore.seeds import seed_latents
+from stylegan.explore.ws_files import check_ws_shape, read_projected_w
 
 
 def direct(G, seed, class_idx, **kwargs):

@@ -11,17 +11,19 @@ import pytest
 import torch
 
 from stylegan.errors import StyleGANError
-from stylegan.explore.generate import read_projected_w
 from stylegan.explore.projection_files import snapshot_steps, write_projection
 from stylegan.explore.projector import (
     ProjectorConfig,
     learning_rate,
+    noise_pyramid,
     noise_regularization,
     project,
     projector_uint8,
+    standardize_noise_,
     w_noise_scale,
     w_statistics,
 )
+from stylegan.explore.ws_files import read_projected_w
 from stylegan.metrics.detectors import load_detector
 from tests.detector_standins import write_detectors
 from tests.explore_nets import read_mp4, tiny_generator
@@ -80,6 +82,25 @@ def test_noise_regularization_matches_numpy():
                 break
             x = x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2).mean(axis=(1, 3))
     assert float(noise_regularization(maps)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_noise_pyramid_halves_down_to_8x8():
+    assert [tuple(level.shape) for level in noise_pyramid(torch.randn(32, 32))] == [(32, 32), (16, 16), (8, 8)]
+    assert [tuple(level.shape) for level in noise_pyramid(torch.randn(4, 4))] == [(4, 4)]
+    m = torch.randn(16, 16)
+    coarse = list(noise_pyramid(m))[1].double().numpy()
+    blocks = m.double().numpy().reshape(8, 2, 8, 2).mean(axis=(1, 3))  # each 2×2 block's mean
+    np.testing.assert_allclose(coarse, blocks, rtol=0, atol=1e-6)
+
+
+def test_noise_maps_are_standardized_in_place():
+    maps = [torch.randn(8, 8) * 3 + 2, torch.rand(4, 4)]
+    before = [m.double().numpy().copy() for m in maps]
+    standardize_noise_(maps)
+    for m, x in zip(maps, before):
+        centred = x - x.mean()
+        np.testing.assert_allclose(m.numpy(), centred / np.sqrt((centred ** 2).mean()), rtol=1e-5, atol=1e-6)
+        assert abs(float(m.double().mean())) < 1e-6 and float(m.double().square().mean()) == pytest.approx(1, abs=1e-5)
 
 
 def test_projection_lowers_the_loss_and_finds_the_w(vgg):

@@ -59,11 +59,23 @@ def test_huge_lists_are_refused():
         parse_index_list("0-100000000")
 
 
-@pytest.mark.parametrize("seed", [0, 42, 2**32 - 1])
-def test_z_from_seed_matches_the_official_formula(seed):
+# The official tools' z for a seed is RandomState(seed).randn(1, z_dim). These are that generator's first four
+# and 64th normals for each seed, written out (seeds 0 and 42 start with the values quoted throughout numpy's
+# documentation), so the test does not restate the implementation.
+OFFICIAL_Z = {
+    0: ([1.764052345967664, 0.4001572083672233, 0.9787379841057392, 2.240893199201458], -1.7262826023316769),
+    42: ([0.4967141530112327, -0.13826430117118466, 0.6476885381006925, 1.5230298564080254], -1.1962066240806708),
+    2**32 - 1: ([0.6484086742306527, 0.6693235306338161, -1.0805437227474493, 0.2845010447986309],
+                -0.07048343348604938),
+}
+
+
+@pytest.mark.parametrize("seed", sorted(OFFICIAL_Z))
+def test_z_from_seed_matches_the_official_values(seed):
     z = z_from_seed(seed, 64)
     assert z.shape == (1, 64) and z.dtype == np.float64
-    np.testing.assert_array_equal(z, np.random.RandomState(seed).randn(1, 64))
+    first, last = OFFICIAL_Z[seed]
+    assert z[0, :4].tolist() == first and z[0, 63] == last
 
 
 def test_z_from_seed_rejects_out_of_range_seeds():

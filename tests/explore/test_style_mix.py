@@ -8,9 +8,11 @@ import torch
 
 from stylegan.errors import StyleGANError
 from stylegan.explore.style_mix import (
-    check_styles_syntax,
+    StyleSpec,
+    check_style_indices,
     format_indices,
     mix_ws,
+    parse_style_spec,
     parse_styles,
     style_groups,
     style_mix,
@@ -45,16 +47,26 @@ def test_bad_styles(text, match):
 
 
 def test_a_misspelt_group_is_told_the_group_names():
-    for check in (lambda: parse_styles("medium", 8), lambda: check_styles_syntax("coarse,medium")):
+    for check in (lambda: parse_styles("medium", 8), lambda: parse_style_spec("coarse,medium")):
         with pytest.raises(StyleGANError, match="bad list entry 'medium'") as info:
             check()
         assert "coarse, middle, fine" in info.value.fix
 
 
 def test_style_syntax_is_checked_without_a_network():
-    check_styles_syntax("coarse,0-3")
+    spec = parse_style_spec("coarse,0-3")
+    assert spec == StyleSpec(groups=("coarse",), indices=(0, 1, 2, 3))
+    assert spec.resolve(18) == [0, 1, 2, 3] and parse_style_spec("fine,1").resolve(10) == [1, 8, 9]
     with pytest.raises(StyleGANError):
-        check_styles_syntax("coarse,x")
+        parse_style_spec("coarse,x")
+
+
+def test_one_range_check_for_style_indices():
+    check_style_indices([0, 7], 8)
+    for bad in ([8], [0, -1]):
+        with pytest.raises(StyleGANError, match=f"style index {bad[-1]} is beyond this network's 8 ws") as info:
+            check_style_indices(bad, 8)
+        assert "0-7" in info.value.fix and "coarse=0-3" in info.value.fix
 
 
 def test_mix_ws_swaps_only_the_chosen_indices():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from stylegan.errors import StyleGANError
-from stylegan.explore.projection_files import save_ws
 from stylegan.explore.style_mix import ProjectedW, parse_sources, projected_label, style_mix
+from stylegan.explore.ws_files import save_ws
 
 
 def seed_ws(G, seed, psi, class_idx):
@@ -19,6 +19,10 @@ def seed_ws(G, seed, psi, class_idx):
 
 
 def test_npz_rows_give_the_same_pixels_as_seeds(G, tmp_path):
+    # Exact equality holds because both paths do the same arithmetic in the same batches: style_mix maps each
+    # seed in a mapping call of its own (as seed_ws does here), and both figures synthesize the same number of
+    # sources in the same order. Batches of different sizes may round differently (oneDNN picks kernels by
+    # shape; on AMX CPUs that moved pixels by 1 grey level), so the batching, not a tolerance, is what is pinned.
     rows, cols, styles, psi = [3, 8], [5, 1], [0, 1, 2, 3], 0.6
     by_seed = style_mix(G, rows, cols, styles, truncation_psi=psi, class_idx=2, progress=False)
     for s in rows:  # what the projector would write for these images: the seeds' truncated ws
