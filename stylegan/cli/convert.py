@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 import stylegan
+from stylegan.atomic import atomic_output
 from stylegan.errors import StyleGANError
 
 
@@ -35,9 +36,8 @@ def convert(source: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StyleGANError(f"cannot create {dest.parent}: {e.strerror or e}", "choose another --dest") from None
-    try:
-        stylegan.save_network(net, dest)
-    except OSError as e:  # e.g. a read-only folder: save_network writes atomically, so nothing is left behind
-        raise StyleGANError(f"cannot write {dest}: {e.strerror or e}", "choose a writable --dest") from None
+    # A read-only folder or a full disk: one error line, no temporary file, an older --dest untouched.
+    with atomic_output(dest, "--dest", "choose a writable --dest") as tmp:
+        stylegan.save_network(net, tmp)
     kept = ", ".join(k for k in ("G", "D", "G_ema") if k in net)
     click.echo(f"wrote {dest} ({net.get('format', 'network')}: {kept})")

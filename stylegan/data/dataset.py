@@ -2,8 +2,8 @@
 
 :class:`ImageDataset` is a torch ``Dataset`` of ``(image, label)``: the image uint8 ``[C, H, W]`` (numpy),
 the label float32 ``[label_dim]`` (one-hot for class labels, the stored vector otherwise, ``[0]`` when the
-dataset is unlabeled or ``use_labels`` is off). It behaves like the official ``ImageFolderDataset``:
-same file selection and order, same ``max_size`` subset for a given seed, x-flips appended after it.
+dataset is unlabeled or ``use_labels`` is off). It is interchangeable with the official reader: the same
+files in the same order, the same ``max_size`` subset for a given seed, mirrored copies after it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,35 @@ from stylegan.data.labels import LABELS_FILE, labels_to_array, match_labels, par
 from stylegan.errors import StyleGANError
 
 MAKE_FIX = "make one with `stylegan dataset --source ... --dest data.zip`"
+
+Item = tuple[int, bool]  # (index into the sorted image list, shown mirrored)
+
+
+def subset_indices(count: int, max_size: Optional[int], seed: int) -> np.ndarray:
+    """The images a ``max_size`` subset keeps: ascending indices into the ``count`` sorted images.
+
+    Matches the official reader image for image: a ``RandomState(seed)`` permutation of all ``count``
+    indices, its first ``max_size`` kept, in ascending order. ``None`` (or a large enough size) keeps all.
+    """
+    if max_size is None or count <= max_size:
+        return np.arange(count, dtype=np.int64)
+    permuted = np.random.RandomState(seed).permutation(count)
+    return np.sort(permuted[:max_size])
+
+
+def item_table(count: int, max_size: Optional[int], seed: int, mirror: bool) -> list[Item]:
+    """Every dataset item as an (image index, mirrored) pair: the subset, then (with ``mirror``) the same
+    images again, flipped, in the same order."""
+    kept = [int(i) for i in subset_indices(count, max_size, seed)]
+    table = [(i, False) for i in kept]
+    if mirror:
+        table += [(i, True) for i in kept]
+    return table
+
+
+def one_hot(index: int, num_classes: int) -> np.ndarray:
+    """float32 ``[num_classes]``: 1 at ``index``, 0 elsewhere."""
+    return np.eye(1, num_classes, index, dtype=np.float32)[0]
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -42,106 +71,95 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, path: str | os.PathLike, resolution: Optional[int] = None, max_size: Optional[int] = None,
                  xflip: bool = False, use_labels: bool = True, random_seed: int = 0):
-        self._path = Path(path)
-        self._zip: Optional[zipfile.ZipFile] = None
-        self._zip_pid: Optional[int] = None
-        self._use_labels = use_labels
-        self._names, self._all_names = self._list_files()
-        if not self._names:
-            raise StyleGANError(f"dataset {self._path} has no images", MAKE_FIX)
+        self._root = Path(path)
+        self._archive: Optional[zipfile.ZipFile] = None
+        self._archive_pid: Optional[int] = None
+        self._labels_requested = use_labels
+        self._is_zip, self._member_names = self._scan()
+        self._image_names = sorted(n for n in self._member_names if is_image_name(n))
+        if not self._image_names:
+            raise StyleGANError(f"dataset {self._root} has no images", MAKE_FIX)
+        self._chw = self._shape_of_first_image(resolution)
 
-        first = self._load_raw(0)
-        self._image_shape = [first.shape[2], first.shape[0], first.shape[1]]  # CHW
-        c, h, w = self._image_shape
-        if h != w:
-            raise StyleGANError(f"dataset {self._path} has {w}x{h} images ({self._names[0]}); training needs square ones",
-                                "rebuild it with `stylegan dataset --transform center-crop --resolution NxN`")
-        if resolution is not None and resolution != h:
-            raise StyleGANError(f"dataset {self._path} has {w}x{h} images but resolution {resolution} was asked for",
-                                f"rebuild it with `stylegan dataset --resolution {resolution}x{resolution}`, "
-                                f"or use resolution {h}")
+        # Labels: int64 class per image (read as one-hot), float32 vectors, or neither.
+        stored = self._read_labels() if use_labels else None
+        self._classes: Optional[np.ndarray] = None
+        self._vectors = np.zeros([len(self._image_names), 0], dtype=np.float32)
+        if stored is not None and stored.dtype == np.int64:
+            self._classes = stored
+        elif stored is not None:
+            self._vectors = stored
+        self._label_dim = self._vectors.shape[1] if self._classes is None else (
+            int(self._classes.max()) + 1 if len(self._classes) else 0)
 
-        self._raw_labels = self._load_labels() if use_labels else None
-        if self._raw_labels is None:
-            self._raw_labels = np.zeros([len(self._names), 0], dtype=np.float32)
-        if self._raw_labels.dtype == np.int64:
-            self._label_shape = [int(self._raw_labels.max()) + 1 if len(self._raw_labels) else 0]
-        else:
-            self._label_shape = list(self._raw_labels.shape[1:])
-
-        # Subset, then mirror: the same indices as the official reader for the same seed.
-        self._raw_idx = np.arange(len(self._names), dtype=np.int64)
-        if max_size is not None:
-            if max_size < 1:
-                raise StyleGANError(f"max_size {max_size} leaves no images", "give at least 1, or None for all")
-            if len(self._raw_idx) > max_size:
-                np.random.RandomState(random_seed).shuffle(self._raw_idx)
-                self._raw_idx = np.sort(self._raw_idx[:max_size])
-        self._xflip = np.zeros(len(self._raw_idx), dtype=bool)
-        if xflip:
-            self._raw_idx = np.tile(self._raw_idx, 2)
-            self._xflip = np.concatenate([self._xflip, np.ones_like(self._xflip)])
+        if max_size is not None and max_size < 1:
+            raise StyleGANError(f"max_size {max_size} leaves no images", "give at least 1, or None for all")
+        self._items = item_table(len(self._image_names), max_size, random_seed, xflip)
 
     # ------------------------------------------------------------------------------------------ files
 
-    def _list_files(self) -> tuple[list[str], set[str]]:
-        p = self._path
-        if p.is_dir():
-            self._kind = "dir"
-            all_names = {f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file()}
-        elif p.is_file() and p.suffix.lower() == ".zip":
-            self._kind = "zip"
+    def _scan(self) -> tuple[bool, set[str]]:
+        """(whether the dataset is a ZIP, every file name in it with ``/`` separators)."""
+        root = self._root
+        if root.is_dir():
+            return False, {f.relative_to(root).as_posix() for f in root.rglob("*") if f.is_file()}
+        if root.is_file() and root.suffix.lower() == ".zip":
             try:
-                all_names = set(self._zipfile().namelist())
+                return True, set(self._open_archive().namelist())
             except (zipfile.BadZipFile, OSError) as e:
-                raise StyleGANError(f"dataset {p} is not a readable ZIP ({e})", MAKE_FIX) from None
-        elif p.exists():
-            raise StyleGANError(f"dataset {p} is neither a folder nor a .zip", MAKE_FIX)
-        else:
-            raise StyleGANError(f"dataset {p} does not exist", "check the path, or " + MAKE_FIX)
-        return sorted(n for n in all_names if is_image_name(n)), all_names
+                raise StyleGANError(f"dataset {root} is not a readable ZIP ({e})", MAKE_FIX) from None
+        if root.exists():
+            raise StyleGANError(f"dataset {root} is neither a folder nor a .zip", MAKE_FIX)
+        raise StyleGANError(f"dataset {root} does not exist", "check the path, or " + MAKE_FIX)
 
-    def _zipfile(self) -> zipfile.ZipFile:
+    def _shape_of_first_image(self, resolution: Optional[int]) -> list[int]:
+        """``[C, H, W]`` of the first image, which must be square (and ``resolution`` wide when given)."""
+        h, w, c = self._decode(0).shape
+        if h != w:
+            raise StyleGANError(
+                f"dataset {self._root} has {w}x{h} images ({self._image_names[0]}); training needs square ones",
+                "rebuild it with `stylegan dataset --transform center-crop --resolution NxN`")
+        if resolution is not None and resolution != h:
+            raise StyleGANError(f"dataset {self._root} has {w}x{h} images but resolution {resolution} was asked for",
+                                f"rebuild it with `stylegan dataset --resolution {resolution}x{resolution}`, "
+                                f"or use resolution {h}")
+        return [c, h, w]
+
+    def _open_archive(self) -> zipfile.ZipFile:
         # A ZipFile shares one file position; after a fork (DataLoader workers) each process needs its own.
-        if self._zip is None or self._zip_pid != os.getpid():
-            self._zip = zipfile.ZipFile(self._path)
-            self._zip_pid = os.getpid()
-        return self._zip
+        if self._archive is None or self._archive_pid != os.getpid():
+            self._archive = zipfile.ZipFile(self._root)
+            self._archive_pid = os.getpid()
+        return self._archive
 
-    def _read_bytes(self, name: str) -> bytes:
-        if self._kind == "dir":
-            return (self._path / name).read_bytes()
-        return self._zipfile().read(name)
+    def _file_bytes(self, name: str) -> bytes:
+        return self._open_archive().read(name) if self._is_zip else (self._root / name).read_bytes()
 
-    def _load_raw(self, raw_idx: int) -> np.ndarray:
-        """Image ``raw_idx`` as uint8 HWC, decoded (pyspng for PNG when installed)."""
-        name = self._names[raw_idx]
+    def _decode(self, image_index: int) -> np.ndarray:
+        """Image ``image_index`` (in sorted file order) as uint8 HWC (pyspng for PNG when installed)."""
+        name = self._image_names[image_index]
         try:
-            return decode_hwc(self._read_bytes(name))
+            return decode_hwc(self._file_bytes(name))
         except Exception as e:  # noqa: BLE001 - any failure here is a damaged file
-            raise StyleGANError(f"dataset {self._path}: cannot read {name} ({decode_error_text(e)})",
+            raise StyleGANError(f"dataset {self._root}: cannot read {name} ({decode_error_text(e)})",
                                 "repair or remove the file, or rebuild the dataset with `stylegan dataset`") from None
 
-    def _load_labels(self) -> Optional[np.ndarray]:
-        if LABELS_FILE not in self._all_names:
+    def _read_labels(self) -> Optional[np.ndarray]:
+        """Labels of every image from dataset.json (see ``labels_to_array``), or None when it has none."""
+        if LABELS_FILE not in self._member_names:
             return None
-        where = f"{self._path}/{LABELS_FILE}" if self._kind == "dir" else f"{self._path}:{LABELS_FILE}"
-        labels = parse_labels_json(self._read_bytes(LABELS_FILE), where)
-        if labels is None:
-            return None
-        return labels_to_array(match_labels(labels, self._names, where))
+        where = f"{self._root}:{LABELS_FILE}" if self._is_zip else f"{self._root}/{LABELS_FILE}"
+        labels = parse_labels_json(self._file_bytes(LABELS_FILE), where)
+        return None if labels is None else labels_to_array(match_labels(labels, self._image_names, where))
 
     def close(self) -> None:
         """Close the ZIP (it is reopened on the next access)."""
-        if self._zip is not None:
-            try:
-                if self._zip_pid == os.getpid():
-                    self._zip.close()
-            finally:
-                self._zip = None
+        archive, self._archive = self._archive, None
+        if archive is not None and self._archive_pid == os.getpid():
+            archive.close()
 
     def __getstate__(self) -> dict:
-        return dict(self.__dict__, _zip=None, _zip_pid=None)
+        return {**self.__dict__, "_archive": None, "_archive_pid": None}
 
     def __del__(self) -> None:
         try:
@@ -152,83 +170,85 @@ class ImageDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------------------------------ items
 
     def __len__(self) -> int:
-        return len(self._raw_idx)
+        return len(self._items)
 
     def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
-        raw_idx = int(self._raw_idx[idx])
-        hwc = self._load_raw(raw_idx)
-        image = hwc.transpose(2, 0, 1)
-        if list(image.shape) != self._image_shape:
-            c, h, w = self._image_shape
+        image_index, mirrored = self._items[idx]
+        chw = self._decode(image_index).transpose(2, 0, 1)
+        if list(chw.shape) != self._chw:
+            c, h, w = self._chw
             raise StyleGANError(
-                f"dataset {self._path}: {self._names[raw_idx]} is {image.shape[2]}x{image.shape[1]} with "
-                f"{image.shape[0]} channel(s), but {self._names[0]} is {w}x{h} with {c}",
+                f"dataset {self._root}: {self._image_names[image_index]} is {chw.shape[2]}x{chw.shape[1]} with "
+                f"{chw.shape[0]} channel(s), but {self._image_names[0]} is {w}x{h} with {c}",
                 "rebuild the dataset with `stylegan dataset` so every image has the same size and channels")
-        if self._xflip[idx]:
-            image = image[:, :, ::-1]
+        if mirrored:
+            chw = chw[:, :, ::-1]
         # Decoders may hand out read-only buffers; torch's collate warns about (and must not alias) those.
-        return np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"]), self.get_label(idx)
+        return np.require(chw, requirements=["C_CONTIGUOUS", "WRITEABLE"]), self.get_label(idx)
 
     def get_label(self, idx: int) -> np.ndarray:
         """The float32 ``[label_dim]`` label of item ``idx`` (one-hot for classes)."""
-        label = self._raw_labels[self._raw_idx[idx]]
-        if self._raw_labels.dtype == np.int64:
-            onehot = np.zeros(self._label_shape, dtype=np.float32)
-            onehot[label] = 1
-            return onehot
-        return label.astype(np.float32, copy=True)
+        image_index = self._items[idx][0]
+        if self._classes is not None:
+            return one_hot(int(self._classes[image_index]), self._label_dim)
+        return self._vectors[image_index].copy()
 
     def raw_index(self, idx: int) -> int:
         """Which image (in sorted file order) item ``idx`` shows."""
-        return int(self._raw_idx[idx])
+        return self._items[idx][0]
 
     def is_flipped(self, idx: int) -> bool:
-        return bool(self._xflip[idx])
+        return self._items[idx][1]
 
     def file_name(self, idx: int) -> str:
-        return self._names[self.raw_index(idx)]
+        return self._image_names[self.raw_index(idx)]
 
     # ------------------------------------------------------------------------------------------ properties
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._root
 
     @property
     def name(self) -> str:
         """The file or folder name without extension (``ffhq`` for ``ffhq.zip``)."""
-        return self._path.stem if self._kind == "zip" else self._path.name
+        return self._root.stem if self._is_zip else self._root.name
+
+    @property
+    def labels_requested(self) -> bool:
+        """Whether labels were asked for (``use_labels``), whether or not the dataset has any."""
+        return self._labels_requested
 
     @property
     def image_shape(self) -> list[int]:
-        return list(self._image_shape)
+        return list(self._chw)
 
     @property
     def num_channels(self) -> int:
-        return self._image_shape[0]
+        return self._chw[0]
 
     @property
     def resolution(self) -> int:
-        return self._image_shape[1]
+        return self._chw[1]
 
     @property
     def label_shape(self) -> list[int]:
-        return list(self._label_shape)
+        return [self._label_dim]
 
     @property
     def label_dim(self) -> int:
-        return self._label_shape[0]
+        return self._label_dim
 
     @property
     def has_labels(self) -> bool:
-        return any(x != 0 for x in self._label_shape)
+        return self.label_dim != 0
 
     @property
     def has_onehot_labels(self) -> bool:
-        return self._raw_labels.dtype == np.int64
+        return self._classes is not None
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({str(self._path)!r}, {len(self)} items, {self.resolution}x{self.resolution}, "
+        return (f"ImageDataset({str(self._root)!r}, {len(self)} items, {self.resolution}x{self.resolution}, "
                 f"{self.num_channels} channel(s), label_dim {self.label_dim})")
 
 
@@ -280,6 +300,6 @@ def check_dataset_fits(dataset: ImageDataset, img_resolution: int, img_channels:
 def require_labels(dataset: ImageDataset, option: str = "--cond") -> None:
     """Raise StyleGANError when labels were requested (``option``) but ``dataset`` has none."""
     if not dataset.has_labels:
-        why = "labels are off (use_labels=False)" if not dataset._use_labels else "it has no labels in dataset.json"
+        why = "labels are off (use_labels=False)" if not dataset.labels_requested else "it has no labels in dataset.json"
         raise StyleGANError(f"{option} needs labels, but dataset {dataset.name} has none ({why})",
                             f"drop {option}, or make the dataset with labels (a dataset.json; see `stylegan dataset`)")

@@ -3,8 +3,8 @@
 - no ``--transform``: resize to ``--resolution`` when given (aspect ratio is not kept), else unchanged;
 - ``center-crop``: cut the largest centred square, then resize it to ``--resolution``;
 - ``center-crop-wide``: for a W×H target (W >= H), keep the centred band of ``round(W * h / w)`` input
-  rows, resize that band to W×H and paste it in the middle of a black W×W canvas. Images narrower
-  than W, or whose band would be shorter than H, are left out.
+  rows (rounded half to even), resize that band to W×H and put it in the middle of a black W×W
+  canvas. Images narrower than W, or whose band would be shorter than H, are left out.
 
 Arrays are uint8 ``[H, W, C]`` with C in {1, 3, 4}.
 """
@@ -55,9 +55,29 @@ def _resize(arr: np.ndarray, width: int, height: int, resample: int) -> np.ndarr
     return out[:, :, np.newaxis] if out.ndim == 2 else out
 
 
-def _center_rows(arr: np.ndarray, rows: int) -> np.ndarray:
-    h = arr.shape[0]
-    return arr[(h - rows) // 2: (h + rows) // 2]
+def middle(length: int, keep: int) -> slice:
+    """The centred ``keep`` of ``length`` positions; an odd surplus leaves one more at the end than at the start."""
+    start = (length - keep) // 2
+    return slice(start, start + keep)
+
+
+def wide_band_rows(height: int, width: int, canvas_width: int) -> int:
+    """How many input rows center-crop-wide keeps: the image's height once scaled to ``canvas_width``
+    wide, rounded half to even (the official tool's rule, which counts them in input rows)."""
+    return round(canvas_width * height / width)
+
+
+def square_crop(arr: np.ndarray) -> np.ndarray:
+    """The largest centred square of an HWC image."""
+    side = min(arr.shape[:2])
+    return np.ascontiguousarray(arr[middle(arr.shape[0], side), middle(arr.shape[1], side)])
+
+
+def letterbox(band: np.ndarray, canvas_side: int) -> np.ndarray:
+    """``band`` (HWC, ``canvas_side`` wide) centred vertically on a black square canvas."""
+    spare = canvas_side - band.shape[0]
+    above = spare // 2
+    return np.pad(band, ((above, spare - above), (0, 0), (0, 0)))
 
 
 @dataclass(frozen=True)
@@ -100,20 +120,19 @@ class Transform:
             if self.resolution is None:
                 return arr
             return _resize(arr, *self.resolution, resample)
-        w, h = self.resolution
         if self.kind == "center-crop":
-            side = min(arr.shape[:2])
-            square = _center_rows(arr, side).transpose(1, 0, 2)
-            square = _center_rows(square, side).transpose(1, 0, 2)
-            return _resize(np.ascontiguousarray(square), w, h, resample)
-        # center-crop-wide
-        band_rows = int(round(w * arr.shape[0] / arr.shape[1]))
-        if arr.shape[1] < w or band_rows < h:
+            return _resize(square_crop(arr), *self.resolution, resample)
+        return self._wide(arr, resample)
+
+    def _wide(self, arr: np.ndarray, resample: int) -> Optional[np.ndarray]:
+        """center-crop-wide: the middle band of rows resized to W×H, letterboxed on W×W; None when the
+        image is narrower than W or its band shorter than H."""
+        canvas_side, band_height = self.resolution
+        rows = wide_band_rows(arr.shape[0], arr.shape[1], canvas_side)
+        if arr.shape[1] < canvas_side or rows < band_height:
             return None
-        band = _resize(np.ascontiguousarray(_center_rows(arr, band_rows)), w, h, resample)
-        canvas = np.zeros([w, w, arr.shape[2]], dtype=np.uint8)
-        canvas[(w - h) // 2: (w + h) // 2] = band
-        return canvas
+        band = np.ascontiguousarray(arr[middle(arr.shape[0], rows)])
+        return letterbox(_resize(band, canvas_side, band_height, resample), canvas_side)
 
     def describe(self) -> str:
         if self.resolution is None:

@@ -1,7 +1,7 @@
 """Writing a dataset in the official layout, all or nothing.
 
-A ZIP is written to a temporary file beside the destination and renamed over it at the end; a folder is
-filled under a temporary name and renamed into place. If anything fails (or Ctrl-C), the temporary
+A ZIP is written through ``stylegan.atomic.atomic_output`` (a temporary file beside the destination,
+renamed over it at the end); a folder is filled under a temporary name and renamed into place. If anything fails (or Ctrl-C), the temporary
 file or folder is removed, so an aborted run leaves neither a half dataset nor a damaged old one.
 """
 
@@ -13,9 +13,9 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
-from stylegan.atomic import current_umask
+from stylegan.atomic import atomic_output, current_umask
 from stylegan.data.labels import LABELS_FILE
 from stylegan.errors import StyleGANError
 
@@ -28,11 +28,28 @@ def archive_name(index: int) -> str:
     return f"{digits[:5]}/img{digits}.png"
 
 
+WRITABLE_FIX = "choose a writable --dest"
+
+
+class _Discarded(Exception):
+    """Handed to the pending atomic output to make it drop its temporary file instead of publishing it."""
+
+
+@contextlib.contextmanager
+def _as_dest_error(dest: Path, fix: str = WRITABLE_FIX) -> Iterator[None]:
+    """An OSError in the block → one StyleGANError line ``cannot write --dest <dest>: <reason>``."""
+    try:
+        yield
+    except OSError as e:
+        raise StyleGANError(f"cannot write --dest {dest}: {e.strerror or e}", fix) from None
+
+
 class DatasetWriter:
     """Collects files for a ZIP (``dest`` ending in .zip, stored uncompressed) or a folder (anything else).
 
     Use as a context manager: leaving the block by an exception discards everything written;
-    :meth:`commit` publishes the result.
+    :meth:`commit` publishes the result. A ZIP goes through ``stylegan.atomic.atomic_output`` (a temporary
+    file beside ``dest``, renamed over it on commit); a folder is filled under a temporary name beside it.
     """
 
     def __init__(self, dest: str | os.PathLike, overwrite: bool = False):
@@ -40,8 +57,9 @@ class DatasetWriter:
         if os.fspath(dest) == "":
             raise StyleGANError("--dest is empty", "give an output .zip file or folder")
         self.is_zip = self.dest.suffix.lower() == ".zip"
-        self._tmp: Optional[Path] = None
+        self._pending = contextlib.ExitStack()  # holds the ZIP's atomic output until commit or discard
         self._zip: Optional[zipfile.ZipFile] = None
+        self._folder: Optional[Path] = None     # the temporary folder of a folder dataset
         self._created_dirs: list[Path] = []
         self._check_dest(overwrite)
         self._open()
@@ -64,78 +82,59 @@ class DatasetWriter:
         parent = self.dest.parent
         blocker = next((p for p in [parent, *parent.parents] if p.exists() and not p.is_dir()), None)
         if blocker is not None:
-            raise StyleGANError(f"cannot write --dest {self.dest}: {blocker} is a file, not a folder",
-                                "choose a writable --dest")
+            raise StyleGANError(f"cannot write --dest {self.dest}: {blocker} is a file, not a folder", WRITABLE_FIX)
+        self._created_dirs = [p for p in [parent, *parent.parents] if not p.exists()]
         try:
-            self._created_dirs = [p for p in [parent, *parent.parents] if not p.exists()]
-            parent.mkdir(parents=True, exist_ok=True)
+            with _as_dest_error(self.dest):
+                parent.mkdir(parents=True, exist_ok=True)
             if self.is_zip:
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=parent)
-                self._tmp = Path(tmp)
-                self._zip = zipfile.ZipFile(os.fdopen(fd, "wb"), mode="w", compression=zipfile.ZIP_STORED)
+                tmp = self._pending.enter_context(atomic_output(self.dest, "--dest", WRITABLE_FIX))
+                with _as_dest_error(self.dest):
+                    self._zip = zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED)
             else:
-                self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=parent))
-        except OSError as e:
+                with _as_dest_error(self.dest):
+                    self._folder = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=parent))
+        except BaseException:
             self.discard()
-            reason = e.strerror or str(e)
-            raise StyleGANError(f"cannot write --dest {self.dest}: {reason}", "choose a writable --dest") from None
+            raise
 
     def write(self, name: str, data: bytes | str) -> None:
         """Add one file (``name`` with ``/`` separators, relative to the dataset root)."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        try:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        with _as_dest_error(self.dest, "free some disk space or choose another --dest"):
             if self._zip is not None:
-                self._zip.writestr(name, data)
+                self._zip.writestr(name, payload)
             else:
-                target = self._tmp / name
+                target = self._folder / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-        except OSError as e:
-            raise StyleGANError(f"cannot write --dest {self.dest}: {e.strerror or e}",
-                                "free some disk space or choose another --dest") from None
+                target.write_bytes(payload)
 
     def commit(self) -> None:
         """Finish and move the result into place."""
-        try:
-            if self._zip is not None:
-                fileobj = self._zip.fp
-                self._zip.close()
-                self._zip = None
-                if fileobj is not None and not fileobj.closed:
-                    fileobj.flush()
-                    os.fsync(fileobj.fileno())
-                    fileobj.close()
-                os.chmod(self._tmp, 0o666 & ~current_umask())  # mkstemp made it private
-                os.replace(self._tmp, self.dest)
-            else:
-                os.chmod(self._tmp, 0o777 & ~current_umask())
+        if self._zip is not None:
+            archive, self._zip = self._zip, None
+            with _as_dest_error(self.dest):
+                archive.close()
+            self._pending.close()  # atomic_output: usual file mode, fsync, rename over dest
+        else:
+            with _as_dest_error(self.dest):
+                os.chmod(self._folder, 0o777 & ~current_umask())  # mkdtemp made it private
                 if self.dest.is_dir():
                     self.dest.rmdir()  # checked empty at the start
-                os.rename(self._tmp, self.dest)
-        except OSError as e:
-            raise StyleGANError(f"cannot write --dest {self.dest}: {e.strerror or e}",
-                                "choose a writable --dest") from None
-        self._tmp = None
+                os.rename(self._folder, self.dest)
+            self._folder = None
         self._created_dirs = []
 
     def discard(self) -> None:
         """Remove whatever was written (safe to call more than once)."""
         if self._zip is not None:
-            fileobj = self._zip.fp
+            archive, self._zip = self._zip, None
             with contextlib.suppress(Exception):
-                self._zip.close()
-            with contextlib.suppress(Exception):
-                if fileobj is not None:
-                    fileobj.close()
-            self._zip = None
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                if self._tmp.is_dir():
-                    shutil.rmtree(self._tmp)
-                else:
-                    self._tmp.unlink()
-            self._tmp = None
+                archive.close()
+        self._pending.__exit__(_Discarded, _Discarded(), None)  # removes the ZIP's temporary file, if any
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
         for d in self._created_dirs:  # deepest first; stop at the first that is not empty
             try:
                 d.rmdir()
@@ -143,11 +142,15 @@ class DatasetWriter:
                 break
         self._created_dirs = []
 
+    @property
+    def _unfinished(self) -> bool:
+        return self._zip is not None or self._folder is not None
+
     def __enter__(self) -> "DatasetWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or self._tmp is not None:
+        if exc_type is not None or self._unfinished:
             self.discard()
 
 

@@ -1,13 +1,16 @@
-"""Shared bookkeeping for converting TF networks: kwargs and variables that must all be accounted for.
+"""What the TF readers share: the network record, the family names, and the conversion bookkeeping.
 
-A TF network's ``static_kwargs`` and variables are read through ``Kwargs`` and ``Variables``, which
-remember what was used, so that anything the conversion does not understand ends in a clear error
-naming it, instead of being silently dropped.
+``tf_pickle`` reads a file into ``TFNetwork`` records and hands each to ``tf_stylegan1`` or
+``tf_stylegan2``, which map it onto our modules; all three import this module and none imports another
+reader. A TF network's ``static_kwargs`` and variables are read through ``Kwargs`` and ``Variables``,
+which remember what was used, so that anything the conversion does not understand ends in a clear error
+naming it, instead of being silently dropped. ``TensorMap`` fills our state dict from those variables.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
@@ -19,6 +22,38 @@ from stylegan.networks import build_network
 
 _VARIANT_FIX = "this network variant cannot be converted; only the official configurations are supported"
 _DAMAGED = "the file is damaged, or was written by a modified version of the official code"
+_REDOWNLOAD = "the file is damaged; download or copy it again"
+
+# The families a TF snapshot can belong to, told apart by its generator's build functions.
+STYLEGAN1 = "StyleGAN (v1)"
+STYLEGAN2 = "StyleGAN2"
+STYLEGAN2_ADA = "StyleGAN2-ADA"
+FAMILIES = (STYLEGAN1, STYLEGAN2, STYLEGAN2_ADA)
+
+
+@dataclass(frozen=True)
+class TFNetwork:
+    """One ``dnnlib.tflib.network.Network`` as plain data (its build source is dropped unread)."""
+
+    name: str
+    version: int
+    build_func_name: str
+    static_kwargs: dict[str, Any]
+    components: dict[str, "TFNetwork"]
+    variables: dict[str, np.ndarray]
+
+    def all_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Own variables and those of every component, named ``component/variable`` as in TF scopes."""
+        out = {prefix + name: value for name, value in self.variables.items()}
+        for name, component in self.components.items():
+            out.update(component.all_variables(f"{prefix}{name}/"))
+        return out
+
+    def component(self, name: str, what: str) -> "TFNetwork":
+        if name not in self.components:
+            raise StyleGANError(f"{what} has no '{name}' sub-network (it has: "
+                                f"{', '.join(self.components) or 'none'})", _REDOWNLOAD)
+        return self.components[name]
 
 
 def _same(value: Any, allowed: Any) -> bool:
@@ -90,6 +125,53 @@ class Variables:
             shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
             raise StyleGANError(f"{self.what} has variables this network variant does not use: {shown}",
                                 _VARIANT_FIX)
+
+
+@dataclass
+class TensorMap:
+    """Our state dict under construction: each entry taken from one TF variable and converted."""
+
+    variables: Variables
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def kernel(self, ours: str, tf_name: str, flip: bool = False) -> None:
+        """A conv kernel (see ``conv_to_torch``)."""
+        self.tensors[ours] = conv_to_torch(self.variables.take(tf_name), flip=flip)
+
+    def matrix(self, ours: str, tf_name: str) -> None:
+        """A dense weight (see ``dense_to_torch``)."""
+        self.tensors[ours] = dense_to_torch(self.variables.take(tf_name))
+
+    def value(self, ours: str, tf_name: str, *, index: tuple[int, ...] = (), plus: float | None = None) -> None:
+        """Any other variable as stored, or its entry ``index`` (leading axes dropped), plus ``plus`` for
+        values TF offsets at run time."""
+        stored = self.variables.take(tf_name)[index]
+        self.tensors[ours] = to_tensor(stored if plus is None else stored + plus)
+
+    def conv_layer(self, weight: str, bias: str | None, scope: str, flip: bool = False) -> None:
+        """``scope/weight`` → ``weight``, and ``scope/bias`` → ``bias`` unless that is None."""
+        self.kernel(weight, f"{scope}/weight", flip)
+        if bias is not None:
+            self.value(bias, f"{scope}/bias")
+
+    def dense_layer(self, ours: str, scope: str) -> None:
+        """``scope/weight`` and ``scope/bias`` → ``ours.weight`` and ``ours.bias``."""
+        self.matrix(f"{ours}.weight", f"{scope}/weight")
+        self.value(f"{ours}.bias", f"{scope}/bias")
+
+
+def network_size(kw: Kwargs, default_resolution: int, default_channels: int) -> tuple[int, int, int]:
+    """(c_dim, img_resolution, img_channels) from ``label_size``, ``resolution``, ``num_channels``."""
+    c_dim = check_positive_int(kw.get_or("label_size", 0), "label_size", kw.what)
+    resolution = check_resolution(kw.get_or("resolution", default_resolution), kw.what)
+    channels = check_positive_int(kw.get_or("num_channels", default_channels), "num_channels", kw.what)
+    return c_dim, resolution, channels
+
+
+def latent_sizes(kw: Kwargs) -> tuple[int, int]:
+    """(z_dim, w_dim) of a generator from ``latent_size`` and ``dlatent_size`` (both 512 by default)."""
+    return (check_positive_int(kw.get_or("latent_size", 512), "latent_size", kw.what),
+            check_positive_int(kw.get_or("dlatent_size", 512), "dlatent_size", kw.what))
 
 
 def check_lod(variables: Variables, name: str) -> None:

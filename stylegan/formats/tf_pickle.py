@@ -5,26 +5,24 @@ Such a file is a tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` states
 and synthesis), ``build_module_src`` (the Python source that TF's loader would execute — never run or
 even kept here), ``build_func_name`` and ``variables`` ((name, numpy value) pairs). We read it with the
 restricted unpickler into ``TFNetwork`` records, tell the family from the build functions, and rebuild
-our networks from converted variables (``tf_stylegan2``, ``tf_stylegan1``).
+our networks from converted variables (``tf_stylegan2``, ``tf_stylegan1``). This module is the only one
+that knows both converters; they know only ``tf_common``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from torch import nn
 
 from stylegan.errors import StyleGANError
+from stylegan.formats import tf_stylegan1, tf_stylegan2
 from stylegan.formats.records import plain_data
+from stylegan.formats.tf_common import STYLEGAN1, STYLEGAN2, STYLEGAN2_ADA, TFNetwork
 from stylegan.formats.unpickler import TFNetworkStub, load_pickle_file, restricted_load_tf
 
-STYLEGAN1 = "StyleGAN (v1)"
-STYLEGAN2 = "StyleGAN2"
-STYLEGAN2_ADA = "StyleGAN2-ADA"
-FAMILIES = (STYLEGAN1, STYLEGAN2, STYLEGAN2_ADA)
 _DAMAGED = "the file is damaged; download or copy it again"
 _SUPPORTED = ("supported: StyleGAN (v1) G_style/D_basic, StyleGAN2 G_main with G_synthesis_stylegan2 and "
               "D_stylegan2, StyleGAN2-ADA (TF) G_main/D_main")
@@ -33,31 +31,6 @@ _SUPPORTED = ("supported: StyleGAN (v1) G_style/D_basic, StyleGAN2 G_main with G
 def format_name(family: str) -> str:
     """'StyleGAN2 TensorFlow pickle' and the like: what ``load_network`` reports as the format."""
     return f"{family} TensorFlow pickle"
-
-
-@dataclass(frozen=True)
-class TFNetwork:
-    """One ``dnnlib.tflib.network.Network`` as plain data (its build source is dropped unread)."""
-
-    name: str
-    version: int
-    build_func_name: str
-    static_kwargs: dict[str, Any]
-    components: dict[str, "TFNetwork"]
-    variables: dict[str, np.ndarray]
-
-    def all_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Own variables and those of every component, named ``component/variable`` as in TF scopes."""
-        out = {prefix + name: value for name, value in self.variables.items()}
-        for name, component in self.components.items():
-            out.update(component.all_variables(f"{prefix}{name}/"))
-        return out
-
-    def component(self, name: str, what: str) -> "TFNetwork":
-        if name not in self.components:
-            raise StyleGANError(f"{what} has no '{name}' sub-network (it has: "
-                                f"{', '.join(self.components) or 'none'})", _DAMAGED)
-        return self.components[name]
 
 
 def _network_from_stub(stub: Any, what: str, depth: int = 0) -> TFNetwork:
@@ -149,14 +122,20 @@ def networks_from_tf_pickle(entries: dict[str, TFNetwork], source: str) -> dict[
     return net
 
 
-def _convert(key: str, tf_net: TFNetwork, family: str, what: str) -> nn.Module:
-    from stylegan.formats import tf_stylegan1, tf_stylegan2  # they import this module
+Converter = Callable[[TFNetwork, str, str], nn.Module]  # (record, family, what) -> our module
 
-    if key == "D":
-        return (tf_stylegan1.convert_discriminator(tf_net, what) if family == STYLEGAN1
-                else tf_stylegan2.convert_discriminator(tf_net, family, what))
-    if generator_family(tf_net, what) != family:
+# (family, 'G' or 'D') -> the converter that maps such a record onto our modules.
+_CONVERTERS: dict[tuple[str, str], Converter] = {
+    (STYLEGAN1, "G"): lambda tf_net, family, what: tf_stylegan1.convert_generator(tf_net, what),
+    (STYLEGAN1, "D"): lambda tf_net, family, what: tf_stylegan1.convert_discriminator(tf_net, what),
+    **{(family, "G"): tf_stylegan2.convert_generator for family in (STYLEGAN2, STYLEGAN2_ADA)},
+    **{(family, "D"): tf_stylegan2.convert_discriminator for family in (STYLEGAN2, STYLEGAN2_ADA)},
+}
+
+
+def _convert(key: str, tf_net: TFNetwork, family: str, what: str) -> nn.Module:
+    role = "D" if key == "D" else "G"
+    if role == "G" and generator_family(tf_net, what) != family:
         raise StyleGANError(f"{what} is a {generator_family(tf_net, what)} network, the rest of the file {family}",
                             _DAMAGED)
-    return (tf_stylegan1.convert_generator(tf_net, what) if family == STYLEGAN1
-            else tf_stylegan2.convert_generator(tf_net, family, what))
+    return _CONVERTERS[family, role](tf_net, family, what)

@@ -17,18 +17,8 @@ import torch
 from torch import nn
 
 from stylegan.errors import StyleGANError
-from stylegan.formats.tf_common import (
-    Kwargs,
-    Variables,
-    build_converted,
-    check_lod,
-    check_positive_int,
-    check_resolution,
-    conv_to_torch,
-    dense_to_torch,
-    to_tensor,
-)
-from stylegan.formats.tf_pickle import TFNetwork
+from stylegan.formats.tf_common import (Kwargs, TensorMap, TFNetwork, Variables, build_converted, check_lod,
+                                       check_positive_int, latent_sizes, network_size)
 
 _GRAPH_KWARGS = ("truncation_psi_val", "truncation_cutoff_val", "style_mixing_prob", "randomize_noise", "dtype",
                  "structure", "is_template_graph", "force_clean_graph", "is_training", "is_validation",
@@ -57,11 +47,8 @@ def _default_truncation(kw: Kwargs) -> tuple[float, int | None]:
 def convert_generator(net: TFNetwork, what: str) -> nn.Module:
     """``G_style`` → StyleGAN1Generator."""
     kw = Kwargs(net.static_kwargs, what)
-    z_dim = check_positive_int(kw.get_or("latent_size", 512), "latent_size", what)
-    c_dim = check_positive_int(kw.get_or("label_size", 0), "label_size", what)
-    w_dim = check_positive_int(kw.get_or("dlatent_size", 512), "dlatent_size", what)
-    resolution = check_resolution(kw.get_or("resolution", 1024), what)
-    img_channels = check_positive_int(kw.get_or("num_channels", 3), "num_channels", what)
+    z_dim, w_dim = latent_sizes(kw)
+    c_dim, resolution, img_channels = network_size(kw, default_resolution=1024, default_channels=3)
     beta = kw.get("dlatent_avg_beta", 0.995)
     mapping_kwargs = dict(
         num_layers=check_positive_int(kw.get_or("mapping_layers", 8), "mapping_layers", what),
@@ -88,42 +75,47 @@ def convert_generator(net: TFNetwork, what: str) -> nn.Module:
         raise StyleGANError(f"{what} has an unsupported mapping network: {mapping.build_func_name}",
                             "only G_style with G_mapping and G_synthesis is supported")
 
-    v = Variables(net.all_variables(), what)
-    check_lod(v, "lod")
-    check_lod(v, "synthesis/lod")
-    t: dict[str, torch.Tensor] = {"mapping.w_avg": to_tensor(v.take("dlatent_avg"))}
-    if c_dim > 0:
-        t["mapping.label_concat.weight"] = dense_to_torch(v.take("mapping/LabelConcat/weight"))
-    for i in range(mapping_kwargs["num_layers"]):
-        t[f"mapping.fc{i}.weight"] = dense_to_torch(v.take(f"mapping/Dense{i}/weight"))
-        t[f"mapping.fc{i}.bias"] = to_tensor(v.take(f"mapping/Dense{i}/bias"))
-
-    def layer(ours: str, scope: str, index: int, conv: bool = True) -> None:
-        if conv:
-            t[f"{ours}.weight"] = conv_to_torch(v.take(f"{scope}/weight"))
-        if use_noise:
-            t[f"{ours}.epilogue.noise_weight"] = to_tensor(v.take(f"{scope}/Noise/weight"))
-            t[f"{ours}.epilogue.noise_const"] = to_tensor(v.take(f"synthesis/noise{index}")[0, 0])
-        t[f"{ours}.epilogue.bias"] = to_tensor(v.take(f"{scope}/bias"))
-        t[f"{ours}.epilogue.style.weight"] = dense_to_torch(v.take(f"{scope}/StyleMod/weight"))
-        t[f"{ours}.epilogue.style.bias"] = to_tensor(v.take(f"{scope}/StyleMod/bias"))
-
-    t["synthesis.b4.const"] = to_tensor(v.take("synthesis/4x4/Const/const")[0])
-    layer("synthesis.b4.conv0", "synthesis/4x4/Const", 0, conv=False)
-    layer("synthesis.b4.conv1", "synthesis/4x4/Conv", 1)
-    log2 = int(math.log2(resolution))
-    for r in range(3, log2 + 1):
-        res = 2**r
-        layer(f"synthesis.b{res}.conv0", f"synthesis/{res}x{res}/Conv0_up", 2 * r - 4)
-        layer(f"synthesis.b{res}.conv1", f"synthesis/{res}x{res}/Conv1", 2 * r - 3)
-    t["synthesis.torgb_weight"] = conv_to_torch(v.take("synthesis/ToRGB_lod0/weight"))
-    t["synthesis.torgb_bias"] = to_tensor(v.take("synthesis/ToRGB_lod0/bias"))
-    v.ignore(r"synthesis/ToRGB_lod[1-9]\d*/(weight|bias)")  # outputs of earlier growing phases
-    v.finish()
+    variables = Variables(net.all_variables(), what)
+    check_lod(variables, "lod")
+    check_lod(variables, "synthesis/lod")
+    tensors = _generator_tensors(variables, resolution, mapping_kwargs["num_layers"], c_dim, use_noise)
+    variables.finish()
     init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
                        mapping_kwargs=mapping_kwargs, synthesis_kwargs=synthesis_kwargs,
                        truncation_psi=psi, truncation_cutoff=cutoff)
-    return build_converted("StyleGAN1Generator", init_kwargs, t, what)
+    return build_converted("StyleGAN1Generator", init_kwargs, tensors, what)
+
+
+def _generator_tensors(variables: Variables, resolution: int, mapping_layers: int, c_dim: int,
+                       use_noise: bool) -> dict[str, torch.Tensor]:
+    """Our StyleGAN1Generator state dict from G_style's variables (see the module docstring)."""
+    tm = TensorMap(variables)
+    tm.value("mapping.w_avg", "dlatent_avg")
+    if c_dim > 0:
+        tm.matrix("mapping.label_concat.weight", "mapping/LabelConcat/weight")
+    for i in range(mapping_layers):
+        tm.dense_layer(f"mapping.fc{i}", f"mapping/Dense{i}")
+
+    def styled_layer(ours: str, scope: str, noise_index: int, has_kernel: bool = True) -> None:
+        # A synthesis layer: optional conv kernel, then the epilogue (noise, bias, style modulation).
+        if has_kernel:
+            tm.kernel(f"{ours}.weight", f"{scope}/weight")
+        if use_noise:
+            tm.value(f"{ours}.epilogue.noise_weight", f"{scope}/Noise/weight")
+            tm.value(f"{ours}.epilogue.noise_const", f"synthesis/noise{noise_index}", index=(0, 0))
+        tm.value(f"{ours}.epilogue.bias", f"{scope}/bias")
+        tm.dense_layer(f"{ours}.epilogue.style", f"{scope}/StyleMod")
+
+    tm.value("synthesis.b4.const", "synthesis/4x4/Const/const", index=(0,))
+    styled_layer("synthesis.b4.conv0", "synthesis/4x4/Const", 0, has_kernel=False)
+    styled_layer("synthesis.b4.conv1", "synthesis/4x4/Conv", 1)
+    for log2_res in range(3, int(math.log2(resolution)) + 1):
+        side = 2**log2_res
+        styled_layer(f"synthesis.b{side}.conv0", f"synthesis/{side}x{side}/Conv0_up", 2 * log2_res - 4)
+        styled_layer(f"synthesis.b{side}.conv1", f"synthesis/{side}x{side}/Conv1", 2 * log2_res - 3)
+    tm.conv_layer("synthesis.torgb_weight", "synthesis.torgb_bias", "synthesis/ToRGB_lod0")
+    variables.ignore(r"synthesis/ToRGB_lod[1-9]\d*/(weight|bias)")  # outputs of earlier growing phases
+    return tm.tensors
 
 
 def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
@@ -132,12 +124,9 @@ def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
         raise StyleGANError(f"{what} is an unsupported TensorFlow discriminator: {net.build_func_name}",
                             "a StyleGAN (v1) snapshot's D must be D_basic")
     kw = Kwargs(net.static_kwargs, what)
-    c_dim = check_positive_int(kw.get_or("label_size", 0), "label_size", what)
-    resolution = check_resolution(kw.get_or("resolution", 32), what)
-    img_channels = check_positive_int(kw.get_or("num_channels", 1), "num_channels", what)
-    capacity = _capacity(kw)
+    c_dim, resolution, img_channels = network_size(kw, default_resolution=32, default_channels=1)
     init_kwargs = dict(
-        c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, **capacity,
+        c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, **_capacity(kw),
         activation=kw.require("nonlinearity", ["lrelu", "relu"], "lrelu"),
         mbstd_group_size=int(kw.get_or("mbstd_group_size", 4)),
         mbstd_num_channels=check_positive_int(kw.get_or("mbstd_num_features", 1), "mbstd_num_features", what),
@@ -147,23 +136,17 @@ def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
     kw.ignore(*_GRAPH_KWARGS)
     kw.finish()
 
-    v = Variables(net.all_variables(), what)
-    check_lod(v, "lod")
-
-    def conv(ours: str, scope: str) -> None:
-        t[f"{ours}_weight"] = conv_to_torch(v.take(f"{scope}/weight"))
-        t[f"{ours}_bias"] = to_tensor(v.take(f"{scope}/bias"))
-
-    t: dict[str, torch.Tensor] = {}
-    conv("fromrgb", "FromRGB_lod0")
-    v.ignore(r"FromRGB_lod[1-9]\d*/(weight|bias)")
-    log2 = int(math.log2(resolution))
-    for r in range(log2, 2, -1):
-        conv(f"b{2**r}.conv0", f"{2**r}x{2**r}/Conv0")
-        conv(f"b{2**r}.conv1", f"{2**r}x{2**r}/Conv1_down")
-    conv("conv", "4x4/Conv")
-    for ours, scope in (("fc", "4x4/Dense0"), ("out", "4x4/Dense1")):
-        t[f"{ours}.weight"] = dense_to_torch(v.take(f"{scope}/weight"))
-        t[f"{ours}.bias"] = to_tensor(v.take(f"{scope}/bias"))
-    v.finish()
-    return build_converted("StyleGAN1Discriminator", init_kwargs, t, what)
+    variables = Variables(net.all_variables(), what)
+    check_lod(variables, "lod")
+    tm = TensorMap(variables)
+    tm.conv_layer("fromrgb_weight", "fromrgb_bias", "FromRGB_lod0")
+    variables.ignore(r"FromRGB_lod[1-9]\d*/(weight|bias)")
+    for log2_res in range(int(math.log2(resolution)), 2, -1):
+        side = 2**log2_res
+        tm.conv_layer(f"b{side}.conv0_weight", f"b{side}.conv0_bias", f"{side}x{side}/Conv0")
+        tm.conv_layer(f"b{side}.conv1_weight", f"b{side}.conv1_bias", f"{side}x{side}/Conv1_down")
+    tm.conv_layer("conv_weight", "conv_bias", "4x4/Conv")
+    tm.dense_layer("fc", "4x4/Dense0")
+    tm.dense_layer("out", "4x4/Dense1")
+    variables.finish()
+    return build_converted("StyleGAN1Discriminator", init_kwargs, tm.tensors, what)

@@ -5,8 +5,8 @@ of ours that checks its arguments and builds plain data (tensors, numpy values, 
 is imported by name, and no code stored in a file is run. Anything else raises ``UnsafePickleError``.
 
 A hostile pickle may also try to set attributes on what it is handed (pickle's BUILD opcode): the
-objects the allow-list hands out are frozen and have no ``__dict__``, and the one class it must hand out
-(EasyDict, for NEWOBJ) is a throwaway subclass made for each load.
+objects the allow-list hands out are frozen slotted dataclasses whose ``__setstate__`` refuses, and the
+one class it must hand out (EasyDict, for NEWOBJ) is a throwaway subclass made for each load.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -34,36 +35,32 @@ class CorruptPickleError(Exception):
     """Malformed data inside an otherwise allowed call; the loader reports the file as corrupt."""
 
 
-class _Sealed:
-    """Base of the objects handed to a pickle: no ``__dict__``, and pickle's BUILD (``__setstate__``) fails."""
-
-    __slots__ = ()
-
-    def __setstate__(self, state: Any) -> None:
-        raise CorruptPickleError(f"the pickle tries to change a {type(self).__name__.lstrip('_')}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if hasattr(self, name):  # set once in __init__, never again
-            raise CorruptPickleError(f"the pickle tries to change a {type(self).__name__.lstrip('_')}")
-        object.__setattr__(self, name, value)
+def _refuse_build(record: Any, state: Any) -> None:
+    """pickle's BUILD on something the allow-list handed out: always refused."""
+    raise CorruptPickleError(f"the pickle tries to change a {type(record).__name__.lstrip('_')}")
 
 
-class _TypeMarker(_Sealed):
+def _sealed(cls: type) -> type:
+    """A frozen, slotted dataclass (no ``__dict__``, fields set only by ``__init__``) that BUILD cannot
+    touch either: the dataclass's own ``__setstate__`` (which would set fields) is replaced by a refusal."""
+    frozen = dataclass(frozen=True, slots=True, eq=False)(cls)
+    frozen.__setstate__ = _refuse_build
+    return frozen
+
+
+@_sealed
+class _TypeMarker:
     """Stands in for a class a pickle may name only as an argument (e.g. the type of a tensor)."""
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
+    name: str
 
 
-class _Global(_Sealed):
+@_sealed
+class _Global:
     """A wrapper around one allowed function, made afresh for each load."""
 
-    __slots__ = ("name", "fn")
-
-    def __init__(self, name: str, fn: Callable[..., Any]):
-        self.name, self.fn = name, fn
+    name: str
+    fn: Callable[..., Any]
 
     def __call__(self, *args: Any) -> Any:
         return self.fn(*args)
@@ -109,13 +106,11 @@ def _check(condition: bool, what: str) -> None:
 # storage is torch.storage._load_from_bytes(blob), where blob is a legacy torch.save of the storage.
 
 
-class _Storage(_Sealed):
+@_sealed
+class _Storage:
     """A tensor storage read from a nested blob: a flat 1-D tensor of its dtype and length."""
 
-    __slots__ = ("flat",)
-
-    def __init__(self, flat: torch.Tensor):
-        self.flat = flat
+    flat: torch.Tensor
 
 
 _STORAGE_DTYPES = {
@@ -272,24 +267,22 @@ def official_globals(source: str) -> dict[tuple[str, str], Any]:
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
         ("collections", "OrderedDict"): _ordered_dict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-        ("torch._utils", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
         ("torch.storage", "_load_from_bytes"): lambda blob: _storage_from_legacy_blob(blob, source),
         ("numpy", "dtype"): _np_dtype,
-        ("numpy.core.multiarray", "scalar"): _np_scalar,
-        ("numpy._core.multiarray", "scalar"): _np_scalar,
-        ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
-        ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,
-        ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,
-        ("builtins", "set"): _set,  # protocol <= 3 writes sets (e.g. _non_persistent_buffers_set) this way
-        ("builtins", "frozenset"): _frozenset,
-        ("__builtin__", "set"): _set,  # protocol 2 writes Python 2 names
-        ("__builtin__", "frozenset"): _frozenset,
         ("_codecs", "encode"): _codecs_encode,
     }
+    # Names that moved between versions: each spelling a supported torch / numpy / pickle protocol writes.
+    for name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
+        functions["torch._utils", name] = _rebuild_parameter
+    for module in ("torch._tensor", "torch._utils"):
+        functions[module, "_rebuild_from_type_v2"] = _rebuild_from_type_v2
+    for core in ("numpy.core", "numpy._core"):  # numpy 2 renamed numpy.core
+        functions[f"{core}.multiarray", "scalar"] = _np_scalar
+        functions[f"{core}.multiarray", "_reconstruct"] = _np_reconstruct
+        functions[f"{core}.numeric", "_frombuffer"] = _np_frombuffer
+    for builtins in ("builtins", "__builtin__"):  # protocol <= 3 writes sets this way; protocol 2 as Python 2 names
+        functions[builtins, "set"] = _set
+        functions[builtins, "frozenset"] = _frozenset
     allowed: dict[tuple[str, str], Any] = {key: _Global(".".join(key), fn) for key, fn in functions.items()}
     allowed.update({
         ("dnnlib.util", "EasyDict"): easydict,
@@ -310,30 +303,25 @@ def official_globals(source: str) -> dict[tuple[str, str], Any]:
 TF_NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class TFNetworkStub:
-    """What a TF pickle's Network becomes: an inert holder of its state dict, set once by BUILD."""
+    """What a TF pickle's Network becomes: an inert holder of its state dict, which BUILD gives it once.
 
-    __slots__ = ("_state",)
+    NEWOBJ makes it empty; frozen, so the one way in is ``__setstate__``, which refuses a second state.
+    """
+
+    _state: Any = field(init=False, repr=False)
 
     def __setstate__(self, state: Any) -> None:
         _check(isinstance(state, dict), "a TensorFlow network whose state is not a dict")
-        try:
-            object.__getattribute__(self, "_state")
-        except AttributeError:
-            object.__setattr__(self, "_state", state)
-            return
-        raise CorruptPickleError("the pickle tries to change a TensorFlow network")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise CorruptPickleError("the pickle tries to change a TensorFlow network")
+        if self.state is not None:
+            raise CorruptPickleError("the pickle tries to change a TensorFlow network")
+        object.__setattr__(self, "_state", state)
 
     @property
     def state(self) -> dict[str, Any] | None:
         """The state dict, or None if the pickle never gave one."""
-        try:
-            return object.__getattribute__(self, "_state")
-        except AttributeError:
-            return None
+        return getattr(self, "_state", None)
 
 
 def restricted_load_tf(file: BinaryIO, source: str) -> Any:

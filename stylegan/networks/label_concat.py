@@ -136,5 +136,4 @@ class LabelScoreDiscriminator(Discriminator):
         return (scores * c.to(scores.dtype)).sum(dim=1, keepdim=True)
 
 
-__all__ = ["LabelConcat", "LabelConcatMappingNetwork", "LabelConcatGenerator", "LabelScoreDiscriminator",
-           "truncate"]
+__all__ = ["LabelConcat", "LabelConcatMappingNetwork", "LabelConcatGenerator", "LabelScoreDiscriminator"]

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylegan.networks.init_record import records_init_kwargs
-from stylegan.networks.label_concat import LabelConcat, truncate
-from stylegan.networks.layers import (NOISE_MODES, MinibatchStdLayer, expect_shape, normalize_2nd_moment,
-                                      w_avg_update_wanted)
+from stylegan.networks.label_concat import LabelConcat
+from stylegan.networks.layers import (NOISE_MODES, MinibatchStdLayer, broadcast_w, expect_shape,
+                                      normalize_2nd_moment, track_w_avg, truncate, w_avg_update_wanted)
 
 ACTIVATIONS = ("lrelu", "relu")
 SQRT2 = math.sqrt(2)
@@ -193,8 +193,8 @@ class MappingNetwork(nn.Module):
         """
         w = self._w(z, c)
         if w_avg_update_wanted(self.training, skip_w_avg_update, update_emas):
-            self._track_w_avg(w)
-        ws = w.unsqueeze(1).repeat([1, self.num_ws, 1])
+            track_w_avg(self.w_avg, w, self.w_avg_beta)
+        ws = broadcast_w(w, self.num_ws)
         cutoff = self.default_truncation_cutoff if truncation_cutoff is DEFAULT else truncation_cutoff
         if cutoff is not None and cutoff <= 0:
             return ws  # as in v1: a cutoff of 0 (or less) turns truncation off
@@ -214,12 +214,6 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         return x
-
-    @torch.no_grad()
-    def _track_w_avg(self, w: torch.Tensor) -> None:
-        """The running mean of w over training batches: ``w_avg ← m + β (w_avg − m)``, m this batch's mean."""
-        batch_mean = w.mean(dim=0)
-        self.w_avg.copy_(torch.lerp(batch_mean, self.w_avg, self.w_avg_beta))
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"

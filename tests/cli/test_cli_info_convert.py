@@ -57,7 +57,8 @@ def test_convert_to_an_unwritable_folder_is_a_clean_error(run, tmp_path):
     # /proc exists and is a directory, but no regular file can be created in it (not even by root).
     r = run("convert", "--source", "default", "--dest", "/proc/qa-default.safetensors")
     assert r.code == 2
-    assert r.err.startswith("error: cannot write /proc/qa-default.safetensors") and "Traceback" not in r.err
+    assert r.err.startswith("error: cannot write --dest /proc/qa-default.safetensors") and "Traceback" not in r.err
+    assert r.err.count("\n") == 1
 
 
 def test_convert_with_a_bad_source_creates_no_folder(run, tmp_path):
@@ -75,3 +76,23 @@ def test_info_summarises_an_augment_pipe_instead_of_dumping_its_tensors(G):
     at = lines.index("augment_pipe:")
     assert lines[at + 1:] == ["  p: 0.25", "  enabled: xflip, rotate90, hue"]
     assert not any("tensor(" in line for line in lines)
+
+
+def test_convert_that_fails_mid_write_keeps_the_older_file(run, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    dest = tmp_path / "out.safetensors"
+    dest.write_bytes(b"an older network")
+
+    def disk_full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("stylegan.formats.safetensors_io.save_file", disk_full)
+    r = run("convert", "--source", "default", "--dest", dest)
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert r.err.startswith(f"error: cannot write --dest {dest}: {os.strerror(errno.ENOSPC)}")
+    assert dest.read_bytes() == b"an older network"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.safetensors"]  # no temporary file left

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import zipfile
 
 import pytest
@@ -99,3 +101,41 @@ def test_bad_inputs_exit_2_and_leave_nothing(tmp_path, stylegan_main, rng):
     with zipfile.ZipFile(tmp_path / "o.zip") as z:
         assert z.namelist() == ["00000/img00000000.png", "dataset.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mixed", "o.zip"]
+
+
+def test_overwrite_on_the_command_line(tmp_path, stylegan_main, monkeypatch):
+    """--overwrite: refused without it, all-or-nothing with it."""
+    make_image_folder(tmp_path / "src", n=2)
+    dest = tmp_path / "out.zip"
+    dest.write_bytes(b"an older dataset")
+    args = ("dataset", "--source", tmp_path / "src", "--dest", dest, "--quiet")
+
+    # Without --overwrite an existing --dest is refused with one line and left alone.
+    code, out, err = stylegan_main(*args)
+    assert code == 2 and out == ""
+    assert err == f"error: --dest {dest} already exists (choose a new name, or pass --overwrite to replace it)\n"
+    assert dest.read_bytes() == b"an older dataset"
+
+    # A run whose disk fills up half-way keeps the old file, leaves no temporary file, and says so in one line.
+    real_writestr = zipfile.ZipFile.writestr
+    calls = []
+
+    def disk_full_on_second(self, name, data, *a, **kw):
+        calls.append(name)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_writestr(self, name, data, *a, **kw)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full_on_second)
+    code, out, err = stylegan_main(*args, "--overwrite")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: cannot write --dest {dest}: {os.strerror(errno.ENOSPC)}")
+    assert dest.read_bytes() == b"an older dataset"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "src"]
+    monkeypatch.undo()
+
+    # With --overwrite it is replaced by the new dataset.
+    code, out, err = stylegan_main(*args, "--overwrite")
+    assert code == 0 and err == "" and "wrote 2 images" in out
+    assert len(ImageDataset(dest)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "src"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import sys
 import tarfile
+import tempfile
 import zipfile
 
 import numpy as np
@@ -173,15 +175,25 @@ def test_unwritable_dest(tmp_path):
     fails("cannot write --dest", tmp_path / "src", tmp_path / "file" / "sub" / "out")
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root (or Windows) ignores folder modes")
-def test_read_only_dest_folder(tmp_path):
+@pytest.mark.parametrize("dest", ["out.zip", "out"])
+def test_read_only_dest_folder(tmp_path, monkeypatch, dest):
+    # A read-only file system refuses even root, which ignores folder modes: make the temporary file or
+    # folder that every write starts with fail there as it would (EROFS), and only there.
     make_image_folder(tmp_path / "src", n=1)
     (tmp_path / "ro").mkdir()
-    (tmp_path / "ro").chmod(0o500)
-    try:
-        fails("cannot write --dest", tmp_path / "src", tmp_path / "ro" / "out.zip")
-    finally:
-        (tmp_path / "ro").chmod(0o700)
+
+    def read_only(real):
+        def make(*args, dir=None, **kwargs):
+            if dir is not None and os.path.samefile(dir, tmp_path / "ro"):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            return real(*args, dir=dir, **kwargs)
+        return make
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only(tempfile.mkstemp))
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only(tempfile.mkdtemp))
+    error = fails("cannot write --dest", tmp_path / "src", tmp_path / "ro" / dest)
+    assert os.strerror(errno.EROFS) in str(error) and "writable --dest" in error.fix
+    assert list((tmp_path / "ro").iterdir()) == []
 
 
 def test_dest_folder_must_be_empty(tmp_path):

@@ -270,6 +270,36 @@ def test_center_crop_wide_canvas_and_too_small_images(tmp_path, rng):
     np.testing.assert_array_equal(img[4:12], band)
 
 
+@pytest.mark.parametrize("height, band_top, band_rows", [
+    (16, 4, 8),   # 16 * 16 / 32 = 8 rows, from row (16 - 8) // 2 = 4
+    (17, 4, 8),   # 8.5 rounds half to even: 8 rows (9 if rounded up), from row (17 - 8) // 2 = 4
+    (33, 8, 16),  # 16.5 -> 16 rows (17 if rounded up), from row 8, halved in height by the resize
+])
+def test_center_crop_wide_pixels_match_a_direct_computation(rng, height, band_top, band_rows):
+    # The expected band is planted in a random 32-wide image as `small` (8 rows x 16 columns) with every
+    # pixel repeated 2 times across and band_rows / 8 times down, so the box resize of exactly that band
+    # to 16x8 gives `small` back with no rounding; any other band (offset or row count) picks up noise.
+    small = rng.randint(0, 256, size=(8, 16, 3)).astype(np.uint8)
+    image = rng.randint(0, 256, size=(height, 32, 3)).astype(np.uint8)
+    image[band_top:band_top + band_rows] = np.repeat(np.repeat(small, band_rows // 8, axis=0), 2, axis=1)
+    out = Transform("center-crop-wide", (16, 8), "box")(image)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert not out[:4].any() and not out[12:].any()  # (16 - 8) // 2 = 4 black rows above, 4 below
+    np.testing.assert_array_equal(out[4:12], small)
+
+
+def test_center_crop_wide_leaves_out_narrow_and_short_images(rng):
+    wide = Transform("center-crop-wide", (16, 8), "box")
+    assert wide(rng.randint(0, 256, size=(16, 15, 3)).astype(np.uint8)) is None  # narrower than 16
+    assert wide(rng.randint(0, 256, size=(7, 16, 3)).astype(np.uint8)) is None   # band of 7 rows < 8
+    assert wide(rng.randint(0, 256, size=(8, 16, 3)).astype(np.uint8)).shape == (16, 16, 3)
+
+
+def test_center_crop_of_odd_surplus_keeps_the_extra_column_at_the_end(rng):
+    image = rng.randint(0, 256, size=(8, 11, 1)).astype(np.uint8)  # 3 spare columns: 1 before, 2 after
+    np.testing.assert_array_equal(Transform("center-crop", (8, 8))(image), image[:, 1:9])
+
+
 def test_grayscale_center_crop(tmp_path):
     images_path, images, _ = make_mnist(tmp_path / "mnist", n=2)
     report = convert_dataset(images_path, tmp_path / "out.zip", transform="center-crop", resolution=(16, 16),

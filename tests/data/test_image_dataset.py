@@ -12,6 +12,7 @@ import torch
 
 import stylegan.data.images as images_module
 from stylegan.data import ImageDataset, check_dataset_fits, convert_dataset, dataset_fingerprint, require_labels
+from stylegan.data.dataset import item_table, one_hot, subset_indices
 from stylegan.errors import StyleGANError
 
 from .conftest import make_image_folder, random_image, save_image, write_labels
@@ -81,6 +82,36 @@ def test_xflip_appends_mirrored_copies(labeled_zip):
     assert ds[6][0].flags.c_contiguous
 
 
+# (images, max_size, random_seed) -> the images the official stylegan2-ada-pytorch reader keeps, measured by
+# running its training/dataset.py Dataset (xflip=True) outside this repository. Its mirrored half repeats
+# these indices in the same order with xflip set.
+OFFICIAL_SUBSETS = {
+    (6, 3, 1): [1, 2, 4],
+    (6, 3, 2): [1, 3, 4],
+    (10, 4, 0): [2, 4, 8, 9],
+    (10, 4, 123): [0, 4, 5, 7],
+    (25, 7, 5): [2, 10, 17, 18, 19, 21, 24],
+    (100, 10, 0): [2, 16, 26, 54, 55, 73, 75, 86, 93, 95],
+    (1000, 5, 42): [411, 521, 660, 737, 740],
+    (12, 12, 3): list(range(12)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OFFICIAL_SUBSETS))
+def test_subset_and_mirror_table_match_the_official_reader(case):
+    count, max_size, seed = case
+    kept = OFFICIAL_SUBSETS[case]
+    assert subset_indices(count, max_size, seed).tolist() == kept
+    assert item_table(count, max_size, seed, mirror=True) == [(i, False) for i in kept] + [(i, True) for i in kept]
+    assert item_table(count, max_size, seed, mirror=False) == [(i, False) for i in kept]
+
+
+def test_no_max_size_keeps_every_image_in_order():
+    assert subset_indices(5, None, 7).tolist() == [0, 1, 2, 3, 4]
+    assert item_table(3, None, 0, mirror=True) == [(0, False), (1, False), (2, False),
+                                                   (0, True), (1, True), (2, True)]
+
+
 def test_max_size_is_a_seeded_sorted_subset(labeled_zip):
     path, pixels, _ = labeled_zip
     a = ImageDataset(path, max_size=3, random_seed=1)
@@ -89,14 +120,15 @@ def test_max_size_is_a_seeded_sorted_subset(labeled_zip):
     picked = [a.raw_index(i) for i in range(3)]
     assert picked == sorted(picked) and picked == [b.raw_index(i) for i in range(3)]
     assert picked != [c.raw_index(i) for i in range(3)]
-    # The official reader's rule: shuffle all indices with RandomState(seed), keep the first max_size, sort.
-    expected = np.arange(6)
-    np.random.RandomState(1).shuffle(expected)
-    assert picked == sorted(expected[:3].tolist())
+    assert picked == OFFICIAL_SUBSETS[(6, 3, 1)]
     for i, raw in enumerate(picked):
         np.testing.assert_array_equal(a[i][0], pixels[raw].transpose(2, 0, 1))
     assert len(ImageDataset(path, max_size=100)) == 6
     assert len(ImageDataset(path, max_size=2, xflip=True)) == 4
+
+
+def test_one_hot():
+    assert one_hot(2, 4).tolist() == [0.0, 0.0, 1.0, 0.0] and one_hot(0, 1).dtype == np.float32
 
 
 def test_grayscale_dataset_has_one_channel(tmp_path, rng):
@@ -134,7 +166,7 @@ def test_pickling_drops_the_open_zip(labeled_zip):
     ds = ImageDataset(path)
     ds[0]
     copy = pickle.loads(pickle.dumps(ds))
-    assert copy._zip is None
+    assert copy._archive is None
     np.testing.assert_array_equal(copy[3][0], ds[3][0])
     ds.close()
     np.testing.assert_array_equal(ds[3][0], copy[3][0])  # reopens after close
@@ -154,11 +186,11 @@ def test_zip_is_reopened_in_a_new_process(labeled_zip, monkeypatch):
     import os
 
     ds = ImageDataset(labeled_zip[0])
-    parent_zip = ds._zipfile()
-    assert ds._zipfile() is parent_zip
+    parent_zip = ds._open_archive()
+    assert ds._open_archive() is parent_zip
     pid = os.getpid()
     monkeypatch.setattr(os, "getpid", lambda: pid + 1)  # as seen from a forked DataLoader worker
-    assert ds._zipfile() is not parent_zip
+    assert ds._open_archive() is not parent_zip
 
 
 # ----------------------------------------------------------------------------------------------- errors

@@ -67,10 +67,17 @@ def official_names() -> Iterator[tuple[Any, type]]:
     }
     fakes["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
     fakes["dnnlib.util"].EasyDict = easydict
+    with installed_modules(fakes):
+        yield _reconstruct_persistent_obj, easydict
+
+
+@contextlib.contextmanager
+def installed_modules(fakes: dict[str, types.ModuleType]) -> Iterator[None]:
+    """Put ``fakes`` into ``sys.modules`` for the block, then restore whatever was there before."""
     saved = {name: sys.modules.get(name) for name in fakes}
     sys.modules.update(fakes)
     try:
-        yield _reconstruct_persistent_obj, easydict
+        yield
     finally:
         for name, module in saved.items():
             if module is None:

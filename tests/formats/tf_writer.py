@@ -17,13 +17,14 @@ import contextlib
 import io
 import math
 import pickle
-import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from tests.formats.official_writer import installed_modules
 
 DEFAULT_BUILD_SRC = "# the network's build module would be here; loaders must never execute it\n"
 
@@ -54,16 +55,8 @@ def tf_network_class() -> Iterator[type]:
     network.__getstate__ = lambda self: self._state
     fakes = {name: types.ModuleType(name) for name in ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")}
     fakes["dnnlib.tflib.network"].Network = network
-    saved = {name: sys.modules.get(name) for name in fakes}
-    sys.modules.update(fakes)
-    try:
+    with installed_modules(fakes):
         yield network
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 def _as_network(net: TFNet, network_class: type) -> Any:
@@ -230,13 +223,19 @@ def stylegan2_discriminator(seed: int, *, ada: bool = False, c_dim: int = 0, res
 
 def stylegan2_snapshot(seed: int = 0, **kwargs: Any) -> tuple[TFNet, TFNet, TFNet]:
     """(G, D, Gs) as a StyleGAN2(-ADA) TF training run pickles them. kwargs: ada, c_dim, resolution, ..."""
-    d_keys = {"ada", "c_dim", "resolution", "img_channels", "fmap_base", "fmap_max"}
-    d_kwargs = {k: v for k, v in kwargs.items() if k in d_keys}
+    shared = {"ada", "c_dim", "resolution", "img_channels", "fmap_base", "fmap_max"}
+    return _snapshot(stylegan2_generator, stylegan2_discriminator, shared, seed, kwargs)
+
+
+def _snapshot(generator: Any, discriminator: Any, shared_with_d: set[str], seed: int,
+              kwargs: dict[str, Any]) -> tuple[TFNet, TFNet, TFNet]:
+    """(G, D, Gs): two generators from ``kwargs`` (seeds ``seed``, ``seed + 1``), a discriminator (``seed + 2``)
+    from the kwargs in ``shared_with_d`` plus ``kwargs['d_kwargs']``."""
+    d_kwargs = {k: v for k, v in kwargs.items() if k in shared_with_d}
     d_kwargs.update(kwargs.pop("d_kwargs", {}))
-    G = stylegan2_generator(seed, **kwargs)
-    Gs = stylegan2_generator(seed + 1, **kwargs)
+    G, Gs = generator(seed, **kwargs), generator(seed + 1, **kwargs)
     Gs.name = "Gs"
-    return G, stylegan2_discriminator(seed + 2, **d_kwargs), Gs
+    return G, discriminator(seed + 2, **d_kwargs), Gs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,10 +329,6 @@ def stylegan1_discriminator(seed: int, *, c_dim: int = 0, resolution: int = 16, 
 
 
 def stylegan1_snapshot(seed: int = 0, **kwargs: Any) -> tuple[TFNet, TFNet, TFNet]:
-    d_keys = {"c_dim", "resolution", "img_channels", "fmap_base", "fmap_max", "lod"}
-    d_kwargs = {k: v for k, v in kwargs.items() if k in d_keys}
-    d_kwargs.update(kwargs.pop("d_kwargs", {}))
-    G = stylegan1_generator(seed, **kwargs)
-    Gs = stylegan1_generator(seed + 1, **kwargs)
-    Gs.name = "Gs"
-    return G, stylegan1_discriminator(seed + 2, **d_kwargs), Gs
+    """(G, D, Gs) as a StyleGAN (v1) TF training run pickles them."""
+    shared = {"c_dim", "resolution", "img_channels", "fmap_base", "fmap_max", "lod"}
+    return _snapshot(stylegan1_generator, stylegan1_discriminator, shared, seed, kwargs)
