@@ -1,19 +1,14 @@
-"""The ADA augmentation pipeline and the adaptive-p controller (small CPU images only)."""
+"""The ADA augmentation pipeline (small CPU images only)."""
 
 import inspect
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from stylegan.training.augment import (
-    AUGPIPE_PRESETS,
-    AdaController,
-    AugmentPipe,
-    ada_adjustment,
-    filter_bank,
-)
+from stylegan.training.augment import AUGPIPE_PRESETS, AugmentPipe, filter_bank
 
 
 def pipe(p=1.0, exact_blit=False, **kwargs):
@@ -63,6 +58,25 @@ def test_constructor_has_the_official_kwargs_and_defaults():
     assert float(a.p) == 1.0 and a.p.shape == ()
     b = AugmentPipe(**a.init_kwargs)  # rebuildable from its kwargs
     assert b.init_kwargs == a.init_kwargs
+
+
+def test_settings_are_keyword_only_validated_and_recorded_as_a_private_copy():
+    with pytest.raises(TypeError):
+        AugmentPipe(1)  # the official pipes are always built from keyword arguments
+    with pytest.raises(TypeError):
+        AugmentPipe(xflip=1, flip=1)
+    with pytest.raises(ValueError, match="imgfilter_bands"):
+        AugmentPipe(imgfilter=1, imgfilter_bands=[1, 1])
+    bands = [1, 2, 0, 4]
+    a = AugmentPipe(imgfilter=1, imgfilter_bands=bands)
+    bands[0] = 9
+    assert a.init_kwargs["imgfilter_bands"] == [1.0, 2.0, 0.0, 4.0]
+    assert all(type(b) is float for b in a.init_kwargs["imgfilter_bands"])
+    assert json.loads(json.dumps(a.init_kwargs)) == a.init_kwargs  # stored as file metadata
+    a.init_kwargs["imgfilter_bands"][1] = 7  # the record is not the pipe's live state
+    assert AugmentPipe(**AugmentPipe(imgfilter=1).init_kwargs).init_kwargs == AugmentPipe(imgfilter=1).init_kwargs
+    y = pipe(1.0, imgfilter=1, imgfilter_bands=[1, 2, 0, 4])(images(), debug_percentile=0.3)
+    assert torch.equal(a(images(), debug_percentile=0.3), y)
 
 
 def test_state_dict_matches_the_official_layout():
@@ -410,6 +424,17 @@ def test_probabilities_scale_with_p():
     assert abs(float(rotated.float().mean()) - 0.5) < 0.03
 
 
+@pytest.mark.parametrize("rotate, p", [(1, 0.84), (2, 0.75)])
+def test_two_rotations_share_the_rotate_probability(rotate, p):
+    """Each of the two rotations happens with r = 1 - √(1 - rotate·p), so that one or both happen with
+    probability rotate·p (capped at 1): 0.84 needs r = 0.6, while r = 0.84 would give 0.9744."""
+    n = 4000
+    torch.manual_seed(10)
+    G = pipe(p, rotate=rotate).sample_geometry(n, 8, 8, torch.device("cpu"))
+    rotated = (G[:, :2, :2] - torch.eye(2)).abs().amax(dim=(1, 2)) > 1e-6
+    assert abs(float(rotated.float().mean()) - min(rotate * p, 1)) < 0.02
+
+
 # --- every preset ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("preset", sorted(AUGPIPE_PRESETS))
@@ -434,63 +459,3 @@ def test_gradients_are_correct_and_twice_differentiable():
     (gx,) = torch.autograd.grad((f(x) * w).sum(), x, create_graph=True)
     gx.square().sum().backward()
     assert w.grad is not None and torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
-
-
-# --- adaptive p -----------------------------------------------------------------------------------------
-
-def test_ada_adjustment_formula():
-    assert ada_adjustment(0.8, 0.6, 64, 4, 500) == pytest.approx(64 * 4 / 500_000)
-    assert ada_adjustment(0.2, 0.6, 64, 4, 500) == pytest.approx(-64 * 4 / 500_000)
-    assert ada_adjustment(0.6, 0.6, 64, 4, 500) == 0
-
-
-def test_ada_controller_moves_p():
-    batch, interval, kimg = 32, 4, 500
-    step = batch * interval / (kimg * 1000)  # computed independently of the module
-    ctrl = AdaController(batch_size=batch)
-    assert (ctrl.target, ctrl.interval, ctrl.kimg, ctrl.p) == (0.6, 4, 500, 0.0)
-    overfitting = torch.tensor([3.0, 1.0, 2.0, 0.5, 1.0])  # D sure about every real: sign mean 1 > 0.6
-    healthy = torch.tensor([3.0, 1.0, 2.0, -1.0])  # sign mean 0.5 < 0.6
-    history = []
-    for _ in range(8):
-        ctrl.accumulate(overfitting)
-        history.append(ctrl.end_batch())
-    assert history == pytest.approx([0, 0, 0, step, step, step, step, 2 * step])  # every 4th minibatch
-    for _ in range(4):
-        ctrl.accumulate(healthy)
-        p = ctrl.end_batch()
-    assert p == pytest.approx(step)
-    for _ in range(12):  # p never goes below zero
-        ctrl.accumulate(healthy)
-        p = ctrl.end_batch()
-    assert p == 0.0
-
-
-def test_ada_controller_averages_over_the_interval_and_resumes():
-    batch = 64
-    step = batch * 4 / 500_000
-    ctrl = AdaController(batch_size=batch, p=0.5)
-    ctrl.accumulate(torch.ones(8))
-    for _ in range(3):
-        ctrl.end_batch()
-    ctrl.accumulate(-torch.ones(2))  # mean sign over the interval: (8 - 2) / 10 = 0.6 = target
-    assert ctrl.end_batch() == 0.5
-    ctrl.accumulate(torch.ones(9))
-    ctrl.accumulate(-torch.ones(1))  # 0.8
-    ctrl.end_batch()
-    state = ctrl.state_dict()
-    resumed = AdaController(batch_size=1)
-    resumed.load_state_dict(state)
-    assert resumed.state_dict() == state
-    for c in (ctrl, resumed):
-        c.end_batch(); c.end_batch()  # noqa: E702
-        assert c.end_batch() == pytest.approx(0.5 + step)
-    # an interval without reports leaves p alone; a reduce hook sees (sum, count)
-    seen = []
-    ctrl = AdaController(batch_size=batch, interval=2, p=0.25)
-    for _ in range(2):
-        p = ctrl.end_batch(reduce=lambda s, n: seen.append((s, n)) or (s, n))
-    assert p == 0.25 and seen == [(0.0, 0)]
-    ctrl.accumulate(-torch.ones(4))
-    ctrl.end_batch()
-    assert ctrl.end_batch(reduce=lambda s, n: (s + 100.0, n + 100)) == pytest.approx(0.25 + batch * 2 / 500_000)

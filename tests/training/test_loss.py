@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -142,3 +143,71 @@ def test_one_pass_dmain_equals_the_official_two_passes(monkeypatch):
     for k in s1:
         assert torch.allclose(s1[k], s2[k], rtol=1e-5, atol=1e-6), k
     assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+def test_style_mixing_draws_like_the_official_loss():
+    """Crossover from ``random_(1, num_ws)`` on an int64 scalar, then the mixing coin, then fresh latents:
+    the official order, so that equal seeds mix equally."""
+    G, D = tiny_gd()
+    G.eval()
+    loss = StyleGAN2Loss(G, D, config=LossConfig(style_mixing_prob=0.5))
+    z, c = torch.randn(3, 8), torch.zeros(3, 0)
+    plain = G.mapping(z, c)
+    crossovers = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        drawn = int(torch.empty((), dtype=torch.long).random_(1, G.num_ws))
+        mixing = float(torch.rand(())) < 0.5
+        other = G.mapping(torch.randn_like(z), c)
+        want = torch.cat([plain[:, :drawn], other[:, drawn:]], dim=1) if mixing else plain
+        torch.manual_seed(seed)
+        _, ws = loss.generate(z, c)
+        assert torch.equal(ws, want), seed
+        crossovers.add(drawn if mixing else G.num_ws)
+    assert len(crossovers) >= 3  # both outcomes of the coin and several crossovers were seen
+
+
+def plain_penalty_backward(phase, G, D, z, c, real, gain, pl_mean, seed):
+    """The regulariser of ``phase`` written out directly, with a plain backward (no zero anchor)."""
+    torch.manual_seed(seed)
+    if phase == "Greg":
+        ws = G.mapping(z[:2], c[:2], skip_w_avg_update=True)
+        img = G.synthesis(ws)
+        y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        (g,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
+        lengths = g.square().sum(2).mean(1).sqrt()
+        mean = pl_mean + (lengths.mean() - pl_mean) * 0.01
+        ((lengths - mean).square() * 2).mean().mul(gain).backward()
+    else:
+        x = real.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(D(x, c).sum(), x, create_graph=True)
+        (g.square().sum([1, 2, 3]) * 5).mean().mul(gain).backward()
+
+
+@pytest.mark.parametrize("phase", ["Greg", "Dreg"])
+def test_regularisers_give_every_trained_parameter_a_gradient(phase):
+    """A penalty on a derivative leaves some parameters (e.g. output biases) without any path to it. They
+    must still get a gradient, an exact zero, as in the official training: Adam then decays their second
+    moment and counts the step, and the gradient all-reduce (or DDP) sees every parameter in every phase.
+    The other gradients are exactly those of the penalty alone."""
+    G, D = tiny_gd()
+    trained = G if phase == "Greg" else D
+    G.requires_grad_(trained is G), D.requires_grad_(trained is D)
+    z, c, real = torch.randn(4, 8), torch.zeros(4, 0), torch.randn(4, 1, 8, 8)
+    loss = StyleGAN2Loss(G, D, config=LossConfig(r1_gamma=10, pl_weight=2, pl_decay=0.01, style_mixing_prob=0))
+    loss.pl_mean.fill_(0.5)
+    torch.manual_seed(7)
+    loss.accumulate_gradients(phase, real, c, z, c, gain=4)
+    ours = {n: p.grad for n, p in trained.named_parameters()}
+    trained.zero_grad(set_to_none=True)
+    plain_penalty_backward(phase, G, D, z, c, real, 4, torch.tensor(0.5), seed=7)
+    plain = {n: p.grad for n, p in trained.named_parameters()}
+
+    assert all(g is not None for g in ours.values())
+    unreached = [n for n, g in plain.items() if g is None]
+    assert unreached and all(n.endswith("bias") for n in unreached), unreached
+    for name, g in ours.items():
+        if plain[name] is None:
+            assert torch.equal(g, torch.zeros_like(g)), name
+        else:
+            assert torch.allclose(g, plain[name], rtol=1e-6, atol=1e-9), name
