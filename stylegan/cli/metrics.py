@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,13 +13,6 @@ from stylegan.errors import StyleGANError
 
 if TYPE_CHECKING:
     from stylegan.metrics.distributed import Shard
-
-
-def _device_for_rank(device: torch.device) -> torch.device:
-    # Under torchrun each process takes its own GPU.
-    if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    return device
 
 
 @click.command()
@@ -64,7 +56,7 @@ def metrics(network: str, metric_names: str | None, data: Path | None, mirror: b
       stylegan metrics --data ffhq.zip --export-stats ffhq-stats.npz
     Under torchrun (one process per GPU) the work is shared out; rank 0 prints and writes.
     """
-    from stylegan.metrics.distributed import init_from_env, shutdown
+    from stylegan.metrics.distributed import shutdown, start_shard
     from stylegan.metrics.reports import ensure_writable_parent
     from stylegan.metrics.specs import parse_metrics
 
@@ -72,8 +64,7 @@ def metrics(network: str, metric_names: str | None, data: Path | None, mirror: b
         parse_metrics(metric_names or "fid50k_full", num_gen)  # bad names fail before anything is loaded
     for path, option in ((out, "--out"), (export_stats, "--export-stats")):
         ensure_writable_parent(path, option)
-    device = _device_for_rank(device)
-    shard = init_from_env(device)
+    shard, device = start_shard(device)  # under torchrun, auto or plain cuda → this process's own GPU
     try:
         _run(shard, network, metric_names, data, mirror, seed, num_gen, detector_dir, out, export_stats, ref_stats,
              batch_size, no_cache, device, quiet)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import click
 from click.core import ParameterSource
 
 from stylegan.cli.options import prepared_outdir
+from stylegan.devices import DEVICE_FORMS, resolve_device
 from stylegan.errors import StyleGANError
-from stylegan.training.config import CONFIG_NAMES, resolve_options, resume_options
-
-AUGPIPES = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
+from stylegan.process_group import Launch, launch_from_env
+from stylegan.training.augment import AUGPIPE_PRESETS
+from stylegan.training.config import AUG_MODES, CONFIG_NAMES, TrainingOptions, resolve_options, resume_options
 
 
 class GridType(click.ParamType):
@@ -37,7 +38,7 @@ def parse_metrics(text: str) -> list[str]:
     return [] if names in ([], ["none"]) else names
 
 
-def metrics_hook(names: list[str], detector_dir: Optional[Path]):
+def metrics_hook(names: list[str], detector_dir: Optional[Path], launch: Launch):
     """The function computing ``names`` at each snapshot (see stylegan.training.run.train), or None.
 
     Metric names and feature detectors are checked here, before any training starts.
@@ -45,7 +46,20 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path]):
     if not names:
         return None
     from stylegan.metrics import training_hook
-    return training_hook(names, detector_dir=detector_dir, progress=int(os.environ.get("RANK", "0")) == 0)
+    return training_hook(names, detector_dir=detector_dir, progress=launch.is_main)
+
+
+@contextlib.contextmanager
+def cpu_threads(count: Optional[int]) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``count`` inside (unchanged for None), the old count after."""
+    import torch
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @click.command()
@@ -54,15 +68,18 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path]):
 @click.option("--cfg", type=click.Choice(CONFIG_NAMES), default="auto", show_default=True, help="Base config.")
 @click.option("--gamma", type=float, help="R1 weight (overrides the config).")
 @click.option("--batch", type=click.IntRange(min=1), help="Total batch size over all processes.")
-@click.option("--batch-gpu", type=click.IntRange(min=1), help="Samples per forward pass (accumulate below batch/processes).")
-@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), help="Training length in thousands of real images shown.")
+@click.option("--batch-gpu", type=click.IntRange(min=1),
+              help="Samples per forward pass (accumulate below batch/processes).")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True),
+              help="Training length in thousands of real images shown.")
 @click.option("--tick", "kimg_per_tick", type=click.FloatRange(min=0, min_open=True), default=4, show_default=True,
               help="kimg between progress lines.")
 @click.option("--snap", type=click.IntRange(min=0), default=50, show_default=True,
               help="Ticks between snapshots and image grids (0: only at the end).")
 @click.option("--mirror", is_flag=True, default=None, help="Add x-flipped copies of the dataset.")
 @click.option("--cond", is_flag=True, default=None, help="Train a class-conditional network from the dataset's labels.")
-@click.option("--subset", "--max-size", "max_size", type=click.IntRange(min=1), help="Train on a seeded subset of N images.")
+@click.option("--subset", "--max-size", "max_size", type=click.IntRange(min=1),
+              help="Train on a seeded subset of N images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--glr", type=click.FloatRange(min=0, min_open=True), help="G learning rate.")
 @click.option("--dlr", type=click.FloatRange(min=0, min_open=True), help="D learning rate.")
@@ -78,11 +95,13 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path]):
               help="No cuDNN autotuning at the start (on by default).")
 @click.option("--allow-tf32", is_flag=True, default=None,
               help="Let Ampere-and-newer GPUs use TF32 in float32 matmuls and convolutions (off by default).")
-@click.option("--aug", type=click.Choice(["ada", "noaug", "fixed"]), default="ada", show_default=True,
+@click.option("--aug", type=click.Choice(AUG_MODES), default="ada", show_default=True,
               help="Adaptive, no, or fixed-probability augmentation.")
-@click.option("--p", type=click.FloatRange(0, 1), help="Augmentation probability (initial for ada, constant for fixed).")
+@click.option("--p", type=click.FloatRange(0, 1),
+              help="Augmentation probability (initial for ada, constant for fixed).")
 @click.option("--target", "ada_target", type=float, help="ADA target for E[sign(D(real))] (default 0.6).")
-@click.option("--augpipe", type=click.Choice(AUGPIPES), default="bgc", show_default=True, help="Augmentations used.")
+@click.option("--augpipe", type=click.Choice(list(AUGPIPE_PRESETS)), default="bgc", show_default=True,
+              help="Augmentations used.")
 @click.option("--resume", help="Network PATH|URL to start from (transfer learning), or 'latest' to continue "
                                "the newest snapshot in --outdir.")
 @click.option("--freezed", type=click.IntRange(min=0), help="Freeze the first N layers of D (transfer learning).")
@@ -92,7 +111,8 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path]):
               help="Folder with inception-2015-12-05.pt / vgg16.pt for --metrics (default: download, or "
                    "$STYLEGAN_DETECTOR_DIR).")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--device", default="auto", show_default=True, help=f"{DEVICE_FORMS}; under torchrun "
+              "auto and cuda give each process its own GPU.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads per process (default: PyTorch's choice; 1 is often fastest on a busy machine).")
 @click.option("--grid", type=GridType(), metavar="WxH",
@@ -110,50 +130,47 @@ def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: 
       stylegan train --data digits.zip --outdir runs --cond --kimg 500 --batch 16
       # Ctrl-C writes a snapshot; the same command plus --resume latest continues it.
     """
-    from stylegan.data import ImageDataset
-    from stylegan.training.run import find_latest_snapshot
+    launch = launch_from_env()
+    opts = _options(click.get_current_context(), outdir, data, cfg, parse_metrics(metrics), launch.world, overrides)
+    if dry_run:
+        click.echo(json.dumps(opts.to_dict(), indent=2))
+        return
+    resolve_device(opts.device, launch.local_rank)  # a bad --device fails here, before --outdir is touched
+    metrics_fn = metrics_hook(list(opts.metrics), detector_dir, launch)  # a resumed run keeps its metrics
     from stylegan.training.run import train as run_training
+    with cpu_threads(threads):
+        if not launch.is_main:
+            run_training(opts, metrics_fn=metrics_fn)
+            return
+        # Training runs inside the context: a run that fails before writing anything (a dataset without
+        # labels for --cond, a --resume network that does not fit) removes the --outdir it just created.
+        with prepared_outdir(outdir):
+            run_training(opts, metrics_fn=metrics_fn)
+
+
+def _options(ctx: click.Context, outdir: Path, data: Optional[Path], cfg: str, metric_names: list[str], gpus: int,
+             overrides: dict) -> TrainingOptions:
+    """The run's options: a new run's from the base config and the given flags, or, for ``--resume latest``,
+    the continued run's own options with only the flags typed on this command line applied on top."""
+    from stylegan.data import ImageDataset
+    from stylegan.training.run import snapshot_to_continue
     from stylegan.training.snapshot import read_snapshot_options
 
-    ctx = click.get_current_context()
-    names = parse_metrics(metrics)
-    gpus = int(os.environ.get("WORLD_SIZE", "1"))
     given = {k: v for k, v in overrides.items() if v is not None}
-
-    if overrides.get("resume") == "latest":
-        latest = find_latest_snapshot(outdir) if outdir.is_dir() else None
-        if latest is None:
-            raise StyleGANError(f"--resume latest found no network-snapshot-*.safetensors under {outdir}",
-                                "start a new run without --resume, or point --outdir at an earlier run's folder")
-        # Continue with the run's own options; only what was typed on this command line changes them.
+    if given.get("resume") == "latest":
+        latest = snapshot_to_continue(outdir)
         typed = {k: v for k, v in given.items()
                  if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE and k != "resume"}
         if data is not None:
             typed["data"] = str(data)
         if ctx.get_parameter_source("metrics") == ParameterSource.COMMANDLINE:
-            typed["metrics"] = names
-        opts = resume_options(read_snapshot_options(latest), gpus=gpus, outdir=str(outdir), **typed)
-    else:
-        if data is None:
-            raise StyleGANError("--data is missing", "give the dataset ZIP or folder made by `stylegan dataset`")
-        if not data.exists():
-            raise StyleGANError(f"dataset {data} does not exist",
-                                "make one with `stylegan dataset --source ... --dest ...`")
-        probe = ImageDataset(str(data), use_labels=bool(given.get("cond")))
-        opts = resolve_options(str(data), str(outdir), probe.resolution, cfg=cfg, gpus=gpus, metrics=names, **given)
-    if opts.aug == "fixed" and opts.p == 0:
-        raise StyleGANError("--aug fixed needs a probability", "add e.g. --p 0.2")
-    if dry_run:
-        click.echo(json.dumps(opts.to_dict(), indent=2))
-        return
-    metrics_fn = metrics_hook(list(opts.metrics), detector_dir)  # a resumed run keeps its metrics
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
-    if int(os.environ.get("RANK", "0")) != 0:
-        run_training(opts, metrics_fn=metrics_fn)
-        return
-    # Training runs inside the context: a run that fails before writing anything (a dataset without
-    # labels for --cond, a --resume network that does not fit) removes the --outdir it just created.
-    with prepared_outdir(outdir):
-        run_training(opts, metrics_fn=metrics_fn)
+            typed["metrics"] = metric_names
+        return resume_options(read_snapshot_options(latest), gpus=gpus, outdir=str(outdir), **typed)
+    if data is None:
+        raise StyleGANError("--data is missing", "give the dataset ZIP or folder made by `stylegan dataset`")
+    if not data.exists():
+        raise StyleGANError(f"dataset {data} does not exist",
+                            "make one with `stylegan dataset --source ... --dest ...`")
+    probe = ImageDataset(str(data), use_labels=bool(given.get("cond")))
+    return resolve_options(str(data), str(outdir), probe.resolution, cfg=cfg, gpus=gpus, metrics=metric_names,
+                           **given)

@@ -8,7 +8,6 @@ randomness depends only on its number, the union over ranks is the same work a s
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,17 +46,17 @@ def current_shard(rank: int | None = None, world: int | None = None) -> Shard:
     return Shard()
 
 
-def init_from_env(device: torch.device) -> Shard:
-    """Join the process group `torchrun` describes (gloo on CPU, NCCL on CUDA); a single process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Shard()
-    process_group.join(device)
-    return Shard(dist.get_rank(), dist.get_world_size())
+def start_shard(device: str | torch.device = "auto") -> tuple[Shard, torch.device]:
+    """Join the `torchrun` processes (see :func:`stylegan.process_group.start`): this process's shard and device.
+
+    ``auto`` and plain ``cuda`` give each process its own GPU. A single process joins nothing.
+    """
+    launch, rank_device = process_group.start(device)
+    return Shard(launch.rank, launch.world), rank_device
 
 
 def shutdown(shard: Shard) -> None:
-    """Leave the process group :func:`init_from_env` joined (nothing for a single process)."""
+    """Leave the process group :func:`start_shard` joined (nothing for a single process)."""
     if shard.world > 1:
         process_group.leave()
 

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from stylegan.errors import StyleGANError
+from stylegan.networks.stylegan2 import ARCHITECTURES
+from stylegan.training.augment import AUGPIPE_PRESETS
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ BASE_CONFIGS = {
     "cifar": BaseConfig(2, 100000, 64, 32, 1, 0.0025, 0.01, 500, 0.05, 2),
 }
 CONFIG_NAMES = ("auto", *BASE_CONFIGS)
+AUG_MODES = ("ada", "noaug", "fixed")  # adaptive p, no augmentation, constant p
 
 
 def auto_config(resolution: int, gpus: int) -> BaseConfig:
@@ -68,13 +71,14 @@ class TrainingOptions:
     map_layers: int = 2
     z_dim: int = 512
     w_dim: int = 512
+    G_architecture: str = "skip"  # synthesis blocks: orig | skip | resnet (the official training uses skip)
     D_architecture: str = "resnet"
     num_fp16_res: int = 4
     conv_clamp: float | None = 256
     cond: bool = False
     mirror: bool = False
     max_size: int | None = None
-    aug: str = "ada"  # ada | noaug | fixed
+    aug: str = "ada"  # one of AUG_MODES
     augpipe: str = "bgc"
     p: float = 0.0  # initial (ada) or fixed (fixed) augmentation probability
     ada_target: float = 0.6
@@ -99,6 +103,15 @@ class TrainingOptions:
         return dataclasses.asdict(self)
 
 
+# CLI names of the overrides → TrainingOptions fields.
+RENAMES = dict(gamma="r1_gamma", kimg="total_kimg", glr="G_lr", dlr="D_lr", cbase="channel_base",
+               cmax="channel_max", map="map_layers", subset="max_size", target="ada_target", tick="kimg_per_tick")
+
+
+def _rename(overrides: dict) -> dict:
+    return {RENAMES.get(k, k): v for k, v in overrides.items() if v is not None}
+
+
 def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", gpus: int = 1,
                     **overrides) -> TrainingOptions:
     """Start from a base config (as the official train.py does) and apply the given overrides.
@@ -107,7 +120,7 @@ def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", 
     mbstd_group, fp32, plus any TrainingOptions field. None values are ignored.
     """
     if cfg not in CONFIG_NAMES:
-        raise StyleGANError(f"unknown --cfg {cfg!r}", f"choose one of {', '.join(CONFIG_NAMES)}")
+        _refuse("cfg", f"{cfg!r} is unknown", f"choose one of {', '.join(CONFIG_NAMES)}")
     spec = auto_config(resolution, gpus) if cfg == "auto" else BASE_CONFIGS[cfg]
     opts = TrainingOptions(
         data=data, outdir=outdir, cfg=cfg, gpus=gpus, total_kimg=spec.kimg, batch=spec.batch,
@@ -136,15 +149,6 @@ def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", 
     return opts
 
 
-# CLI names of the overrides → TrainingOptions fields.
-RENAMES = dict(gamma="r1_gamma", kimg="total_kimg", glr="G_lr", dlr="D_lr", cbase="channel_base",
-               cmax="channel_max", map="map_layers", subset="max_size", target="ada_target", tick="kimg_per_tick")
-
-
-def _rename(overrides: dict) -> dict:
-    return {RENAMES.get(k, k): v for k, v in overrides.items() if v is not None}
-
-
 def resume_options(stored: dict, gpus: int = 1, **overrides) -> TrainingOptions:
     """The options of a run continued with ``--resume latest``: those saved in its snapshot, with only the
     overrides the user typed (e.g. a longer ``kimg``) applied on top. ``gpus`` is the new process count;
@@ -168,24 +172,83 @@ def resume_options(stored: dict, gpus: int = 1, **overrides) -> TrainingOptions:
     return opts
 
 
+
+# How `stylegan train` spells the fields it does not name after themselves (batch_gpu is --batch-gpu, …).
+_FLAGS = {field: f"--{cli}" for cli, field in RENAMES.items() if cli != "subset"}
+_FLAGS.update(max_size="--subset", z_dim="--zdim", w_dim="--wdim", gpus="torchrun --nproc_per_node")
+# Fields only a Python caller (or a base config) sets.
+_NO_FLAG = {"G_architecture", "D_architecture", "pl_weight", "style_mixing_prob", "ema_kimg", "ema_rampup",
+            "G_reg_interval", "D_reg_interval", "num_fp16_res", "conv_clamp", "ada_interval", "ada_kimg"}
+
+
+def setting_name(field: str) -> str:
+    """How error messages name a setting for both audiences: ``r1_gamma (--gamma)``, or the bare field name
+    when the command line has no flag for it. Python callers set the field, CLI users type the flag."""
+    if field in _NO_FLAG:
+        return field
+    return f"{field} ({_FLAGS.get(field, '--' + field.replace('_', '-'))})"
+
+
+def _refuse(field: str, problem: str, fix: str) -> None:
+    raise StyleGANError(f"{setting_name(field)} {problem}", fix)
+
+
 def validate(opts: TrainingOptions) -> None:
-    if opts.batch < 1 or opts.batch % opts.gpus != 0:
-        raise StyleGANError(f"--batch {opts.batch} is not divisible by the number of processes ({opts.gpus})",
-                            "pick a batch that is a multiple of the process count")
+    """Refuse options no run can use, with one line that names the setting (field and flag)."""
+    _check_names(opts)
+    _check_batch_split(opts)
+    _check_ranges(opts)
+    _check_augmentation(opts)
+
+
+def _check_names(opts: TrainingOptions) -> None:
+    choices = [("cfg", CONFIG_NAMES), ("aug", AUG_MODES), ("augpipe", tuple(AUGPIPE_PRESETS)),
+               ("G_architecture", ARCHITECTURES), ("D_architecture", ARCHITECTURES)]
+    for field_name, allowed in choices:
+        value = getattr(opts, field_name)
+        if value not in allowed:
+            _refuse(field_name, f"{value!r} is unknown", f"choose one of {', '.join(allowed)}")
+
+
+# Lower bounds: (field, smallest allowed value, whether the bound itself is allowed).
+_BOUNDS = [("total_kimg", 0, False), ("kimg_per_tick", 0, False), ("snap", 0, True), ("G_lr", 0, False),
+           ("D_lr", 0, False), ("r1_gamma", 0, True), ("ema_kimg", 0, True), ("mbstd_group", 0, True),
+           ("freezed", 0, True), ("workers", 0, True)]
+
+
+def _check_ranges(opts: TrainingOptions) -> None:
+    for field_name, low, inclusive in _BOUNDS:
+        value = getattr(opts, field_name)
+        if value < low or (value == low and not inclusive):
+            bound = f"at least {low}" if inclusive else f"above {low}"
+            _refuse(field_name, f"is {value:g}, but must be {bound}", f"set {setting_name(field_name)} to a "
+                    f"number {bound}")
+    if not 0 < opts.ada_target < 1:
+        _refuse("ada_target", f"is {opts.ada_target:g}, outside (0, 1)", "the default is 0.6")
+    if not 0 <= opts.p <= 1:
+        _refuse("p", f"is {opts.p:g}, outside [0, 1]", "give a probability")
+
+
+def _check_batch_split(opts: TrainingOptions) -> None:
+    """The global batch splits evenly over the processes, each process's share into equal passes, and each
+    pass into whole minibatch-std groups."""
+    if opts.gpus < 1:
+        _refuse("gpus", f"is {opts.gpus}, but at least one process must train", "start 1 or more processes")
+    if opts.batch < 1:
+        _refuse("batch", f"is {opts.batch}, but must be at least 1", "give the number of images per step")
+    if opts.batch % opts.gpus != 0:
+        _refuse("batch", f"{opts.batch} is not divisible by the number of processes ({opts.gpus})",
+                "pick a batch that is a multiple of the process count")
     per_rank = opts.batch // opts.gpus
     if opts.batch_gpu < 1 or per_rank % opts.batch_gpu != 0:
-        raise StyleGANError(f"--batch-gpu {opts.batch_gpu} does not divide the per-process batch {per_rank}",
-                            "use a divisor of batch / processes")
+        _refuse("batch_gpu", f"{opts.batch_gpu} does not divide the per-process batch {per_rank}",
+                f"use a divisor of batch / processes for {setting_name('batch_gpu')}")
     if opts.mbstd_group > 0 and opts.batch_gpu % min(opts.mbstd_group, opts.batch_gpu) != 0:
-        raise StyleGANError(f"--mbstd-group {opts.mbstd_group} does not divide the batch per pass {opts.batch_gpu}",
-                            "use a group size that divides --batch-gpu")
-    if opts.aug not in ("ada", "noaug", "fixed"):
-        raise StyleGANError(f"unknown --aug {opts.aug!r}", "choose ada, noaug or fixed")
-    if opts.ada_target <= 0 or opts.ada_target >= 1:
-        raise StyleGANError(f"--target {opts.ada_target} is outside (0, 1)", "the default is 0.6")
-    if not 0 <= opts.p <= 1:
-        raise StyleGANError(f"--p {opts.p} is outside [0, 1]", "give a probability")
-    if opts.total_kimg <= 0:
-        raise StyleGANError("--kimg must be positive", "e.g. --kimg 1000")
-    if opts.freezed < 0:
-        raise StyleGANError("--freezed must be non-negative", "e.g. --freezed 10")
+        _refuse("mbstd_group", f"{opts.mbstd_group} does not divide the batch per pass {opts.batch_gpu}",
+                f"use a group size that divides {setting_name('batch_gpu')}")
+
+
+def _check_augmentation(opts: TrainingOptions) -> None:
+    if opts.aug == "fixed" and opts.p == 0:
+        p_name = setting_name("p")
+        _refuse("aug", f"'fixed' needs a probability, but {p_name} is 0", f"set {p_name} above 0, e.g. 0.2")

@@ -1,18 +1,22 @@
-"""torch.distributed setup for `torchrun` (NCCL on GPUs, gloo on CPU) and the few collectives we need."""
+"""The training loop's place among `torchrun` processes (:class:`Rank`) and the few collectives it needs.
+
+Reading the environment, picking the device and joining the group happen in :mod:`stylegan.process_group`.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from stylegan import process_group
+from stylegan.process_group import Launch
 
 
 @dataclass(frozen=True)
 class Rank:
+    """One training process: its rank among ``world`` processes and the device it trains on."""
+
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
@@ -21,28 +25,9 @@ class Rank:
     def is_main(self) -> bool:
         return self.rank == 0
 
-
-def pick_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(spec)
-
-
-def init_from_env(device_spec: str = "auto") -> Rank:
-    """Join the process group that `torchrun` describes in the environment (or run alone)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Rank(0, 1, pick_device(device_spec))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_spec, local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    process_group.join(device)
-    return Rank(rank, world, device)
+    @classmethod
+    def of(cls, launch: Launch, device: torch.device) -> "Rank":
+        return cls(launch.rank, launch.world, device)
 
 
 def all_reduce_mean_(tensors: list[torch.Tensor], world: int) -> None:

@@ -1,15 +1,21 @@
-"""Start or resume a training run: dataset, networks, run directory, snapshots."""
+"""Start or resume a training run: dataset, networks, run directory, snapshots.
+
+:func:`train` takes these steps, each a function below: join the `torchrun` processes, open the dataset,
+build the networks, find where to start (fresh, transfer learning, or ``resume latest``), choose the run
+folder, then hand everything to :class:`~stylegan.training.loop.Trainer`.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
 from stylegan import process_group
 from stylegan.atomic import atomic_path
@@ -17,12 +23,30 @@ from stylegan.errors import StyleGANError
 from stylegan.networks import build_network
 from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.ops.backends import cuda_arithmetic
+from stylegan.snapshot_names import latest_snapshot, snapshot_filename
 from stylegan.training import distributed as dist_utils
 from stylegan.training import snapshot as snap
-from stylegan.training.config import TrainingOptions
+from stylegan.training.config import TrainingOptions, setting_name, validate
 from stylegan.training.loop import Progress, SnapshotImages, Trainer
 
-SNAPSHOT_RE = re.compile(r"network-snapshot-(\d{6})\.safetensors$")
+# Kept for callers that still import it from here; the lookup itself lives in stylegan.snapshot_names.
+find_latest_snapshot = latest_snapshot
+
+MetricsFn = Callable[[Path, dict], dict[str, float]]
+
+COLOR_AUGMENTATIONS = ("brightness", "contrast", "lumaflip", "hue", "saturation")
+
+
+# --- the dataset ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    """What the networks must fit: image size, channels and label width (0 for an unconditional run)."""
+
+    resolution: int
+    channels: int
+    c_dim: int
 
 
 def open_dataset(opts: TrainingOptions):
@@ -31,31 +55,179 @@ def open_dataset(opts: TrainingOptions):
                         random_seed=opts.seed)
 
 
+def dataset_shape(dataset, opts: TrainingOptions) -> DatasetShape:
+    """The shape of ``dataset``'s images and labels, refusing --cond on a dataset without labels."""
+    from stylegan.data import require_labels
+    if opts.cond:
+        require_labels(dataset, "--cond")
+    return DatasetShape(dataset.resolution, dataset.num_channels, dataset.label_dim if opts.cond else 0)
+
+
+def check_augpipe_fits(opts: TrainingOptions, channels: int) -> None:
+    """Colour augmentation is defined for RGB and grayscale only: refuse e.g. RGBA before anything is written."""
+    from stylegan.training.augment import AUGPIPE_PRESETS
+    if opts.aug == "noaug" or channels in (1, 3):
+        return
+    if any(AUGPIPE_PRESETS[opts.augpipe].get(k) for k in COLOR_AUGMENTATIONS):
+        raise StyleGANError(f"{setting_name('augpipe')} {opts.augpipe!r} includes colour augmentation, which needs "
+                            f"RGB or grayscale images, but the dataset has {channels} channels",
+                            "choose augpipe bg (or blit/geom) or aug noaug, or remake the dataset with 3 channels")
+
+
+# --- the networks --------------------------------------------------------------------------------
+
+
 def network_kwargs(opts: TrainingOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
+    """The constructor kwargs of G and D, nested as the official Generator/Discriminator take them."""
+    synthesis = dict(channel_base=opts.channel_base, channel_max=opts.channel_max, num_fp16_res=opts.num_fp16_res,
+                     conv_clamp=opts.conv_clamp)
+    D_blocks = dict(freeze_layers=opts.freezed)
+    # Non-default switches only, so the stored kwargs of other runs stay as the official code writes them.
+    if opts.G_architecture != "skip":
+        synthesis["architecture"] = opts.G_architecture
+    if opts.nhwc:
+        synthesis["fp16_channels_last"] = D_blocks["fp16_channels_last"] = True
     G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, w_dim=opts.w_dim, img_resolution=resolution,
                     img_channels=channels, mapping_kwargs=dict(num_layers=opts.map_layers),
-                    synthesis_kwargs=dict(channel_base=opts.channel_base, channel_max=opts.channel_max,
-                                          num_fp16_res=opts.num_fp16_res, conv_clamp=opts.conv_clamp))
+                    synthesis_kwargs=synthesis)
     D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels,
                     architecture=opts.D_architecture, channel_base=opts.channel_base,
                     channel_max=opts.channel_max, num_fp16_res=opts.num_fp16_res, conv_clamp=opts.conv_clamp,
-                    block_kwargs=dict(freeze_layers=opts.freezed), mapping_kwargs={},
-                    epilogue_kwargs=dict(mbstd_group_size=opts.mbstd_group))
-    if opts.nhwc:  # only when asked, so the stored kwargs of other runs stay as the official code writes them
-        G_kwargs["synthesis_kwargs"]["fp16_channels_last"] = D_kwargs["block_kwargs"]["fp16_channels_last"] = True
+                    block_kwargs=D_blocks, mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=opts.mbstd_group))
     return G_kwargs, D_kwargs
 
 
-def find_latest_snapshot(outdir: Path) -> Path | None:
-    """The newest snapshot (highest kimg, newest run) among the run directories under ``outdir``."""
-    best = None
-    for path in sorted(outdir.glob("*/network-snapshot-*.safetensors")):
-        m = SNAPSHOT_RE.search(path.name)
-        if m:
-            key = (path.parent.name, int(m.group(1)))
-            if best is None or key > best[0]:
-                best = (key, path)
-    return best[1] if best else None
+@dataclass
+class Networks:
+    """Everything a run trains or tracks: G, D, the moving average of G, and the augmentation pipe."""
+
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module
+    augment_pipe: nn.Module | None = None
+
+    def trained(self) -> list[tuple[str, nn.Module]]:
+        """(snapshot name, module) of the three networks a snapshot or transfer source provides."""
+        return [("G", self.G), ("D", self.D), ("G_ema", self.G_ema)]
+
+
+def averaged_generator(G: nn.Module, G_kwargs: dict) -> nn.Module:
+    """The generator whose weights follow G's moving average; it starts out equal to G.
+
+    It is built from G's kwargs and takes G's state; its own random initialisation runs on a forked RNG
+    and is discarded, so the global random stream is the same as if only G and D had been built.
+    """
+    with torch.random.fork_rng(devices=[]):
+        average = build_network("Generator", G_kwargs)
+    average.load_state_dict(G.state_dict())
+    return average.eval()
+
+
+def augment_pipe_for(opts: TrainingOptions) -> nn.Module | None:
+    """The ADA pipe for ``opts.augpipe`` starting at probability ``opts.p``; None for ``aug=noaug``."""
+    if opts.aug == "noaug":
+        return None
+    from stylegan.training.augment import AUGPIPE_PRESETS, AugmentPipe
+    pipe = AugmentPipe(**AUGPIPE_PRESETS[opts.augpipe])
+    pipe.p.fill_(opts.p)
+    return pipe
+
+
+def build_networks(opts: TrainingOptions, shape: DatasetShape) -> Networks:
+    """Freshly initialised networks: ``opts.seed`` seeds G's and then D's weights, as in the official order."""
+    G_kwargs, D_kwargs = network_kwargs(opts, shape.resolution, shape.channels, shape.c_dim)
+    torch.manual_seed(opts.seed)
+    G = build_network("Generator", G_kwargs)
+    D = build_network("Discriminator", D_kwargs)
+    return Networks(G, D, averaged_generator(G, G_kwargs), augment_pipe_for(opts))
+
+
+# --- where the run starts ------------------------------------------------------------------------
+
+
+@dataclass
+class StartingPoint:
+    """Counters to continue from, the snapshot's resume state, and the run folder to keep writing into
+    (``run_dir`` None: a new folder is made)."""
+
+    progress: Progress = field(default_factory=Progress)
+    resume_state: dict | None = None
+    run_dir: Path | None = None
+
+
+def snapshot_to_continue(outdir: Path) -> Path:
+    """The snapshot that ``resume latest`` continues: the newest under ``outdir``, or a StyleGANError."""
+    found = latest_snapshot(outdir) if outdir.is_dir() else None
+    if found is None:
+        raise StyleGANError(f"{setting_name('resume')} 'latest' found no network-snapshot-*.safetensors under "
+                            f"{outdir}",
+                            "start a new run without resume, or point outdir (--outdir) at an earlier run's folder")
+    return found
+
+
+def copy_matching_weights(src: nn.Module, dst: nn.Module, what: str) -> None:
+    """Transfer learning: take every parameter/buffer of ``src`` that ``dst`` has with the same shape."""
+    src_state = src.state_dict()
+    for name, tensor in dst.state_dict().items():
+        if name in src_state:
+            if src_state[name].shape != tensor.shape:
+                raise StyleGANError(f"{setting_name('resume')} network's {what}.{name} has shape "
+                                    f"{list(src_state[name].shape)}, but this run needs {list(tensor.shape)}",
+                                    "resume from a network with the same architecture and channel settings")
+            tensor.copy_(src_state[name])
+
+
+def check_resume_fits(net: dict, shape: DatasetShape, source: str) -> None:
+    G = net["G_ema"]
+    found = (G.img_resolution, G.img_channels, G.c_dim)
+    if found != (shape.resolution, shape.channels, shape.c_dim):
+        raise StyleGANError(
+            f"{setting_name('resume')} {source} makes {found[0]}x{found[0]} images with {found[1]} channel(s) and "
+            f"c_dim {found[2]}, but the dataset has {shape.resolution}x{shape.resolution}, {shape.channels} "
+            f"channel(s) and c_dim {shape.c_dim}",
+            "resume from a network trained at the dataset's resolution/channels, or toggle cond (--cond)")
+
+
+def continue_latest(opts: TrainingOptions, nets: Networks, shape: DatasetShape) -> StartingPoint:
+    """``resume latest``: the newest snapshot's weights, ADA probability, counters and optimizer state."""
+    path = snapshot_to_continue(Path(opts.outdir))
+    state = snap.load_training_snapshot(path)
+    stored = state["networks"]
+    check_resume_fits(stored, shape, str(path))
+    for name, module in nets.trained():
+        copy_matching_weights(stored[name], module, name)
+    if nets.augment_pipe is not None and stored.get("augment_pipe") is not None:
+        nets.augment_pipe.p.copy_(snap.augment_p(stored["augment_pipe"]))
+    progress = state["progress"]
+    if progress.cur_nimg >= opts.total_kimg * 1000:
+        raise StyleGANError(f"{path} has already trained for {progress.cur_nimg / 1000:g} kimg "
+                            f"({setting_name('total_kimg')} is {opts.total_kimg:g})",
+                            f"raise {setting_name('total_kimg')} to train further")
+    return StartingPoint(progress, state, path.parent)
+
+
+def start_from_network(source: str, nets: Networks, shape: DatasetShape) -> None:
+    """Transfer learning from a network file: its weights, fresh counters and a new run folder.
+    A file without the training G (e.g. only G_ema) seeds G from its G_ema."""
+    from stylegan.formats import load_network
+    loaded = load_network(source)
+    check_resume_fits(loaded, shape, source)
+    for name, module in nets.trained():
+        if name in loaded:
+            copy_matching_weights(loaded[name], module, name)
+    if "G" not in loaded:
+        copy_matching_weights(loaded["G_ema"], nets.G, "G")
+
+
+def starting_point(opts: TrainingOptions, nets: Networks, shape: DatasetShape) -> StartingPoint:
+    if opts.resume == "latest":
+        return continue_latest(opts, nets, shape)
+    if opts.resume:
+        start_from_network(opts.resume, nets, shape)
+    return StartingPoint()
+
+
+# --- the run folder ------------------------------------------------------------------------------
 
 
 def new_run_dir(outdir: Path, desc: str) -> Path:
@@ -86,43 +258,19 @@ def describe(opts: TrainingOptions, dataset_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 
-def copy_matching_weights(src: torch.nn.Module, dst: torch.nn.Module, what: str) -> None:
-    """Transfer learning: take every parameter/buffer of ``src`` that ``dst`` has with the same shape."""
-    src_state = src.state_dict()
-    for name, tensor in dst.state_dict().items():
-        if name in src_state:
-            if src_state[name].shape != tensor.shape:
-                raise StyleGANError(f"--resume network's {what}.{name} has shape {list(src_state[name].shape)}, "
-                                    f"but this run needs {list(tensor.shape)}",
-                                    "resume from a network with the same architecture and channel settings")
-            tensor.copy_(src_state[name])
+def _remove_unstarted_run(run_dir: Path) -> None:
+    """Delete ``run_dir`` when it holds no snapshot and only files training writes at its start."""
+    names = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+    startup = {"training_options.json", "log.txt", "reals.png", "fakes_init.png", "stats.jsonl"}
+    if all(n in startup or n.startswith("events.out.tfevents.") for n in names):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def check_resume_fits(net: dict, resolution: int, channels: int, c_dim: int, source: str) -> None:
-    G = net["G_ema"]
-    found = (G.img_resolution, G.img_channels, G.c_dim)
-    if found != (resolution, channels, c_dim):
-        raise StyleGANError(
-            f"--resume {source} makes {found[0]}x{found[0]} images with {found[1]} channel(s) and c_dim {found[2]}, "
-            f"but the dataset has {resolution}x{resolution}, {channels} channel(s) and c_dim {c_dim}",
-            "resume from a network trained at the dataset's resolution/channels, or toggle --cond")
+def _snapshot_path(run_dir: Path, cur_nimg: int) -> Path:
+    return run_dir / snapshot_filename(cur_nimg // 1000)
 
 
-MetricsFn = Callable[[Path, dict], dict[str, float]]
-
-
-COLOR_AUGMENTATIONS = ("brightness", "contrast", "lumaflip", "hue", "saturation")
-
-
-def check_augpipe_fits(opts: TrainingOptions, channels: int) -> None:
-    """Colour augmentation is defined for RGB and grayscale only: refuse e.g. RGBA before anything is written."""
-    from stylegan.training.augment import AUGPIPE_PRESETS
-    if opts.aug == "noaug" or channels in (1, 3):
-        return
-    if any(AUGPIPE_PRESETS[opts.augpipe].get(k) for k in COLOR_AUGMENTATIONS):
-        raise StyleGANError(f"--augpipe {opts.augpipe} includes colour augmentation, which needs RGB or grayscale "
-                            f"images, but the dataset has {channels} channels",
-                            "use --augpipe bg (or blit/geom), --aug noaug, or remake the dataset with --channels 3")
+# --- the run -------------------------------------------------------------------------------------
 
 
 def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | None:
@@ -134,97 +282,47 @@ def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | 
     {metric name: value}, recorded as ``Metrics/<name>`` in stats.jsonl, TensorBoard and the plot.
     None (``--metrics none``) skips metrics.
     """
+    validate(opts)  # options a Python caller put together by hand get the same checks as the command line's
     tune_cpu_allocator()  # the step's large activations are reused instead of page-faulted afresh each time
-    rank = dist_utils.init_from_env(opts.device)
+    launch, device = process_group.start(opts.device)
     try:
         with cuda_arithmetic(benchmark=opts.cudnn_benchmark, allow_tf32=opts.allow_tf32):
-            return _train(opts, rank, metrics_fn)
+            return _train(opts, dist_utils.Rank.of(launch, device), metrics_fn)
     finally:
         process_group.leave()
 
 
-def _snapshot_path(run_dir: Path, cur_nimg: int) -> Path:
-    return run_dir / f"network-snapshot-{cur_nimg // 1000:06d}.safetensors"
-
-
 def _train(opts: TrainingOptions, rank: dist_utils.Rank, metrics_fn: MetricsFn | None) -> Path | None:
-    from stylegan.data import require_labels
-    from stylegan.formats import load_network
-    from stylegan.training.augment import AUGPIPE_PRESETS, AugmentPipe
-
-    outdir = Path(opts.outdir)
     dataset = open_dataset(opts)
-    if opts.cond:
-        require_labels(dataset, "--cond")
-    res, channels = dataset.resolution, dataset.num_channels
-    check_augpipe_fits(opts, channels)
-    c_dim = dataset.label_dim if opts.cond else 0
-    G_kwargs, D_kwargs = network_kwargs(opts, res, channels, c_dim)
-    torch.manual_seed(opts.seed)
-    G = build_network("Generator", G_kwargs)
-    D = build_network("Discriminator", D_kwargs)
-    G_ema = copy.deepcopy(G).eval()
-    augment_pipe = None
-    if opts.aug != "noaug":
-        augment_pipe = AugmentPipe(**AUGPIPE_PRESETS[opts.augpipe])
-        augment_pipe.p.fill_(opts.p)
-
-    progress, resume_state, run_dir = Progress(), None, None
-    if opts.resume == "latest":
-        latest = find_latest_snapshot(outdir) if outdir.is_dir() else None
-        if latest is None:
-            raise StyleGANError(f"--resume latest found no network-snapshot-*.safetensors under {outdir}",
-                                "start a new run without --resume, or point --outdir at an earlier run's folder")
-        state = snap.load_training_snapshot(latest)
-        check_resume_fits(state["networks"], res, channels, c_dim, str(latest))
-        for name, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
-            copy_matching_weights(state["networks"][name], module, name)
-        if augment_pipe is not None and state["networks"].get("augment_pipe") is not None:
-            augment_pipe.p.copy_(snap.augment_p(state["networks"]["augment_pipe"]))
-        progress, resume_state = state["progress"], state
-        if progress.cur_nimg >= opts.total_kimg * 1000:
-            raise StyleGANError(f"{latest} has already trained for {progress.cur_nimg / 1000:g} kimg "
-                                f"(--kimg {opts.total_kimg:g})", "pass a larger --kimg to train further")
-        run_dir = latest.parent
-    elif opts.resume:
-        net = load_network(opts.resume)
-        check_resume_fits(net, res, channels, c_dim, opts.resume)
-        for name, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
-            if name in net:
-                copy_matching_weights(net[name], module, name)
-        if "G" not in net:
-            copy_matching_weights(net["G_ema"], G, "G")
-
-    fresh = rank.is_main and run_dir is None
+    shape = dataset_shape(dataset, opts)
+    check_augpipe_fits(opts, shape.channels)
+    nets = build_networks(opts, shape)
+    start = starting_point(opts, nets, shape)
+    fresh = rank.is_main and start.run_dir is None
     if fresh:
+        outdir = Path(opts.outdir)
         outdir.mkdir(parents=True, exist_ok=True)
-        run_dir = new_run_dir(outdir, describe(opts, Path(opts.data).stem))
+        start.run_dir = new_run_dir(outdir, describe(opts, Path(opts.data).stem))
     try:
-        return _train_in(opts, rank, dataset, G, D, G_ema, augment_pipe, run_dir, progress, resume_state, metrics_fn)
+        return _train_in(opts, rank, dataset, nets, start, metrics_fn)
     except KeyboardInterrupt:
         # Ctrl-C before the training loop took over SIGINT: no snapshot exists, so a new run folder holds
         # nothing worth keeping, and leaving it would only make the next run 00001 and `--resume latest` fail.
         if fresh:
-            _remove_unstarted_run(run_dir)
+            _remove_unstarted_run(start.run_dir)
         raise
 
 
-def _remove_unstarted_run(run_dir: Path) -> None:
-    """Delete ``run_dir`` when it holds no snapshot and only files training writes at its start."""
-    names = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
-    startup = {"training_options.json", "log.txt", "reals.png", "fakes_init.png", "stats.jsonl"}
-    if all(n in startup or n.startswith("events.out.tfevents.") for n in names):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _train_in(opts: TrainingOptions, rank: dist_utils.Rank, dataset, G, D, G_ema, augment_pipe, run_dir: Path,
-              progress: Progress, resume_state, metrics_fn: MetricsFn | None) -> Path | None:
-    """The part of ``_train`` after the networks are built and the run folder is chosen."""
+def _train_in(opts: TrainingOptions, rank: dist_utils.Rank, dataset, nets: Networks, start: StartingPoint,
+              metrics_fn: MetricsFn | None) -> Path | None:
+    """Record the options, then run the loop with a snapshot step that saves (rank 0) and measures (all)."""
+    run_dir = start.run_dir
     if rank.is_main:
         with atomic_path(run_dir / "training_options.json") as tmp:
             tmp.write_text(json.dumps(opts.to_dict(), indent=2))
 
-    trainer = Trainer(opts, rank, dataset, G, D, G_ema, augment_pipe, run_dir, progress, resume_state)
+    trainer = Trainer(opts, rank, dataset, nets.G, nets.D, nets.G_ema, nets.augment_pipe, run_dir,
+                      start.progress, start.resume_state)
     images = SnapshotImages(trainer, run_dir) if rank.is_main else None
 
     def on_snapshot(t: Trainer) -> dict[str, float]:

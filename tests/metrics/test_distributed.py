@@ -12,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from stylegan.metrics import evaluate
-from stylegan.metrics.distributed import Shard, gather_units
+from stylegan.errors import StyleGANError
+from stylegan.metrics.distributed import Shard, gather_units, shutdown, start_shard
 from tests.conftest import run_torchrun, torchrun_report
 
 METRICS = "fid50k_full@22,kid50k_full@22,pr50k3_full@22,is50k@22,ppl_zfull@7,ppl2_wend@5"
@@ -75,3 +76,13 @@ def test_the_metrics_command_under_torchrun_matches_one_process(run, tmp_path, n
         assert set(b["results"]) == set(a["results"])
         for key, value in a["results"].items():
             assert b["results"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (a["metric"], key)
+
+
+def test_a_single_process_joins_no_group_and_gets_the_device_it_asked_for(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    shard, device = start_shard("cpu")
+    assert shard == Shard(0, 1) and device == torch.device("cpu") and not dist.is_initialized()
+    shutdown(shard)
+    with pytest.raises(StyleGANError, match="unknown device 'gpu'"):
+        start_shard("gpu")
