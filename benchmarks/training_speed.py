@@ -41,7 +41,7 @@ from stylegan.networks import Discriminator, Generator
 from stylegan.ops import winograd
 from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.ops.backends import cuda_arithmetic
-from stylegan.training.loop import adam, on_device
+from stylegan.training.phases import adam, on_device
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")

@@ -1,19 +1,23 @@
-"""The StyleGAN2-ADA training loop: phases, lazy regularisation, G EMA, adaptive augmentation, ticks
-and snapshots, on one process or many (`torchrun`).
+"""The StyleGAN2-ADA training loop: a minibatch's phases with lazy regularisation, G's moving average,
+adaptive augmentation, and the run's ticks and snapshots, on one process or many (``torchrun``).
 
 Determinism by construction: every random draw of a (phase, sub-batch) is seeded from
 (seed, minibatch index, phase, global sub-batch index) and the data order from (seed, epoch). So a run
 resumed from a snapshot replays exactly what the uninterrupted run would have done, and N ranks give
 the same result as one process that accumulates the same sub-batches.
+
+The pieces live beside this module: phases.py (optimisers), sampler.py (seeds, data order), ema.py,
+ada.py, progress.py (counters), grid.py (image grids), snapshot.py (files), report.py (logs, stats).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,93 +25,44 @@ from torch import nn
 
 from stylegan.data.dataset import STOP_SIGNALS, leave_stop_signals_to_the_main_process
 from stylegan.errors import StyleGANError
-from stylegan.explore.images import make_grid, save_png, to_uint8
+from stylegan.pixels import bytes_to_float
 from stylegan.training import distributed as dist_utils
+from stylegan.training.ada import AdaController
 from stylegan.training.config import TrainingOptions
+from stylegan.training.ema import ema_beta, ema_update
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
+from stylegan.training.phases import Phase, load_optimizer_moments, make_phases, on_device, optimizer_moments
+from stylegan.training.progress import Progress
 from stylegan.training.report import RunReporter, StatsAccumulator, format_seconds
+from stylegan.training.sampler import GlobalBatchSampler, derived_seed
+
+SnapshotFn = Callable[["Trainer"], "dict[str, float] | None"]
+ImageFn = Callable[["Trainer", str], None]
 
 
 class TrainingDiverged(StyleGANError):
     pass
 
 
-def on_device(D: nn.Module, device: torch.device) -> nn.Module:
-    """The discriminator on the training device, with NHWC weights on the CPU.
-
-    Its activations are NHWC there already (networks.stylegan2). NHWC weights spare oneDNN a reorder per
-    convolution and autograd a layout copy per weight gradient: Dmain measured 3 % faster.
-    """
-    D = D.to(device)
-    return D.to(memory_format=torch.channels_last) if device.type == "cpu" else D
-
-
-def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam as the official training uses it (eps 1e-8), with PyTorch's fused kernel where it has one.
-
-    The fused step is one pass over each parameter instead of about ten small ones: a G step at 64² went
-    from 19.6 to 3.5 ms on two CPU threads.
-    """
-    params = list(params)
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
-    return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8, fused=True if fused else None)
-
-
 @dataclass
-class Phase:
-    name: str  # Gmain | Greg | Gboth | Dmain | Dreg | Dboth
-    module: nn.Module
-    opt: torch.optim.Optimizer
-    interval: int
+class _Clock:
+    """Wall-clock bookkeeping of one ``run`` call (not part of a snapshot)."""
 
-
-@dataclass
-class Progress:
-    """Counters that a snapshot stores and a resumed run continues from."""
-
-    cur_nimg: int = 0
-    batch_idx: int = 0
-    cur_tick: int = 0
-    tick_start_nimg: int = 0
-    ada_sign_sum: float = 0.0  # sum of sign(D(real)) over all ranks since the last ADA adjustment
-    ada_sign_count: int = 0
-
-
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, stable across processes and Python versions."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
-
-
-class GlobalBatchSampler(torch.utils.data.Sampler):
-    """This rank's share of an endless, seeded, per-epoch-shuffled stream of global minibatches."""
-
-    def __init__(self, size: int, batch: int, rank: int, world: int, seed: int, start_batch: int = 0):
-        self.size, self.batch, self.rank, self.world = size, batch, rank, world
-        self.seed, self.start_batch = seed, start_batch
-
-    def _global_indices(self, start: int) -> Iterator[int]:
-        epoch, offset = divmod(start, self.size)
-        while True:
-            order = np.random.RandomState(derived_seed(self.seed, epoch) % 2**32).permutation(self.size)
-            yield from order[offset:].tolist()
-            epoch, offset = epoch + 1, 0
-
-    def __iter__(self) -> Iterator[int]:
-        per_rank = self.batch // self.world
-        stream = self._global_indices(self.start_batch * self.batch)
-        while True:
-            chunk = [next(stream) for _ in range(self.batch)]
-            yield from chunk[self.rank * per_rank: (self.rank + 1) * per_rank]
-
-
-def _unwrap(value):
-    return value.item() if torch.is_tensor(value) else value
+    run_start: float
+    tick_start: float
+    run_start_nimg: int
+    maintenance: float = 0.0  # seconds the previous tick spent on snapshots, images and records
 
 
 class Trainer:
+    """One rank's training: :meth:`train_step` trains one minibatch, :meth:`run` the whole run with its
+    ticks, reports and snapshots. Rank 0 also writes the run folder's logs (``run_dir``, when given)."""
+
     def __init__(self, opts: TrainingOptions, rank: dist_utils.Rank, dataset, G: nn.Module, D: nn.Module,
                  G_ema: nn.Module, augment_pipe: nn.Module | None, run_dir: Path | None,
                  progress: Progress | None = None, resume_state: dict | None = None):
+        """``resume_state``: a loaded snapshot (``snapshot.load_training_snapshot``); its ``trainer``
+        entry is handed to :meth:`restore`."""
         self.opts, self.rank, self.dataset = opts, rank, dataset
         self.device = rank.device
         self.G = G.train().requires_grad_(False).to(self.device)
@@ -118,115 +73,132 @@ class Trainer:
         self.progress = progress or Progress()
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, LossConfig(
             r1_gamma=opts.r1_gamma, style_mixing_prob=opts.style_mixing_prob, pl_weight=opts.pl_weight))
-        self.phases = self._make_phases()
+        self.phases = make_phases(self.G, self.D, opts.G_lr, opts.D_lr, opts.G_reg_interval, opts.D_reg_interval)
+        self.ada = (AdaController(opts.ada_target, opts.ada_interval, opts.ada_kimg, opts.batch)
+                    if opts.aug == "ada" and self.augment_pipe is not None else None)
         if resume_state is not None:
-            self._load_resume_state(resume_state)
-        # Every rank starts from rank 0's weights.
-        dist_utils.broadcast_(self._all_state_tensors(), rank.world)
+            self.restore(resume_state["trainer"])
+        dist_utils.broadcast_(self._replicated_tensors(), rank.world)  # every rank starts from rank 0's weights
         self.stats = StatsAccumulator()
         self.stop_requested: str | bool = False  # or the name of the signal that asked for it
         self.diverged: str | None = None  # the first non-finite loss seen on this rank
         self.stop_agreed = self.diverged_somewhere = False  # the same on every rank (see _sync_step)
         self._step_signs = [0.0, 0]  # this rank's sum and count of sign(D(real)) in the current step
         self.reporter = RunReporter(run_dir, echo=not opts.quiet) if (rank.is_main and run_dir is not None) else None
-
-        per_rank = opts.batch // rank.world
-        self.rounds = per_rank // opts.batch_gpu
-        sampler = GlobalBatchSampler(len(dataset), opts.batch, rank.rank, rank.world, opts.seed,
-                                     start_batch=self.progress.batch_idx)
-        self.loader = iter(torch.utils.data.DataLoader(
-            dataset, sampler=sampler, batch_size=per_rank, num_workers=opts.workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=2 if opts.workers > 0 else None,
-            persistent_workers=opts.workers > 0, worker_init_fn=leave_stop_signals_to_the_main_process))
+        self.per_rank = opts.batch // rank.world
+        self.rounds = self.per_rank // opts.batch_gpu  # sub-batches of batch_gpu images per phase
+        self.loader = self._make_loader()
 
     # --- setup -----------------------------------------------------------------------------------
 
-    def _make_phases(self) -> list[Phase]:
-        phases = []
-        for name, module, lr, interval in [("G", self.G, self.opts.G_lr, self.opts.G_reg_interval),
-                                           ("D", self.D, self.opts.D_lr, self.opts.D_reg_interval)]:
-            params = [p for p in module.parameters()]
-            if not interval:
-                phases.append(Phase(name + "both", module, adam(params, lr, (0.0, 0.99)), 1))
-                continue
-            # Lazy regularisation: the main steps are a fraction r = k/(k+1) of all steps, so lr and the
-            # betas are adjusted to keep the optimiser's time constants per image unchanged.
-            r = interval / (interval + 1)
-            opt = adam(params, lr * r, (0.0, 0.99**r))
-            phases += [Phase(name + "main", module, opt, 1), Phase(name + "reg", module, opt, interval)]
-        return phases
+    def _make_loader(self):
+        """This rank's endless iterator of (uint8 images, labels), ``per_rank`` at a time, in the
+        global order, resuming after the minibatches already trained."""
+        opts, workers = self.opts, self.opts.workers
+        sampler = GlobalBatchSampler(len(self.dataset), opts.batch, self.rank.rank, self.rank.world, opts.seed,
+                                     start_batch=self.progress.batch_idx)
+        return iter(torch.utils.data.DataLoader(
+            self.dataset, sampler=sampler, batch_size=self.per_rank, num_workers=workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=2 if workers > 0 else None,
+            persistent_workers=workers > 0, worker_init_fn=leave_stop_signals_to_the_main_process))
 
-    def _load_resume_state(self, state: dict) -> None:
-        from stylegan.training.snapshot import restore_optimizers
-        restore_optimizers(self, state["tensors"])
+    def _replicated_tensors(self) -> list[torch.Tensor]:
+        """Everything every rank must hold identically: all networks' parameters and buffers, pl_mean."""
+        modules = [self.G, self.D, self.G_ema] + ([self.augment_pipe] if self.augment_pipe is not None else [])
+        tensors = [t.data for m in modules for t in [*m.parameters(), *m.buffers()]]
+        return tensors + [self.loss.pl_mean]
 
-    def _all_state_tensors(self) -> list[torch.Tensor]:
-        mods = [self.G, self.D, self.G_ema] + ([self.augment_pipe] if self.augment_pipe is not None else [])
-        return [t.data for m in mods for t in list(m.parameters()) + list(m.buffers())] + [self.loss.pl_mean]
-
-    def _tracked_buffers(self) -> list[torch.Tensor]:
-        """Running statistics updated inside a phase: averaged over sub-batches and ranks afterwards."""
+    def _running_buffers(self) -> list[torch.Tensor]:
+        """Running statistics a phase updates: averaged over sub-batches and ranks afterwards."""
         return [b for n, b in self.G.named_buffers() if n.endswith("w_avg")] + [self.loss.pl_mean]
+
+    # --- snapshot state --------------------------------------------------------------------------
+
+    def state_for_snapshot(self) -> dict:
+        """What a snapshot stores: ``networks`` (modules, or None), ``dataset`` (how to reopen it), ``progress``
+        and ``options`` (plain dicts), and ``trainer``: {"optimizers": moments by network and parameter,
+        "pl_mean": scalar tensor}, CPU copies that :meth:`restore` takes back."""
+        opts = self.opts
+        # A run without augmentation has augment_pipe None, which the snapshot file leaves out.
+        networks = {"G": self.G, "D": self.D, "G_ema": self.G_ema, "augment_pipe": self.augment_pipe}
+        dataset = {"path": opts.data, "xflip": opts.mirror, "use_labels": opts.cond, "max_size": opts.max_size,
+                   "resolution": self.dataset.resolution}
+        own = {"optimizers": optimizer_moments(self.phases), "pl_mean": self.loss.pl_mean.detach().cpu().clone()}
+        return {"networks": networks, "dataset": dataset, "progress": dataclasses.asdict(self.progress),
+                "options": opts.to_dict(), "trainer": own}
+
+    def restore(self, state: dict) -> None:
+        """Take back the ``trainer`` part of :meth:`state_for_snapshot` (optimiser moments, pl_mean)."""
+        load_optimizer_moments(self.phases, state["optimizers"])
+        if state.get("pl_mean") is not None:
+            self.loss.pl_mean.copy_(state["pl_mean"].reshape([]))
 
     # --- one minibatch ---------------------------------------------------------------------------
 
-    def _labels_for(self, seed: int, n: int) -> torch.Tensor:
-        rng = np.random.RandomState(seed % 2**32)
-        idx = rng.randint(len(self.dataset), size=n)
-        return torch.from_numpy(np.stack([self.dataset.get_label(int(i)) for i in idx])).float()
-
     def train_step(self) -> None:
-        opts, prog, world = self.opts, self.progress, self.rank.world
+        """One minibatch: every phase that is due, then the EMA, counters, agreement and ADA."""
         images, labels = next(self.loader)
-        real_img = (images.to(self.device).to(torch.float32) / 127.5 - 1).split(opts.batch_gpu)
-        real_c = labels.to(self.device).float().split(opts.batch_gpu)
-        per_rank = opts.batch // world
-
-        for phase_idx, phase in enumerate(self.phases):
-            if prog.batch_idx % phase.interval != 0:
-                continue
-            # Latents and labels for the whole global batch, identical on every rank; take our share.
-            seed = derived_seed(opts.seed, prog.batch_idx, phase_idx)
-            gen = torch.Generator().manual_seed(seed)
-            z_all = torch.randn([opts.batch, self.G.z_dim], generator=gen)
-            c_all = self._labels_for(seed, opts.batch)
-            mine = slice(self.rank.rank * per_rank, (self.rank.rank + 1) * per_rank)
-            gen_z = z_all[mine].to(self.device).split(opts.batch_gpu)
-            gen_c = c_all[mine].to(self.device).split(opts.batch_gpu)
-
-            phase.opt.zero_grad(set_to_none=True)
-            phase.module.requires_grad_(True)
-            tracked = self._tracked_buffers()
-            start = [t.clone() for t in tracked]
-            totals = [torch.zeros_like(t) for t in tracked]
-            for r in range(self.rounds):
-                for t, s in zip(tracked, start):
-                    t.copy_(s)
-                torch.manual_seed(derived_seed(opts.seed, prog.batch_idx, phase_idx, self.rank.rank * self.rounds + r))
-                # Gradients are the mean over the global batch (the lazy-reg interval scales them up).
-                self.loss.accumulate_gradients(phase.name, real_img[r], real_c[r], gen_z[r], gen_c[r],
-                                               gain=phase.interval / self.rounds)
-                for tot, t in zip(totals, tracked):
-                    tot += t
-            for t, tot in zip(tracked, totals):
-                t.copy_(tot / self.rounds)
-            dist_utils.all_reduce_mean_(tracked, world)
-            phase.module.requires_grad_(False)
-
-            grads = [p.grad for p in phase.module.parameters() if p.grad is not None]
-            dist_utils.all_reduce_mean_(grads, world)
-            for g in grads:
-                torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5, out=g)
-            phase.opt.step()
-            self._collect_phase_stats()
-
+        reals = (bytes_to_float(images.to(self.device)).split(self.opts.batch_gpu),
+                 labels.to(self.device).float().split(self.opts.batch_gpu))
+        for index, phase in enumerate(self.phases):
+            if phase.due(self.progress.batch_idx):
+                self._run_phase(index, phase, reals)
         self._update_ema()
-        prog.cur_nimg += opts.batch
-        prog.batch_idx += 1
+        self.progress.cur_nimg += self.opts.batch
+        self.progress.batch_idx += 1
         self._sync_step()
         if self.diverged_somewhere:
             self._raise_diverged()
         self._adapt_augmentation()
+
+    def _run_phase(self, index: int, phase: Phase, reals: tuple) -> None:
+        fakes = self._phase_latents(index)
+        with phase.open_for_gradients():
+            self._accumulate_over_rounds(index, phase, reals, fakes)
+        grads = phase.gradients()
+        dist_utils.all_reduce_mean_(grads, self.rank.world)
+        for grad in grads:  # one bad sample must not wreck the weights; divergence is caught by the losses
+            torch.nan_to_num(grad, nan=0, posinf=1e5, neginf=-1e5, out=grad)
+        phase.opt.step()
+        self._collect_phase_stats()
+
+    def _phase_latents(self, index: int) -> tuple:
+        """(z, c) of this rank's share, split into sub-batches: drawn for the whole global batch from the
+        (seed, minibatch, phase) seed, identically on every rank."""
+        opts = self.opts
+        seed = derived_seed(opts.seed, self.progress.batch_idx, index)
+        z = torch.randn([opts.batch, self.G.z_dim], generator=torch.Generator().manual_seed(seed))
+        c = self._random_labels(seed, opts.batch)
+        share = slice(self.rank.rank * self.per_rank, (self.rank.rank + 1) * self.per_rank)
+        return z[share].to(self.device).split(opts.batch_gpu), c[share].to(self.device).split(opts.batch_gpu)
+
+    def _random_labels(self, seed: int, count: int) -> torch.Tensor:
+        """Labels of ``count`` dataset images picked at random (with repeats): the conditioning of fakes."""
+        picks = np.random.RandomState(seed % 2**32).randint(len(self.dataset), size=count)
+        return torch.from_numpy(np.stack([self.dataset.get_label(int(i)) for i in picks])).float()
+
+    def _accumulate_over_rounds(self, index: int, phase: Phase, reals: tuple, fakes: tuple) -> None:
+        """Gradients of all sub-batches, summed into ``.grad`` as a mean over the global batch.
+
+        Each sub-batch starts from the running buffers as they were before the phase, and the buffers end
+        as the mean of the sub-batches' results (then over ranks): the same as one pass over the batch.
+        """
+        running = self._running_buffers()
+        before = [b.clone() for b in running]
+        summed = [torch.zeros_like(b) for b in running]
+        global_round = self.rank.rank * self.rounds
+        for r in range(self.rounds):
+            for buffer, value in zip(running, before):
+                buffer.copy_(value)
+            torch.manual_seed(derived_seed(self.opts.seed, self.progress.batch_idx, index, global_round + r))
+            # The lazy-regularisation interval scales the regulariser's gradients up.
+            self.loss.accumulate_gradients(phase.name, reals[0][r], reals[1][r], fakes[0][r], fakes[1][r],
+                                           gain=phase.interval / self.rounds)
+            for total, buffer in zip(summed, running):
+                total += buffer
+        for buffer, total in zip(running, summed):
+            buffer.copy_(total / self.rounds)
+        dist_utils.all_reduce_mean_(running, self.rank.world)
 
     def _collect_phase_stats(self) -> None:
         for name, values in self.loss.pop_stats().items():
@@ -240,28 +212,50 @@ class Trainer:
 
     def _update_ema(self) -> None:
         opts = self.opts
-        ema_nimg = opts.ema_kimg * 1000
-        if opts.ema_rampup is not None:
-            ema_nimg = min(ema_nimg, self.progress.cur_nimg * opts.ema_rampup)
-        beta = 0.5 ** (opts.batch / max(ema_nimg, 1e-8))
-        with torch.no_grad():
-            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                p_ema.copy_(p.lerp(p_ema, beta))
-            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-                b_ema.copy_(b)
+        ema_update(self.G_ema, self.G, ema_beta(opts.batch, opts.ema_kimg, opts.ema_rampup, self.progress.cur_nimg))
 
     def _adapt_augmentation(self) -> None:
-        opts, prog = self.opts, self.progress
-        if opts.aug != "ada" or self.augment_pipe is None or prog.batch_idx % opts.ada_interval != 0:
+        """Let ADA move p when due, with the signs gathered (over all ranks) since it last did."""
+        prog = self.progress
+        if self.ada is None or not self.ada.due(prog.batch_idx):
             return
-        total, count = prog.ada_sign_sum, prog.ada_sign_count  # already summed over ranks (_sync_step)
+        self.ada.adjust_(self.augment_pipe.p, prog.ada_sign_sum, prog.ada_sign_count)
         prog.ada_sign_sum, prog.ada_sign_count = 0.0, 0
-        if count == 0:
+
+    def _sync_step(self) -> None:
+        """One small collective per minibatch: this step's signs of D(real) for ADA, and whether any rank
+        wants to stop or saw a non-finite loss — so every rank holds the same counters and decides alike."""
+        local = torch.tensor([self._step_signs[0], self._step_signs[1], float(bool(self.stop_requested)),
+                              float(self.diverged is not None)], dtype=torch.float64)
+        total = dist_utils.all_reduce_sum(local, self.rank.world)
+        self._step_signs = [0.0, 0]
+        self.progress.ada_sign_sum += float(total[0])
+        self.progress.ada_sign_count += int(total[1])
+        self.stop_agreed, self.diverged_somewhere = bool(total[2] > 0), bool(total[3] > 0)
+
+    def _raise_diverged(self) -> None:
+        what = self.diverged or "a loss on another process"
+        raise TrainingDiverged(
+            f"training diverged: {what} became NaN/Inf at kimg {self.progress.cur_nimg / 1000:.3f}; "
+            "no snapshot was written after that, the last good one is kept",
+            "continue from it with --resume latest and a lower --glr/--dlr, or a higher --gamma")
+
+    def check_ranks_agree(self, final: bool = False) -> None:
+        """Every rank must hold the same networks (the official code checks this too): compare checksums."""
+        if self.rank.world <= 1:
             return
-        rt = total / count  # E[sign(D(real))]: how confidently D recognises the reals
-        adjust = np.sign(rt - opts.ada_target) * (opts.batch * opts.ada_interval) / (opts.ada_kimg * 1000)
-        p = self.augment_pipe.p
-        p.copy_((p + adjust).clamp(min=0))
+        tensors = self._replicated_tensors()
+        sums = torch.stack([t.detach().double().sum() for t in tensors] +
+                           [t.detach().double().abs().sum() for t in tensors]).cpu()
+        reference = sums.clone()
+        dist_utils.broadcast_([reference], self.rank.world)
+        mismatch = torch.tensor([float(not torch.equal(sums, reference))])
+        bad = int(dist_utils.all_reduce_sum(mismatch, self.rank.world))
+        if bad:
+            raise StyleGANError(f"{bad} of {self.rank.world} processes diverged from rank 0's weights",
+                                "this is a bug; please report it with the command line used")
+        if self.reporter is not None and final:
+            self.reporter.log(f"All {self.rank.world} processes hold identical networks.")
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -286,43 +280,7 @@ class Trainer:
                 pass
         return previous
 
-    def _sync_step(self) -> None:
-        """One small collective per minibatch: this step's signs of D(real) for ADA, and whether any rank
-        wants to stop or saw a non-finite loss — so every rank holds the same counters and decides alike."""
-        local = torch.tensor([self._step_signs[0], self._step_signs[1], float(bool(self.stop_requested)),
-                              float(self.diverged is not None)], dtype=torch.float64)
-        total = dist_utils.all_reduce_sum(local, self.rank.world)
-        self._step_signs = [0.0, 0]
-        self.progress.ada_sign_sum += float(total[0])
-        self.progress.ada_sign_count += int(total[1])
-        self.stop_agreed, self.diverged_somewhere = bool(total[2] > 0), bool(total[3] > 0)
-
-    def _raise_diverged(self) -> None:
-        what = self.diverged or "a loss on another process"
-        raise TrainingDiverged(
-            f"training diverged: {what} became NaN/Inf at kimg {self.progress.cur_nimg / 1000:.3f}; "
-            "no snapshot was written after that, the last good one is kept",
-            "continue from it with --resume latest and a lower --glr/--dlr, or a higher --gamma")
-
-    def check_ranks_agree(self, final: bool = False) -> None:
-        """Every rank must hold the same networks (the official code checks this too): compare checksums."""
-        if self.rank.world <= 1:
-            return
-        tensors = self._all_state_tensors()
-        sums = torch.stack([t.detach().double().sum() for t in tensors] +
-                           [t.detach().double().abs().sum() for t in tensors]).cpu()
-        reference = sums.clone()
-        dist_utils.broadcast_([reference], self.rank.world)
-        mismatch = torch.tensor([float(not torch.equal(sums, reference))])
-        bad = int(dist_utils.all_reduce_sum(mismatch, self.rank.world))
-        if bad:
-            raise StyleGANError(f"{bad} of {self.rank.world} processes diverged from rank 0's weights",
-                                "this is a bug; please report it with the command line used")
-        if self.reporter is not None and final:
-            self.reporter.log(f"All {self.rank.world} processes hold identical networks.")
-
-    def run(self, snapshot_fn: Callable[["Trainer"], dict[str, float] | None],
-            image_fn: Callable[["Trainer", str], None] | None = None) -> Progress:
+    def run(self, snapshot_fn: SnapshotFn, image_fn: ImageFn | None = None) -> Progress:
         """Train until ``total_kimg``, a stop signal, or divergence (TrainingDiverged).
 
         Every ``snap`` ticks, at the end and when stopped by SIGINT/SIGTERM, ``image_fn(trainer, name)``
@@ -338,120 +296,100 @@ class Trainer:
             if self.reporter is not None:
                 self.reporter.close()
 
-    def _run(self, snapshot_fn, image_fn) -> Progress:
-        opts, prog = self.opts, self.progress
-        if self.reporter is not None:
-            resumed = f", resuming at kimg {prog.cur_nimg / 1000:g}" if prog.cur_nimg else ""
-            self.reporter.log(f"Training for {opts.total_kimg:g} kimg on {self.rank.world} process(es), "
-                              f"batch {opts.batch}, device {self.device}{resumed}")
+    def _run(self, snapshot_fn: SnapshotFn, image_fn: ImageFn | None) -> Progress:
+        prog = self.progress
+        self._log_start()
         if image_fn is not None and prog.cur_nimg == 0 and self.rank.is_main:
             image_fn(self, "fakes_init.png")
-        start_time = tick_start_time = time.time()
-        start_nimg = prog.cur_nimg
+        now = time.time()
+        clock = _Clock(run_start=now, tick_start=now, run_start_nimg=prog.cur_nimg)
         prog.tick_start_nimg = prog.cur_nimg
-        maintenance = 0.0
-        total_nimg = opts.total_kimg * 1000
-        digits = 1 if opts.total_kimg >= 100 else 3  # kimg shown with enough digits to move every tick
-
         while True:
             self.train_step()
-            done = prog.cur_nimg >= total_nimg
-            stop = self.stop_agreed
-            if not (done or stop) and prog.cur_tick != 0 and prog.cur_nimg < prog.tick_start_nimg + opts.kimg_per_tick * 1000:
+            finished = prog.cur_nimg >= self.opts.total_kimg * 1000
+            ending = finished or self.stop_agreed
+            if not (ending or self._tick_is_over()):
                 continue
-
-            # Tick: the progress line, then a snapshot when due, then the stats record (with any metrics).
-            now = time.time()
-            tick_sec = now - tick_start_time
-            kimg_done = (prog.cur_nimg - prog.tick_start_nimg) / 1000
-            means = self.stats.reduce(self.rank.world)
-            tick = prog.cur_tick
-            # The tick is complete: a snapshot written below resumes with the next one.
-            prog.cur_tick += 1
-            prog.tick_start_nimg = prog.cur_nimg
-            means.update({
-                "Progress/tick": tick, "Progress/kimg": prog.cur_nimg / 1000,
-                "Progress/augment": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                "Timing/total_sec": now - start_time, "Timing/sec_per_tick": tick_sec,
-                "Timing/sec_per_kimg": tick_sec / max(kimg_done, 1e-8), "Timing/maintenance_sec": maintenance,
-                "Loss/pl_mean": float(self.loss.pl_mean),
-            })
-            if self.reporter is not None:
-                remaining = (total_nimg - prog.cur_nimg) / max(prog.cur_nimg - start_nimg, 1) * (now - start_time)
-                self.reporter.log(
-                    f"tick {tick:<5d} kimg {prog.cur_nimg / 1000:<8.{digits}f} "
-                    f"{100 * prog.cur_nimg / total_nimg:5.1f}% "
-                    f"time {format_seconds(now - start_time):<9s} sec/kimg {means['Timing/sec_per_kimg']:<7.2f} "
-                    f"G {means.get('Loss/G/loss', float('nan')):.3f} D {means.get('Loss/D/loss', float('nan')):.3f} "
-                    f"augment {means['Progress/augment']:.3f} eta {format_seconds(max(remaining, 0))}")
+            tick, stats = self._close_tick(clock)
+            self._log_tick(tick, stats, clock)
             maintenance_start = time.time()
-            snapshot_due = done or stop or (opts.snap > 0 and tick % opts.snap == 0)
-            if snapshot_due:
-                self.check_ranks_agree(final=done or stop)
-                if image_fn is not None and self.rank.is_main:
-                    image_fn(self, f"fakes{prog.cur_nimg // 1000:06d}.png")
-                metrics = snapshot_fn(self) or {}
-                means.update({f"Metrics/{k}": float(v) for k, v in metrics.items()})
+            snapped = self._snapshot_if_due(tick, ending, stats, snapshot_fn, image_fn)
             if self.reporter is not None:
-                self.reporter.record(means)
-                if snapshot_due:
-                    self.reporter.plot()
-            tick_start_time = time.time()
-            maintenance = tick_start_time - maintenance_start
-            if done or stop:
-                if self.reporter is not None:
-                    if stop and not done:
-                        why = self.stop_requested if isinstance(self.stop_requested, str) else "a stop request"
-                        self.reporter.log(f"Stopped by {why} at kimg {prog.cur_nimg / 1000:g}; snapshot written. "
-                                          "Continue with the same command plus --resume latest.")
-                    else:
-                        self.reporter.log("Done.")
+                self.reporter.record(stats)
+                if snapped:
+                    self.reporter.plot()  # after record(): the curves include this tick
+            clock.tick_start = time.time()
+            clock.maintenance = clock.tick_start - maintenance_start
+            if ending:
+                self._log_end(finished)
                 return prog
 
+    def _tick_is_over(self) -> bool:
+        """The first minibatch is a tick of its own (an early sign of life); later ticks last
+        ``kimg_per_tick`` thousand images."""
+        prog = self.progress
+        return prog.cur_tick == 0 or prog.cur_nimg >= prog.tick_start_nimg + self.opts.kimg_per_tick * 1000
 
-def grid_layout(dataset, resolution: int, seed: int = 0,
-                size: tuple[int, int] | None = None) -> tuple[tuple[int, int], list[int]]:
-    """The official snapshot-grid layout: width/height from the resolution (unless ``size`` gives them),
-    one label per row."""
-    gw = int(np.clip(7680 // resolution, 7, 32)) if size is None else size[0]
-    gh = int(np.clip(4320 // resolution, 4, 32)) if size is None else size[1]
-    rnd = np.random.RandomState(seed)
-    if not dataset.has_labels:
-        order = list(range(len(dataset)))
-        rnd.shuffle(order)
-        return (gw, gh), [order[i % len(order)] for i in range(gw * gh)]
-    groups: dict[tuple, list[int]] = {}
-    for idx in range(len(dataset)):
-        groups.setdefault(tuple(np.asarray(dataset.get_label(idx)).flat[::-1]), []).append(idx)
-    keys = sorted(groups)
-    for k in keys:
-        rnd.shuffle(groups[k])
-    indices = []
-    for y in range(gh):
-        members = groups[keys[y % len(keys)]]
-        indices += [members[x % len(members)] for x in range(gw)]
-        groups[keys[y % len(keys)]] = members[gw % len(members):] + members[:gw % len(members)]
-    return (gw, gh), indices
+    def _close_tick(self, clock: _Clock) -> tuple[int, dict[str, float]]:
+        """Advance the tick counters and return (the tick just completed, its stats: means over ranks plus
+        progress and timing). A snapshot written after this resumes with the next tick."""
+        prog, now = self.progress, time.time()
+        tick_sec = now - clock.tick_start
+        tick_kimg = (prog.cur_nimg - prog.tick_start_nimg) / 1000
+        stats = self.stats.reduce(self.rank.world)
+        tick = prog.cur_tick
+        prog.cur_tick += 1
+        prog.tick_start_nimg = prog.cur_nimg
+        stats.update({
+            "Progress/tick": tick, "Progress/kimg": prog.cur_nimg / 1000,
+            "Progress/augment": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+            "Timing/total_sec": now - clock.run_start, "Timing/sec_per_tick": tick_sec,
+            "Timing/sec_per_kimg": tick_sec / max(tick_kimg, 1e-8), "Timing/maintenance_sec": clock.maintenance,
+            "Loss/pl_mean": float(self.loss.pl_mean),
+        })
+        return tick, stats
 
+    def _log_start(self) -> None:
+        if self.reporter is None:
+            return
+        opts, nimg = self.opts, self.progress.cur_nimg
+        resumed = f", resuming at kimg {nimg / 1000:g}" if nimg else ""
+        self.reporter.log(f"Training for {opts.total_kimg:g} kimg on {self.rank.world} process(es), "
+                          f"batch {opts.batch}, device {self.device}{resumed}")
 
-class SnapshotImages:
-    """reals.png once, then fakes grids from fixed latents and the grid's labels."""
+    def _log_tick(self, tick: int, stats: dict[str, float], clock: _Clock) -> None:
+        """The tick's progress line: ``tick N kimg K P% time T sec/kimg S G g D d augment p eta E``."""
+        if self.reporter is None:
+            return
+        nimg, total_nimg = self.progress.cur_nimg, self.opts.total_kimg * 1000
+        elapsed = stats["Timing/total_sec"]
+        eta = (total_nimg - nimg) / max(nimg - clock.run_start_nimg, 1) * elapsed
+        digits = 1 if self.opts.total_kimg >= 100 else 3  # enough digits for kimg to move every tick
+        self.reporter.log(
+            f"tick {tick:<5d} kimg {nimg / 1000:<8.{digits}f} {100 * nimg / total_nimg:5.1f}% "
+            f"time {format_seconds(elapsed):<9s} sec/kimg {stats['Timing/sec_per_kimg']:<7.2f} "
+            f"G {stats.get('Loss/G/loss', float('nan')):.3f} D {stats.get('Loss/D/loss', float('nan')):.3f} "
+            f"augment {stats['Progress/augment']:.3f} eta {format_seconds(max(eta, 0))}")
 
-    def __init__(self, trainer: Trainer, run_dir: Path, seed: int = 0, batch: int = 32):
-        ds = trainer.dataset
-        size = tuple(trainer.opts.grid) if trainer.opts.grid else None
-        (self.gw, self.gh), indices = grid_layout(ds, ds.resolution, seed, size)
-        self.run_dir, self.batch = run_dir, batch
-        reals = np.stack([np.asarray(ds[i][0]) for i in indices])
-        self.labels = torch.from_numpy(np.stack([np.asarray(ds.get_label(i)) for i in indices])).float()
-        self.z = torch.from_numpy(np.random.RandomState(seed).randn(len(indices), trainer.G.z_dim)).float()
-        save_png(make_grid(reals.transpose(0, 2, 3, 1), self.gw, self.gh), run_dir / "reals.png")
+    def _snapshot_if_due(self, tick: int, ending: bool, stats: dict[str, float], snapshot_fn: SnapshotFn,
+                         image_fn: ImageFn | None) -> bool:
+        """At the end and every ``snap`` ticks: the rank check, a fakes grid, the snapshot and its metrics
+        (added to ``stats``). Returns whether it was due."""
+        if not (ending or (self.opts.snap > 0 and tick % self.opts.snap == 0)):
+            return False
+        self.check_ranks_agree(final=ending)
+        if image_fn is not None and self.rank.is_main:
+            image_fn(self, f"fakes{self.progress.cur_nimg // 1000:06d}.png")
+        metrics = snapshot_fn(self) or {}
+        stats.update({f"Metrics/{name}": float(value) for name, value in metrics.items()})
+        return True
 
-    def __call__(self, trainer: Trainer, name: str) -> None:
-        G, dev = trainer.G_ema, trainer.device
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(self.z), self.batch):
-                img = G(self.z[i:i + self.batch].to(dev), self.labels[i:i + self.batch].to(dev), noise_mode="const")
-                out.append(to_uint8(img.cpu()))
-        save_png(make_grid(np.concatenate(out), self.gw, self.gh), self.run_dir / name)
+    def _log_end(self, finished: bool) -> None:
+        if self.reporter is None:
+            return
+        if finished:
+            self.reporter.log("Done.")
+            return
+        why = self.stop_requested if isinstance(self.stop_requested, str) else "a stop request"
+        self.reporter.log(f"Stopped by {why} at kimg {self.progress.cur_nimg / 1000:g}; snapshot written. "
+                          "Continue with the same command plus --resume latest.")

@@ -27,10 +27,11 @@ from stylegan.snapshot_names import latest_snapshot, snapshot_filename
 from stylegan.training import distributed as dist_utils
 from stylegan.training import snapshot as snap
 from stylegan.training.config import TrainingOptions, setting_name, validate
-from stylegan.training.loop import Progress, SnapshotImages, Trainer
+from stylegan.training.grid import SnapshotImages
+from stylegan.training.loop import Trainer
+from stylegan.training.progress import Progress
 
 # Kept for callers that still import it from here; the lookup itself lives in stylegan.snapshot_names.
-find_latest_snapshot = latest_snapshot
 
 MetricsFn = Callable[[Path, dict], dict[str, float]]
 

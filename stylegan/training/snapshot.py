@@ -1,72 +1,93 @@
-"""Training snapshots: the networks (readable by load_network) plus everything a resumed run needs —
-optimizer moments, counters, ADA state, the running path length — in one atomically written
-`.safetensors` file. Randomness is derived from (seed, counters), so the counters are the RNG state.
+"""Training snapshot files: the networks (readable by ``load_network``) plus everything a resumed run needs,
+in one atomically written ``.safetensors`` file.
+
+This module knows the file layout only; what goes in comes from ``Trainer.state_for_snapshot()`` and what
+comes out goes back through ``Trainer.restore()``. Layout, beside the networks' own tensors:
+
+- ``resume.opt.<G|D>.<parameter name>.<slot>``: each optimiser's per-parameter state (Adam's step and
+  moments), for example ``resume.opt.D.b4.out.weight.exp_avg_sq``;
+- ``resume.pl_mean``: the running mean path length, shape [1];
+- metadata ``training``: ``{"progress": Progress fields, "options": TrainingOptions as a dict}``, and the
+  dataset description as the network entry ``training_set_kwargs`` (the official name).
+
+Randomness is derived from (seed, counters), so the counters are the RNG state.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
+from stylegan.atomic import atomic_output
 from stylegan.errors import StyleGANError
+from stylegan.training.progress import Progress
 
 RESUME_PREFIX = "resume."
+_MOMENTS_PREFIX = RESUME_PREFIX + "opt."
+_PL_MEAN_NAME = RESUME_PREFIX + "pl_mean"
 
 
-def _optimizer_tensors(trainer) -> dict[str, torch.Tensor]:
-    """Adam moments per module ('G' / 'D') and parameter name."""
-    out: dict[str, torch.Tensor] = {}
-    seen = set()
-    for phase in trainer.phases:
-        if id(phase.opt) in seen:
-            continue
-        seen.add(id(phase.opt))
-        module_name = phase.name[0]  # 'G' or 'D'
-        names = {id(p): n for n, p in phase.module.named_parameters()}
-        for p, state in phase.opt.state.items():
-            for key, value in state.items():
-                if torch.is_tensor(value):
-                    out[f"{RESUME_PREFIX}opt.{module_name}.{names[id(p)]}.{key}"] = value.detach().cpu().reshape(value.shape)
-    out[f"{RESUME_PREFIX}pl_mean"] = trainer.loss.pl_mean.detach().cpu().reshape(1)
-    return out
+class SnapshotSource(Protocol):
+    """What can be snapshotted: the training loop's Trainer."""
+
+    def state_for_snapshot(self) -> dict[str, Any]: ...
 
 
-def save_training_snapshot(trainer, path: Path) -> None:
+def resume_tensors(trainer_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The trainer's own state ({"optimizers", "pl_mean"}) as the file's flat ``resume.*`` tensors."""
+    flat = {}
+    for network, per_param in trainer_state["optimizers"].items():
+        for param_name, slots in per_param.items():
+            for slot, value in slots.items():
+                flat[f"{_MOMENTS_PREFIX}{network}.{param_name}.{slot}"] = value
+    flat[_PL_MEAN_NAME] = trainer_state["pl_mean"].reshape(1)
+    return flat
+
+
+def trainer_state_from(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The inverse of :func:`resume_tensors`; ``pl_mean`` is None when the file has none."""
+    optimizers: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    for name, value in tensors.items():
+        if name.startswith(_MOMENTS_PREFIX):
+            network, rest = name[len(_MOMENTS_PREFIX):].split(".", 1)
+            param_name, slot = rest.rsplit(".", 1)  # parameter names have dots, slot names none
+            optimizers.setdefault(network, {}).setdefault(param_name, {})[slot] = value
+    pl_mean = tensors.get(_PL_MEAN_NAME)
+    return {"optimizers": optimizers, "pl_mean": None if pl_mean is None else pl_mean.reshape([])}
+
+
+def save_training_snapshot(source: SnapshotSource, path: Path) -> None:
+    """Write ``source``'s state to ``path``; a failed write (disk full) leaves any older file untouched."""
     from stylegan.formats import save_network
 
-    nets = {"G": trainer.G, "D": trainer.D, "G_ema": trainer.G_ema}
-    if trainer.augment_pipe is not None:
-        nets["augment_pipe"] = trainer.augment_pipe
-    nets["training_set_kwargs"] = {"path": trainer.opts.data, "xflip": trainer.opts.mirror,
-                                   "use_labels": trainer.opts.cond, "max_size": trainer.opts.max_size,
-                                   "resolution": trainer.dataset.resolution}
-    training = {"progress": dataclasses.asdict(trainer.progress), "options": trainer.opts.to_dict()}
-    try:
-        save_network(nets, path, extra_tensors=_optimizer_tensors(trainer), training=training)
-    except OSError as e:  # e.g. disk full: the temporary file is gone and any older snapshot is untouched
-        raise StyleGANError(f"cannot write snapshot {path}: {e.strerror or e}; earlier snapshots are kept",
-                            "free some disk space (or fix permissions), then continue with --resume latest") from None
+    state = source.state_for_snapshot()
+    entries = dict(state["networks"], training_set_kwargs=state["dataset"])
+    training = {"progress": state["progress"], "options": state["options"]}
+    with atomic_output(path, "snapshot", "earlier snapshots are kept; free some disk space (or fix permissions), "
+                                         "then continue with --resume latest") as tmp:
+        save_network(entries, tmp, extra_tensors=resume_tensors(state["trainer"]), training=training)
+
+
+def load_training_snapshot(path: Path) -> dict[str, Any]:
+    """A snapshot's contents: ``networks`` (a load_network-style dict), ``progress`` (Progress),
+    ``options`` (dict), ``tensors`` (the flat ``resume.*`` tensors as stored) and ``trainer`` (the same,
+    in the form ``Trainer.restore`` takes)."""
+    from stylegan.formats import load_network_file
+
+    nets, extra, training = load_network_file(path)
+    if not training or "progress" not in training:
+        raise StyleGANError(f"{path} is a network file, not a training snapshot (no progress counters)",
+                            "use it with --resume PATH for transfer learning instead of --resume latest")
+    return {"networks": nets, "progress": Progress(**training["progress"]), "tensors": extra,
+            "options": training.get("options", {}), "trainer": trainer_state_from(extra)}
 
 
 def augment_p(record) -> torch.Tensor:
     """The augmentation probability stored with a snapshot's augment pipe (a module or a plain record)."""
     tensors = record.tensors if hasattr(record, "tensors") else record.state_dict()
     return tensors["p"].reshape([])
-
-
-def load_training_snapshot(path: Path) -> dict:
-    """{'networks': load_network-style dict, 'progress': Progress, 'tensors': resume tensors, 'options': dict}."""
-    from stylegan.formats import load_network_file
-    from stylegan.training.loop import Progress
-
-    nets, extra, training = load_network_file(path)
-    if not training or "progress" not in training:
-        raise StyleGANError(f"{path} is a network file, not a training snapshot (no progress counters)",
-                            "use it with --resume PATH for transfer learning instead of --resume latest")
-    progress = Progress(**training["progress"])
-    return {"networks": nets, "progress": progress, "tensors": extra, "options": training.get("options", {})}
 
 
 def read_snapshot_options(path: Path) -> dict:
@@ -86,33 +107,3 @@ def read_snapshot_options(path: Path) -> dict:
     if not isinstance(options, dict):
         raise StyleGANError(f"{path} has no training options", "resume from a snapshot written by `stylegan train`")
     return options
-
-
-def restore_optimizers(trainer, tensors: dict[str, torch.Tensor]) -> None:
-    """Put saved Adam moments back into the trainer's optimizers (params must match by name)."""
-    if f"{RESUME_PREFIX}pl_mean" in tensors:
-        trainer.loss.pl_mean.copy_(tensors[f"{RESUME_PREFIX}pl_mean"].reshape([]))
-    seen = set()
-    for phase in trainer.phases:
-        if id(phase.opt) in seen:
-            continue
-        seen.add(id(phase.opt))
-        module_name = phase.name[0]
-        for name, p in phase.module.named_parameters():
-            prefix = f"{RESUME_PREFIX}opt.{module_name}.{name}."
-            state = {k[len(prefix):]: _like_param(v, p) for k, v in tensors.items() if k.startswith(prefix)}
-            if state:
-                if "step" in state:
-                    state["step"] = state["step"].float()
-                phase.opt.state[p] = state
-
-
-def _like_param(saved: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """A saved moment on the parameter's device and, when it has its shape, in its memory layout.
-
-    The fused Adam step walks a parameter and its moments as flat memory, so an NHWC weight (D on the CPU)
-    with NCHW moments, as safetensors stores them, would pair the wrong elements.
-    """
-    if saved.shape != p.shape:
-        return saved.to(p.device)
-    return torch.empty_like(p, dtype=saved.dtype).copy_(saved)

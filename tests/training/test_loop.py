@@ -1,5 +1,8 @@
 """The training loop's bookkeeping: lazy-reg optimiser settings, EMA, ADA, data order, ticks."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -76,11 +79,33 @@ def test_sampler_shards_one_global_order_and_resumes_mid_stream():
 
 
 def test_a_short_run_reports_ticks_and_stops(digits16, tmp_path):
-    t = make_trainer(digits16, tmp_path)
-    snapshots = []
-    prog = t.run(lambda tr: snapshots.append(tr.progress.cur_nimg))
-    assert prog.cur_nimg >= 16 and snapshots[-1] == prog.cur_nimg
-    assert np.isfinite(float(t.loss.pl_mean))
+    # 16 images in minibatches of 4, ticks of 8 images: the first minibatch is a tick of its own, then
+    # ticks end at 12 and (the end of the run) 16 images. --snap 1: a snapshot and fakes grid at every tick.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    opts = tiny_options(digits16, tmp_path, kimg=0.016, kimg_per_tick=0.008, snap=1)
+    ds = open_dataset(opts)
+    t = Trainer(opts, du.Rank(), ds, *tiny_networks(opts, ds), None, run_dir)
+    snapshots, images = [], []
+    prog = t.run(lambda tr: snapshots.append(tr.progress.cur_nimg), lambda tr, name: images.append(name))
+    assert (prog.cur_nimg, prog.batch_idx, prog.cur_tick) == (16, 4, 3)
+    assert snapshots == [4, 12, 16]
+    assert images == ["fakes_init.png", "fakes000000.png", "fakes000000.png", "fakes000000.png"]
+    lines = (run_dir / "log.txt").read_text().splitlines()
+    assert lines[0].startswith("Training for 0.016 kimg on 1 process(es), batch 4") and lines[-1] == "Done."
+    tick_line = re.compile(r"tick (\d+) +kimg (\S+) +(\S+)% time (\S+(?: \S+)?) +sec/kimg (\S+) +"
+                           r"G (\S+) D (\S+) augment (\S+) eta (\S+(?: \S+)?)$")
+    ticks = [tick_line.match(line) for line in lines if line.startswith("tick ")]
+    assert all(ticks), lines
+    assert [m.group(1, 2, 3) for m in ticks] == [("0", "0.004", "25.0"), ("1", "0.012", "75.0"),
+                                                 ("2", "0.016", "100.0")]
+    for m in ticks:
+        assert float(m.group(5)) > 0 and np.isfinite(float(m.group(6))) and np.isfinite(float(m.group(7)))
+        assert m.group(8) == "0.000"  # no augmentation in this run
+    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert [s["Progress/tick"] for s in stats] == [0, 1, 2]
+    assert [s["Progress/kimg"] for s in stats] == pytest.approx([0.004, 0.012, 0.016])
+    assert np.isfinite(float(t.loss.pl_mean)) and stats[-1]["Loss/pl_mean"] == float(t.loss.pl_mean)
 
 
 def test_nan_losses_stop_training_with_a_clear_error(digits16, tmp_path):

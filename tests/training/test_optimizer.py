@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from stylegan.training.loop import adam
+from stylegan.training.phases import adam
 
 
 def reference_adam(p, grads, lr, betas, eps=1e-8):
@@ -36,10 +36,7 @@ def test_training_adam_follows_the_adam_update_with_lazy_regularisation_betas(de
 def test_restored_moments_of_an_nhwc_weight_step_like_the_uninterrupted_optimizer():
     """D's weights are NHWC on the CPU while snapshots store moments contiguous; the fused step needs them
     in the parameter's layout (with NCHW moments it pairs the wrong elements)."""
-    from types import SimpleNamespace
-
-    from stylegan.training.loop import Phase
-    from stylegan.training.snapshot import _optimizer_tensors, restore_optimizers
+    from stylegan.training.phases import Phase, load_optimizer_moments, optimizer_moments
 
     g = torch.Generator().manual_seed(0)
 
@@ -52,17 +49,17 @@ def test_restored_moments_of_an_nhwc_weight_step_like_the_uninterrupted_optimize
     grads = [torch.randn([6, 4, 3, 3], generator=g) for _ in range(3)]
     a, b = module(), module()
     b.load_state_dict(a.state_dict())
-    trainer = lambda m: SimpleNamespace(phases=[Phase("Dmain", m, adam(m.parameters(), 0.01, (0.0, 0.99)), 1)],  # noqa: E731
-                                        loss=SimpleNamespace(pl_mean=torch.zeros([])))
-    ta, tb = trainer(a), trainer(b)
-    for t, m in ((ta, a), (tb, b)):
+    phases = lambda m: [Phase("Dmain", m, adam(m.parameters(), 0.01, (0.0, 0.99)), 1)]  # noqa: E731
+    pa, pb = phases(a), phases(b)
+    for p, m in ((pa, a), (pb, b)):
         m.weight.grad = grads[0].contiguous(memory_format=torch.channels_last)
-        t.phases[0].opt.step()
-    saved = {k: v.contiguous().clone() for k, v in _optimizer_tensors(ta).items()}  # as a snapshot file holds them
-    tb = trainer(b)  # a fresh optimizer, as a resumed run builds
-    restore_optimizers(tb, saved)
+        p[0].opt.step()
+    saved = {net: {name: {slot: v.contiguous().clone() for slot, v in slots.items()}  # as a snapshot file holds them
+                   for name, slots in per_param.items()} for net, per_param in optimizer_moments(pa).items()}
+    pb = phases(b)  # a fresh optimizer, as a resumed run builds
+    load_optimizer_moments(pb, saved)
     for grad in grads[1:]:
-        for t, m in ((ta, a), (tb, b)):
+        for p, m in ((pa, a), (pb, b)):
             m.weight.grad = grad.contiguous(memory_format=torch.channels_last)
-            t.phases[0].opt.step()
+            p[0].opt.step()
     assert torch.equal(a.weight, b.weight)

@@ -7,7 +7,8 @@ import torch
 
 from stylegan.errors import StyleGANError
 from stylegan.formats import save_network
-from stylegan.training.run import find_latest_snapshot, train
+from stylegan.snapshot_names import latest_snapshot
+from stylegan.training.run import train
 from stylegan.training.snapshot import load_training_snapshot
 from tests.formats.conftest import perturbed
 from tests.formats.official_writer import write_official_pickle
@@ -36,8 +37,8 @@ def test_a_stopped_and_resumed_run_equals_an_uninterrupted_one(digits16, tmp_pat
     code, err = run_cli("train", "--outdir", tmp_path / "split", "--resume", "latest", "--kimg", "0.072")
     assert code == 0, err
 
-    whole = load_training_snapshot(find_latest_snapshot(tmp_path / "whole"))
-    split = load_training_snapshot(find_latest_snapshot(tmp_path / "split"))
+    whole = load_training_snapshot(latest_snapshot(tmp_path / "whole"))
+    split = load_training_snapshot(latest_snapshot(tmp_path / "split"))
     assert whole["progress"].cur_nimg == split["progress"].cur_nimg == 72
     assert whole["progress"].batch_idx == split["progress"].batch_idx == 18
     assert_same_state(whole, split)
@@ -77,7 +78,7 @@ def test_transfer_learning_starts_from_the_given_networks(digits16, tmp_path, ki
     # Learning rates so small that one step leaves the weights where they started.
     run = train(tiny_options(digits16, tmp_path / "runs", cond=True, kimg=0.004, glr=1e-12, dlr=1e-12,
                              resume=str(source)))
-    state = load_training_snapshot(find_latest_snapshot(tmp_path / "runs"))
+    state = load_training_snapshot(latest_snapshot(tmp_path / "runs"))
     for mine, theirs in [(state["networks"]["G"], G), (state["networks"]["D"], D)]:
         for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values()):
             if not name.endswith("w_avg"):  # the running mean of W moves in every step whatever the lr
@@ -106,4 +107,42 @@ def test_resume_mismatch_is_a_one_line_cli_error(digits16, tmp_path):
     save_network({"G_ema": G, "D": D}, tmp_path / "cond.safetensors")
     code, err = run_cli("train", "--data", digits16, "--outdir", tmp_path / "runs", "--kimg", "0.004",
                         "--resume", tmp_path / "cond.safetensors", *TINY_CLI)
-    assert code == 2 and err.startswith("error: --resume") and err.count("\n") == 1
+    assert code == 2 and err.startswith("error: resume (--resume) ") and err.count("\n") == 1
+
+
+def test_snapshot_layout_names_each_moment_by_network_parameter_and_slot():
+    from stylegan.training.snapshot import resume_tensors, trainer_state_from
+    moment = torch.arange(6.0).reshape(2, 3)
+    state = {"optimizers": {"D": {"b4.out.weight": {"exp_avg": moment, "step": torch.tensor(3.0)}},
+                            "G": {"mapping.fc0.bias": {"exp_avg_sq": moment[0]}}},
+             "pl_mean": torch.tensor(0.25)}
+    flat = resume_tensors(state)
+    assert set(flat) == {"resume.opt.D.b4.out.weight.exp_avg", "resume.opt.D.b4.out.weight.step",
+                         "resume.opt.G.mapping.fc0.bias.exp_avg_sq", "resume.pl_mean"}
+    assert flat["resume.pl_mean"].shape == (1,)
+    back = trainer_state_from(flat)
+    assert torch.equal(back["optimizers"]["D"]["b4.out.weight"]["exp_avg"], moment)
+    assert set(back["optimizers"]["G"]) == {"mapping.fc0.bias"} and float(back["pl_mean"]) == 0.25
+
+
+def test_a_restored_trainer_holds_the_saved_optimizer_state(digits16, tmp_path):
+    from stylegan.training import distributed as du
+    from stylegan.training.loop import Trainer
+    opts = tiny_options(digits16, tmp_path)
+    ds = open_dataset(opts)
+    first = Trainer(opts, du.Rank(), ds, *tiny_networks(opts, ds), None, None)
+    first.train_step()
+    saved = first.state_for_snapshot()
+    assert saved["progress"]["batch_idx"] == 1 and saved["dataset"]["resolution"] == 16
+    second = Trainer(opts, du.Rank(), ds, *tiny_networks(opts, ds), None, None,
+                     resume_state={"trainer": saved["trainer"]})
+    again = second.state_for_snapshot()["trainer"]
+    assert float(again["pl_mean"]) == float(saved["trainer"]["pl_mean"]) != 0
+    count = 0
+    for network in ("G", "D"):
+        assert set(again["optimizers"][network]) == set(saved["trainer"]["optimizers"][network])
+        for name, slots in saved["trainer"]["optimizers"][network].items():
+            for slot, value in slots.items():
+                assert torch.equal(again["optimizers"][network][name][slot], value), (network, name, slot)
+                count += 1
+    assert count > 30

@@ -59,8 +59,42 @@ def test_progress_lines_and_stats_follow_the_ticks(finished_run):
     assert "Loss/r1_penalty" in stats[0] and "Loss/pl_penalty" in stats[0]  # lazy regularisers ran at batch 0
 
 
-def test_official_grid_layout():
-    from stylegan.training.loop import grid_layout
+class _ThreeClasses:
+    """11 images of classes 2 0 1 1 0 2 2 1 0 1 2, one-hot labels (as ImageDataset gives them)."""
+
+    classes = [2, 0, 1, 1, 0, 2, 2, 1, 0, 1, 2]
+    has_labels = True
+
+    def __len__(self):
+        return len(self.classes)
+
+    def get_label(self, i):
+        return np.eye(3, dtype=np.float32)[self.classes[i]]
+
+
+class _Unlabeled(_ThreeClasses):
+    has_labels = False
+
+
+# Cell indices measured from the official stylegan2-ada-pytorch setup_snapshot_image_grid (its dataset
+# giving the same 11 integer class labels), at resolution 1024 (a 7x4 grid), for random seeds 0 and 5.
+OFFICIAL_GRIDS = {
+    ("labeled", 0): [8, 4, 1, 8, 4, 1, 8, 7, 9, 2, 3, 7, 9, 2, 0, 6, 5, 10, 0, 6, 5, 4, 1, 8, 4, 1, 8, 4],
+    ("labeled", 5): [1, 4, 8, 1, 4, 8, 1, 9, 2, 7, 3, 9, 2, 7, 6, 10, 5, 0, 6, 10, 5, 4, 8, 1, 4, 8, 1, 4],
+    ("unlabeled", 0): [4, 9, 2, 10, 6, 1, 7, 8, 3, 0, 5, 4, 9, 2, 10, 6, 1, 7, 8, 3, 0, 5, 4, 9, 2, 10, 6, 1],
+    ("unlabeled", 5): [5, 8, 2, 10, 4, 7, 1, 0, 9, 6, 3, 5, 8, 2, 10, 4, 7, 1, 0, 9, 6, 3, 5, 8, 2, 10, 4, 7],
+}
+
+
+@pytest.mark.parametrize("kind,seed", list(OFFICIAL_GRIDS))
+def test_snapshot_grids_show_the_official_cells(kind, seed):
+    from stylegan.training.grid import grid_layout
+    dataset = _ThreeClasses() if kind == "labeled" else _Unlabeled()
+    assert grid_layout(dataset, 1024, seed) == ((7, 4), OFFICIAL_GRIDS[kind, seed])
+
+
+def test_grid_size_and_rows_of_one_label_each():
+    from stylegan.training.grid import grid_layout
 
     class Labeled:  # 3 classes: each grid row shows one class
         has_labels = True
@@ -74,8 +108,14 @@ def test_official_grid_layout():
     (gw, gh), indices = grid_layout(Labeled(), 256)
     assert (gw, gh) == (30, 16)  # clip(7680 / 256, 7, 32) x clip(4320 / 256, 4, 32)
     assert grid_layout(Labeled(), 16)[0] == (32, 32) and grid_layout(Labeled(), 1024)[0] == (7, 4)
-    rows = [{i % 3 for i in indices[y * gw:(y + 1) * gw]} for y in range(gh)]
-    assert all(len(r) == 1 for r in rows) and len(set().union(*rows)) == 3
+    assert grid_layout(Labeled(), 16, size=(4, 2))[0] == (4, 2)
+    rows = [[i % 3 for i in indices[y * gw:(y + 1) * gw]] for y in range(gh)]
+    assert [row[0] for row in rows] == [y % 3 for y in range(gh)]  # classes take turns in class order
+    assert all(len(set(row)) == 1 for row in rows)
+    # A class's rows continue its (shuffled) images where its previous row stopped: 10 images, 30 columns,
+    # so each class row shows each of its images three times, in the same cyclic order every time.
+    class0 = [i for y in range(0, gh, 3) for i in indices[y * gw:(y + 1) * gw]]
+    assert sorted(class0[:10]) == list(range(0, 30, 3)) and class0 == class0[:10] * (len(class0) // 10)
 
 
 def test_image_grids(finished_run):
@@ -129,9 +169,9 @@ def test_dry_run_prints_the_resolved_options_and_writes_nothing(digits16, tmp_pa
 @pytest.mark.parametrize("args,needle", [
     (["--cond"], "--cond needs labels"),
     (["--metrics", "fid50k_fulll"], "fid50k_fulll"),
-    (["--aug", "fixed"], "--aug fixed needs a probability"),
-    (["--batch", "6", "--mbstd-group", "4"], "--mbstd-group 4 does not divide"),
-    (["--target", "2"], "--target 2.0 is outside"),
+    (["--aug", "fixed"], "aug (--aug) 'fixed' needs a probability"),
+    (["--batch", "6", "--mbstd-group", "4"], "mbstd_group (--mbstd-group) 4 does not divide"),
+    (["--target", "2"], "ada_target (--target) is 2, outside"),
 ])
 def test_bad_options_are_one_line_errors(unlabeled16, tmp_path, args, needle):
     code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "runs", "--kimg", "0.004",
@@ -175,7 +215,7 @@ def test_a_run_refused_before_training_leaves_no_outdir(unlabeled16, digits16, t
     assert not (tmp_path / "a").exists()
     code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "b", "--resume", "default",
                         "--kimg", "0.004", *TINY_CLI)
-    assert code == 2 and err.startswith("error: --resume default makes 32x32") and err.count("\n") == 1
+    assert code == 2 and err.startswith("error: resume (--resume) default makes 32x32") and err.count("\n") == 1
     assert not (tmp_path / "b").exists()
 
 
@@ -206,7 +246,7 @@ def test_colour_augmentation_on_rgba_is_refused_before_training(tmp_path):
     data = tmp_path / "rgba.zip"
     convert_dataset(str(src), data, channels=4, progress=False)
     code, err = run_cli("train", "--data", data, "--outdir", tmp_path / "runs", "--kimg", "0.004", *TINY_CLI)
-    assert code == 2 and err.startswith("error: --augpipe bgc includes colour augmentation") and err.count("\n") == 1
+    assert code == 2 and err.startswith("error: augpipe (--augpipe) 'bgc' includes colour augmentation") and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
     code, err = run_cli("train", "--data", data, "--outdir", tmp_path / "runs", "--kimg", "0.004", "--augpipe", "bg",
                         "--tick", "0.004", *TINY_CLI)

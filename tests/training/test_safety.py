@@ -11,7 +11,7 @@ import torch
 
 import stylegan.formats.safetensors_io as safetensors_io
 from stylegan.training.loop import Trainer
-from stylegan.training.run import find_latest_snapshot
+from stylegan.snapshot_names import latest_snapshot
 from stylegan.training.snapshot import load_training_snapshot
 from tests.training.conftest import TINY_CLI, run_cli, run_dirs
 
@@ -64,7 +64,7 @@ def test_stop_signals_write_a_final_snapshot_and_exit_cleanly(digits16, tmp_path
         (log,) = outdir.glob("*/log.txt")
         text = log.read_text()
         assert f"Stopped by {STOPS[name][0].name} at kimg" in text and "--resume latest" in text
-        state = load_training_snapshot(find_latest_snapshot(outdir))
+        state = load_training_snapshot(latest_snapshot(outdir))
         assert state["progress"].cur_nimg >= 8  # at least the two ticks seen before the signal
         assert all(torch.isfinite(p).all() for p in state["networks"]["G"].parameters())
 
@@ -105,7 +105,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_snapshot(digits1
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: training diverged: Loss/") and "NaN/Inf at kimg 0.016" in err
     assert "--resume latest" in err
-    state = load_training_snapshot(find_latest_snapshot(outdir))
+    state = load_training_snapshot(latest_snapshot(outdir))
     assert state["progress"].cur_nimg == 12  # the snapshot of the last tick before the NaN
     for key in ("G", "D", "G_ema"):
         assert all(torch.isfinite(t).all() for t in state["networks"][key].state_dict().values())
@@ -132,7 +132,7 @@ def test_disk_full_while_writing_a_snapshot_keeps_the_previous_one(digits16, tmp
     assert code == 2 and err.count("\n") == 1
     assert "cannot write snapshot" in err and "No space left on device" in err and "--resume latest" in err
     # Both snapshots have the same name (kimg 0): the failed write must not have touched the first.
-    state = load_training_snapshot(find_latest_snapshot(outdir))
+    state = load_training_snapshot(latest_snapshot(outdir))
     assert state["progress"].cur_nimg == 4
     (run,) = run_dirs(outdir)
     assert not list(run.glob(".*.tmp"))
