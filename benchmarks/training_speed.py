@@ -105,12 +105,12 @@ class Runner:
         synchronize(self.device)
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        module.requires_grad_(True)
+        module.requires_grad_(True)  # only the trained network collects gradients in this phase
         gain = {"Gmain": 1, "Dmain": 1, "Greg": 4, "Dreg": 16}[name]
         passes = zip(*(v.split(self.batch_gpu) for v in batch.values()))
         for chunk in passes:  # gradients accumulate over the passes, as in both loops
             self._accumulate(self.loss, name, dict(zip(batch, chunk)), gain)
-        module.requires_grad_(False)
+        module.requires_grad_(mode=False)
         for p in module.parameters():
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stylegan.devices import resolve_device
 from stylegan.explore.projection_files import render_projection
 from stylegan.explore.projector import ProjectorConfig, project, projector_uint8
 from stylegan.explore.quality import image_quality
@@ -62,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     G = small_generator(args.resolution, device)
     if args.detector_dir is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -11,14 +11,13 @@ import contextlib
 import itertools
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import PIL.Image
 
-from stylegan.atomic import atomic_path
+from stylegan.atomic import atomic_output, probe_writable_folder
 from stylegan.errors import StyleGANError
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -62,8 +61,7 @@ def check_video_output(path: str | os.PathLike) -> str:
     if path.is_dir():
         raise StyleGANError(f"video path {path} is a folder", "give a file name such as out/video.mp4")
     try:
-        with tempfile.TemporaryFile(dir=path.parent):  # creating a file is the only reliable test
-            pass
+        probe_writable_folder(path.parent)
     except OSError as e:
         raise StyleGANError(f"cannot write video {path}: {e.strerror or e}",
                             "choose a writable --output path") from None
@@ -169,11 +167,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
         raise StyleGANError("the video has no frames", "give a longer --duration-sec or more steps")
     first = _rgb_even(first)
     check_frame_size(first.shape[1], first.shape[0])
-    try:
-        with atomic_path(path) as tmp:
-            if kind == "mp4":
-                return _write_mp4(tmp, frames, first, fps, quality)
-            return _write_gif(tmp, frames, first, fps)
-    except OSError as e:
-        raise StyleGANError(f"cannot write video {path}: {e.strerror or e}",
-                            "check free space and permissions") from None
+    with atomic_output(path, "video", "check free space and permissions") as tmp:
+        if kind == "mp4":
+            return _write_mp4(tmp, frames, first, fps, quality)
+        return _write_gif(tmp, frames, first, fps)
