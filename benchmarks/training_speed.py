@@ -110,7 +110,7 @@ class Runner:
         passes = zip(*(v.split(self.batch_gpu) for v in batch.values()))
         for chunk in passes:  # gradients accumulate over the passes, as in both loops
             self._accumulate(self.loss, name, dict(zip(batch, chunk)), gain)
-        module.requires_grad_(mode=False)
+        module.requires_grad_(requires_grad=False)
         for p in module.parameters():
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)

@@ -1,5 +1,8 @@
 """Suite-wide settings: tiny networks run fastest, and most repeatably, on one CPU thread.
 
+``OMP_NUM_THREADS=N python -m pytest`` runs the whole suite on N torch threads instead, so that results
+which depend on how work is split between threads are checked too (the suite must pass with 1 and 2).
+
 ``--device cuda`` runs the device-generic tests (those taking the ``device`` fixture: the ops, the networks
 against their float64 reference, fp16 blocks, the optimizer, training phases) on a GPU, with TF32 off so
 float32 stays float32: ``python -m pytest --device cuda tests/ops tests/networks``. The default is the CPU.
@@ -39,10 +42,16 @@ def device(request):
         yield device
 
 
+def suite_threads() -> int:
+    """torch threads for the in-process tests: OMP_NUM_THREADS when set to a whole number ≥ 1, else 1."""
+    text = os.environ.get("OMP_NUM_THREADS", "")
+    return int(text) if text.isdigit() and int(text) >= 1 else 1
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_cpu_thread():
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(suite_threads())
     yield
     torch.set_num_threads(before)
 
@@ -66,7 +75,7 @@ def _stop_signals_as_in_a_terminal():
 def _still_one_cpu_thread():
     """The one setting above serves every test, so none may leave another thread count behind."""
     yield
-    assert torch.get_num_threads() == 1, "this test changed torch's thread count without restoring it"
+    assert torch.get_num_threads() == suite_threads(), "this test changed torch's thread count without restoring it"
 
 
 @pytest.fixture
