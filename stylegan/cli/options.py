@@ -19,21 +19,38 @@ from stylegan.explore.seeds import parse_index_list, parse_seeds
 from stylegan.networks.layers import NOISE_MODES
 
 
-class IndexListType(click.ParamType):
-    """A click type for ``1,2,5-100,999`` lists; bad input raises StyleGANError naming the option."""
+class LibraryParsedType(click.ParamType):
+    """A click type whose parsing lives in the library (``parse``), so Python callers get the same checks.
+
+    Values that are already parsed (defaults, callers invoking the command function) pass through; a
+    StyleGANError from the parser gets the flag it came from in front, e.g. ``--seeds: descending range``.
+    """
+
+    parsed_types: tuple[type, ...] = (list,)
+    fallback_flag = "list"
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self.parsed_types):
+            return value
+        try:
+            return self.parse(value)
+        except StyleGANError as e:
+            raise StyleGANError(f"{option_name(param, self.fallback_flag)}: {e.what}", e.fix) from None
+
+
+class IndexListType(LibraryParsedType):
+    """A click type for ``1,2,5-100,999`` lists (``seeds=True``: seeds, which may reach 2³² − 1)."""
 
     name = "LIST"
 
     def __init__(self, seeds: bool = False):
         self.seeds = seeds
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
-        if isinstance(value, list):
-            return value
-        try:
-            return parse_seeds(value) if self.seeds else parse_index_list(value)
-        except StyleGANError as e:
-            raise StyleGANError(f"{option_name(param, 'list')}: {e.what}", e.fix) from None
+    def parse(self, text: str) -> list[int]:
+        return parse_seeds(text) if self.seeds else parse_index_list(text)
 
 
 def option_name(param: click.Parameter | None, fallback: str) -> str:

@@ -3,52 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import torch
 
 from stylegan.cli.options import (
+    LibraryParsedType,
     batch_option,
     device_option,
     load_generator,
     network_option,
     noise_mode_option,
-    option_name,
     outdir_option,
     prepared_outdir,
     quiet_option,
 )
-from stylegan.errors import StyleGANError
 from stylegan.explore.style_mix import Source, StyleSpec, parse_sources, parse_style_spec, style_mix, write_style_mix
 
 
-class SourceListType(click.ParamType):
+class SourceListType(LibraryParsedType):
     """Seeds and ranges (``1,2,5-9``) mixed with projected-W files (``a/projected_w.npz``)."""
 
     name = "SEEDS|FILE.npz"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[Source]:
-        if isinstance(value, list):
-            return value
-        try:
-            return parse_sources(value)
-        except StyleGANError as e:
-            raise StyleGANError(f"{option_name(param, 'list')}: {e.what}", e.fix) from None
+    def parse(self, text: str) -> list[Source]:
+        return parse_sources(text)
 
 
-class StylesType(click.ParamType):
+class StylesType(LibraryParsedType):
     """``--styles``-like lists of w indices and group names, checked for syntax before the network is loaded."""
 
     name = "STYLES"
+    parsed_types = (StyleSpec,)
+    fallback_flag = "--styles"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StyleSpec:
-        if isinstance(value, StyleSpec):
-            return value
-        try:
-            return parse_style_spec(value)
-        except StyleGANError as e:
-            raise StyleGANError(f"{option_name(param, '--styles')}: {e.what}", e.fix) from None
+    def parse(self, text: str) -> StyleSpec:
+        return parse_style_spec(text)
 
 
 @click.command("style-mix")
