@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.networks.stylegan2 import ARCHITECTURES
 from stylegan.training.augment import AUGPIPE_PRESETS
 
@@ -184,9 +184,7 @@ _NO_FLAG = {"G_architecture", "D_architecture", "pl_weight", "style_mixing_prob"
 def setting_name(field: str) -> str:
     """How error messages name a setting for both audiences: ``r1_gamma (--gamma)``, or the bare field name
     when the command line has no flag for it. Python callers set the field, CLI users type the flag."""
-    if field in _NO_FLAG:
-        return field
-    return f"{field} ({_FLAGS.get(field, '--' + field.replace('_', '-'))})"
+    return setting(field, "" if field in _NO_FLAG else _FLAGS.get(field))
 
 
 def _refuse(field: str, problem: str, fix: str) -> None:
