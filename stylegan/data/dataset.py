@@ -19,7 +19,7 @@ import torch
 
 from stylegan.data.images import decode_error_text, decode_hwc, is_image_name
 from stylegan.data.labels import LABELS_FILE, labels_to_array, match_labels, parse_labels_json
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 MAKE_FIX = "make one with `stylegan dataset --source ... --dest data.zip`"
 
@@ -297,9 +297,11 @@ def check_dataset_fits(dataset: ImageDataset, img_resolution: int, img_channels:
         ", or ".join(fixes + ["use a network made for this dataset"]))
 
 
-def require_labels(dataset: ImageDataset, option: str = "--cond") -> None:
-    """Raise StyleGANError when labels were requested (``option``) but ``dataset`` has none."""
+def require_labels(dataset: ImageDataset, option: str = setting("cond")) -> None:
+    """Raise StyleGANError when labels were requested (by the setting ``option`` names, as messages name
+    it: training's ``cond (--cond)`` by default) but ``dataset`` has none."""
     if not dataset.has_labels:
         why = "labels are off (use_labels=False)" if not dataset.labels_requested else "it has no labels in dataset.json"
         raise StyleGANError(f"{option} needs labels, but dataset {dataset.name} has none ({why})",
-                            f"drop {option}, or make the dataset with labels (a dataset.json; see `stylegan dataset`)")
+                            f"turn off {option}, or make the dataset with labels "
+                            "(a dataset.json; see `stylegan dataset`)")

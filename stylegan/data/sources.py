@@ -23,12 +23,13 @@ import PIL.Image
 
 from stylegan.data.images import is_image_name, open_image
 from stylegan.data.labels import LABELS_FILE, Label, match_labels, parse_labels_json
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 SKLEARN_DIGITS = "sklearn-digits"
 CIFAR10_MEMBER = "cifar-10-batches-py/data_batch_{}"
 SOURCE_FORMS = ("a folder of images, a .zip of images, cifar-10-python.tar.gz, "
                 "an MNIST *-images-idx3-ubyte(.gz) file, an LSUN *_lmdb folder, or sklearn-digits")
+SOURCE = setting("source")  # how messages name the input: the Python argument and the dataset command's flag
 
 Decoded = Union[PIL.Image.Image, np.ndarray]  # arrays are uint8 [H, W] or [H, W, C]
 
@@ -63,7 +64,7 @@ def open_source(source: str | os.PathLike) -> Source:
         return open_sklearn_digits()
     path = Path(text)
     if not path.exists():
-        raise StyleGANError(f"--source {text} does not exist", f"give {SOURCE_FORMS}")
+        raise StyleGANError(f"{SOURCE} {text} does not exist", f"give {SOURCE_FORMS}")
     if path.is_dir():
         if (path / "data.mdb").is_file() or path.name.endswith("_lmdb"):
             src = open_lmdb(path)
@@ -74,14 +75,14 @@ def open_source(source: str | os.PathLike) -> Source:
     elif zipfile.is_zipfile(path):
         src = open_image_zip(path)
     elif path.suffix.lower() == ".zip":
-        raise StyleGANError(f"--source {text} is not a readable ZIP", "check or re-create the archive")
+        raise StyleGANError(f"{SOURCE} {text} is not a readable ZIP", "check or re-create the archive")
     elif _is_tar(path):
         src = open_cifar10(path)
     else:
-        raise StyleGANError(f"--source {text}: unknown kind of file", f"give {SOURCE_FORMS}")
+        raise StyleGANError(f"{SOURCE} {text}: unknown kind of file", f"give {SOURCE_FORMS}")
     if src.count == 0:
-        raise StyleGANError(f"--source {text} has no images (looked for PNG, JPEG, WebP, BMP and other image files)",
-                            "point --source at a folder or archive that contains images")
+        raise StyleGANError(f"{SOURCE} {text} has no images (looked for PNG, JPEG, WebP, BMP and other image files)",
+                            f"point {SOURCE} at a folder or archive that contains images")
     return src
 
 
@@ -129,7 +130,7 @@ def open_image_zip(path: Path) -> Source:
             names = sorted(n for n in z.namelist() if is_image_name(n))
             labels_text = z.read(LABELS_FILE) if LABELS_FILE in z.namelist() else None
     except (zipfile.BadZipFile, OSError) as e:
-        raise StyleGANError(f"--source {path} is not a readable ZIP ({e})", "check or re-create the archive") from None
+        raise StyleGANError(f"{SOURCE} {path} is not a readable ZIP ({e})", "check or re-create the archive") from None
     labels = _labels_for(names, labels_text, f"{path}:{LABELS_FILE}")
 
     def iterate() -> Iterator[SourceImage]:
@@ -150,15 +151,15 @@ def open_lmdb(path: Path) -> Source:
     try:
         import lmdb
     except ImportError:
-        raise StyleGANError(f"--source {path} is an LMDB database, which needs the 'lmdb' package",
+        raise StyleGANError(f"{SOURCE} {path} is an LMDB database, which needs the 'lmdb' package",
                             "pip install lmdb, or stylegan[lsun]") from None
 
     def open_env():
         try:
             return lmdb.open(str(path), readonly=True, lock=False, readahead=False, max_readers=1)
         except lmdb.Error as e:
-            raise StyleGANError(f"--source {path} is not a readable LMDB database ({e})",
-                                "point --source at an LSUN *_lmdb folder with data.mdb in it") from None
+            raise StyleGANError(f"{SOURCE} {path} is not a readable LMDB database ({e})",
+                                f"point {SOURCE} at an LSUN *_lmdb folder with data.mdb in it") from None
 
     env = open_env()
     try:
@@ -222,18 +223,18 @@ def open_cifar10(path: Path) -> Source:
         with tarfile.open(path, "r:*") as tar:
             names = set(tar.getnames())
             if CIFAR10_MEMBER.format(1) not in names:
-                raise StyleGANError(f"--source {path} is a tar archive but not the CIFAR-10 python tarball "
+                raise StyleGANError(f"{SOURCE} {path} is a tar archive but not the CIFAR-10 python tarball "
                                     f"(no {CIFAR10_MEMBER.format(1)})", f"give {SOURCE_FORMS}")
             for b in range(1, 6):
                 member = CIFAR10_MEMBER.format(b)
                 if member not in names:
-                    raise StyleGANError(f"--source {path} lacks {member}", "use the original cifar-10-python.tar.gz")
+                    raise StyleGANError(f"{SOURCE} {path} lacks {member}", "use the original cifar-10-python.tar.gz")
                 with tar.extractfile(member) as f:
                     x, y = _load_cifar_batch(f.read(), f"{path}:{member}")
                 images.append(x)
                 labels.extend(y)
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise StyleGANError(f"--source {path} is not a readable tar archive ({e})",
+        raise StyleGANError(f"{SOURCE} {path} is not a readable tar archive ({e})",
                             "download cifar-10-python.tar.gz again") from None
     data = np.concatenate(images).transpose(0, 2, 3, 1)  # NCHW → NHWC
 
@@ -336,7 +337,7 @@ def sklearn_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise StyleGANError("--source sklearn-digits needs scikit-learn",
+        raise StyleGANError(f"{SOURCE} sklearn-digits needs scikit-learn",
                             "pip install scikit-learn, or stylegan[digits]") from None
     digits = load_digits()
     images = np.rint(digits.images * (255 / 16)).clip(0, 255).astype(np.uint8)  # 0..16 → 0..255

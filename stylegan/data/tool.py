@@ -37,13 +37,14 @@ from tqdm import tqdm
 
 from stylegan.data.images import decode_error_text, encode_png, to_array
 from stylegan.data.labels import LABELS_FILE, Label, check_same_kind, normalize_label
-from stylegan.data.sources import Decoded, Source, open_source
-from stylegan.data.transforms import Transform, check_square_power_of_two
+from stylegan.data.sources import SOURCE, Decoded, Source, open_source
+from stylegan.data.transforms import RESOLUTION, TRANSFORM, Transform, check_square_power_of_two
 from stylegan.data.writer import DatasetWriter, archive_name
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 CHANNEL_CHOICES = (1, 3, 4)
 MAX_LISTED_BAD = 3
+CHANNELS = setting("channels")
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _bad_error(bad: list[tuple[str, str]], seen: int) -> StyleGANError:
     listed = "; ".join(f"{name}: {reason}" for name, reason in bad[:MAX_LISTED_BAD])
     more = f"; and {len(bad) - MAX_LISTED_BAD} more" if len(bad) > MAX_LISTED_BAD else ""
     return StyleGANError(f"{len(bad)} of {seen} images could not be read ({listed}{more})",
-                         "repair or delete them, or pass --skip-bad to leave them out")
+                         f"repair or delete them, or turn on {setting('skip_bad')} to leave them out")
 
 
 class _Shape:
@@ -100,17 +101,17 @@ class _Shape:
         h, w, c = arr.shape
         if self.first is None:
             check_square_power_of_two(
-                w, h, f"{name} (after any --transform/--resolution)",
-                "pass --resolution WxH (a power of two) and, for non-square images, --transform center-crop")
+                w, h, f"{name} (after any transform and resize)",
+                f"give a power-of-two {RESOLUTION} and, for non-square images, set {TRANSFORM} to center-crop")
             self.first = (name, w, h, c)
             return
         first_name, fw, fh, fc = self.first
         if (w, h) != (fw, fh):
             raise StyleGANError(f"{name} is {w}x{h} but {first_name} is {fw}x{fh}; all images must be the same size",
-                                "pass --resolution WxH (with --transform center-crop for non-square images)")
+                                f"give {RESOLUTION} (and set {TRANSFORM} to center-crop for non-square images)")
         if c != fc:
             raise StyleGANError(f"{name} has {c} channel(s) but {first_name} has {fc}; all images must match",
-                                "pass --channels 3 (or 1) to convert every image to RGB (or grayscale)")
+                                f"set {CHANNELS} to 3 (or 1) to convert every image to RGB (or grayscale)")
 
 
 def convert_dataset(source: str | os.PathLike, dest: str | os.PathLike, *, max_images: Optional[int] = None,
@@ -125,9 +126,11 @@ def convert_dataset(source: str | os.PathLike, dest: str | os.PathLike, *, max_i
     in which case nothing is written.
     """
     if max_images is not None and max_images < 1:
-        raise StyleGANError(f"--max-images {max_images} leaves nothing to write", "give at least 1, or leave it out")
+        raise StyleGANError(f"{setting('max_images')} is {max_images}, which leaves nothing to write",
+                            "give at least 1, or leave it out (None) for all")
     if channels is not None and channels not in CHANNEL_CHOICES:
-        raise StyleGANError(f"--channels {channels} is not supported", "use 1 (grayscale), 3 (RGB) or 4 (RGBA)")
+        raise StyleGANError(f"{CHANNELS} is {channels}, which is not supported",
+                            "use 1 (grayscale), 3 (RGB) or 4 (RGBA), or leave it out (None)")
     xform = Transform(transform, resolution, resize_filter)
     src = open_source(source)
     report = ConvertReport(dest=os.fspath(dest), source_kind=src.kind, notes=list(src.notes))
@@ -140,7 +143,7 @@ def convert_dataset(source: str | os.PathLike, dest: str | os.PathLike, *, max_i
 
     if report.alpha_dropped:
         report.notes.append(f"{report.alpha_dropped} image(s) had an alpha channel, which was dropped "
-                            "(pass --channels 4 to keep it)")
+                            f"(set {CHANNELS} to 4 to keep it)")
     if report.too_small:
         report.notes.append(f"{report.too_small} image(s) narrower than {xform.resolution[0]} pixels or too short "
                             "for the band were left out by center-crop-wide")
@@ -200,8 +203,8 @@ def _write_images(src: Source, writer: DatasetWriter, xform: Transform, channels
         raise _bad_error(report.bad, seen)
     if report.count == 0:
         why = "all were left out by center-crop-wide" if report.too_small else "none could be read"
-        raise StyleGANError(f"--source {src.path}: no images to write ({why})",
-                            "use a smaller --resolution or another --transform" if report.too_small
+        raise StyleGANError(f"{SOURCE} {src.path}: no images to write ({why})",
+                            f"use a smaller {RESOLUTION} or another {TRANSFORM}" if report.too_small
                             else "check the source images")
     _, w, _, c = shape.first
     report.resolution, report.channels = w, c

@@ -19,11 +19,14 @@ import numpy as np
 import PIL.Image
 
 from stylegan.data.images import array_to_pil
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 TRANSFORMS = ("center-crop", "center-crop-wide")
 RESIZE_FILTERS = {"box": PIL.Image.Resampling.BOX, "lanczos": PIL.Image.Resampling.LANCZOS}
 MIN_RESOLUTION = 4  # the smallest StyleGAN2 block
+# How messages name the settings: the argument of ``convert_dataset`` and the dataset command's flag.
+RESOLUTION = setting("resolution")
+TRANSFORM = setting("transform")
 
 
 def is_power_of_two(n: int) -> bool:
@@ -34,7 +37,7 @@ def parse_resolution(text: str) -> tuple[int, int]:
     """``'512x384'`` → (512, 384); a single number ``'64'`` means 64x64."""
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*", text)
     if m is None or int(m.group(1)) == 0 or (m.group(2) is not None and int(m.group(2)) == 0):
-        raise StyleGANError(f"--resolution {text!r} is not WIDTHxHEIGHT", "write it like 256x256")
+        raise StyleGANError(f"{RESOLUTION} {text!r} is not WIDTHxHEIGHT", "write it like 256x256")
     w = int(m.group(1))
     return w, int(m.group(2)) if m.group(2) is not None else w
 
@@ -84,30 +87,31 @@ def letterbox(band: np.ndarray, canvas_side: int) -> np.ndarray:
 class Transform:
     """One crop/resize rule; calling it maps an image to the output image, or to None when it is left out."""
 
-    kind: Optional[str] = None            # None, 'center-crop' or 'center-crop-wide'
+    kind: Optional[str] = None            # None, 'center-crop' or 'center-crop-wide' (``transform`` in messages)
     resolution: Optional[tuple[int, int]] = None  # (width, height) of --resolution
     resize_filter: str = "lanczos"
 
     def __post_init__(self) -> None:
         if self.kind not in (None, *TRANSFORMS):
-            raise StyleGANError(f"unknown --transform {self.kind!r}", f"use one of {', '.join(TRANSFORMS)}")
+            raise StyleGANError(f"unknown {TRANSFORM} {self.kind!r}", f"use one of {', '.join(TRANSFORMS)}")
         if self.resize_filter not in RESIZE_FILTERS:
-            raise StyleGANError(f"unknown --resize-filter {self.resize_filter!r}",
+            raise StyleGANError(f"unknown {setting('resize_filter')} {self.resize_filter!r}",
                                 f"use one of {', '.join(RESIZE_FILTERS)}")
         if self.kind is not None and self.resolution is None:
-            raise StyleGANError(f"--transform {self.kind} needs an output size", "add --resolution WxH, e.g. 256x256")
+            raise StyleGANError(f"{TRANSFORM} {self.kind} needs an output size",
+                                f"also give {RESOLUTION}, e.g. 256x256")
         if self.resolution is None:
             return
         w, h = self.resolution
         if self.kind == "center-crop-wide":
             if h > w:
-                raise StyleGANError(f"--resolution {w}x{h} is taller than wide; center-crop-wide makes wide images",
+                raise StyleGANError(f"{RESOLUTION} {w}x{h} is taller than wide; center-crop-wide makes wide images",
                                     "give WxH with W >= H, e.g. 512x384")
             check_square_power_of_two(w, w, "the center-crop-wide canvas", "give a power-of-two width, e.g. 512x384")
         else:
-            fix = ("use --transform center-crop-wide for a wide W x H inside a square canvas, or a square --resolution"
-                   if w != h else "give a power-of-two --resolution such as 64x64 or 256x256")
-            check_square_power_of_two(w, h, "--resolution", fix)
+            fix = (f"set {TRANSFORM} to center-crop-wide for a wide W x H inside a square canvas, or give a square "
+                   f"{RESOLUTION}" if w != h else f"give a power-of-two {RESOLUTION} such as 64x64 or 256x256")
+            check_square_power_of_two(w, h, RESOLUTION, fix)
 
     @property
     def output_size(self) -> Optional[int]:

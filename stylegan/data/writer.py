@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 
 from stylegan.atomic import atomic_output, current_umask
 from stylegan.data.labels import LABELS_FILE
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 IMAGES_PER_FOLDER = 1000
 
@@ -28,7 +28,8 @@ def archive_name(index: int) -> str:
     return f"{digits[:5]}/img{digits}.png"
 
 
-WRITABLE_FIX = "choose a writable --dest"
+DEST = setting("dest")  # how messages name the output: the Python argument and the dataset command's flag
+WRITABLE_FIX = f"choose a writable {DEST}"
 
 
 class _Discarded(Exception):
@@ -37,11 +38,11 @@ class _Discarded(Exception):
 
 @contextlib.contextmanager
 def _as_dest_error(dest: Path, fix: str = WRITABLE_FIX) -> Iterator[None]:
-    """An OSError in the block → one StyleGANError line ``cannot write --dest <dest>: <reason>``."""
+    """An OSError in the block → one StyleGANError line ``cannot write dest (--dest) <dest>: <reason>``."""
     try:
         yield
     except OSError as e:
-        raise StyleGANError(f"cannot write --dest {dest}: {e.strerror or e}", fix) from None
+        raise StyleGANError(f"cannot write {DEST} {dest}: {e.strerror or e}", fix) from None
 
 
 class DatasetWriter:
@@ -55,7 +56,7 @@ class DatasetWriter:
     def __init__(self, dest: str | os.PathLike, overwrite: bool = False):
         self.dest = Path(dest)
         if os.fspath(dest) == "":
-            raise StyleGANError("--dest is empty", "give an output .zip file or folder")
+            raise StyleGANError(f"{DEST} is empty", "give an output .zip file or folder")
         self.is_zip = self.dest.suffix.lower() == ".zip"
         self._pending = contextlib.ExitStack()  # holds the ZIP's atomic output until commit or discard
         self._zip: Optional[zipfile.ZipFile] = None
@@ -68,27 +69,28 @@ class DatasetWriter:
         d = self.dest
         if self.is_zip:
             if d.is_dir():
-                raise StyleGANError(f"--dest {d} is a folder", "give a .zip file name, or a folder name without .zip")
+                raise StyleGANError(f"{DEST} {d} is a folder", "give a .zip file name, or a folder name without .zip")
             if d.exists() and not overwrite:
-                raise StyleGANError(f"--dest {d} already exists", "choose a new name, or pass --overwrite to replace it")
+                raise StyleGANError(f"{DEST} {d} already exists",
+                                    f"choose a new name, or turn on {setting('overwrite')} to replace it")
         elif d.exists():
             if not d.is_dir():
-                raise StyleGANError(f"--dest {d} is an existing file and not a .zip",
+                raise StyleGANError(f"{DEST} {d} is an existing file and not a .zip",
                                     "give a .zip file name or a new or empty folder")
             if any(d.iterdir()):
-                raise StyleGANError(f"--dest folder {d} is not empty", "choose a new or empty folder, or a .zip")
+                raise StyleGANError(f"{DEST} folder {d} is not empty", "choose a new or empty folder, or a .zip")
 
     def _open(self) -> None:
         parent = self.dest.parent
         blocker = next((p for p in [parent, *parent.parents] if p.exists() and not p.is_dir()), None)
         if blocker is not None:
-            raise StyleGANError(f"cannot write --dest {self.dest}: {blocker} is a file, not a folder", WRITABLE_FIX)
+            raise StyleGANError(f"cannot write {DEST} {self.dest}: {blocker} is a file, not a folder", WRITABLE_FIX)
         self._created_dirs = [p for p in [parent, *parent.parents] if not p.exists()]
         try:
             with _as_dest_error(self.dest):
                 parent.mkdir(parents=True, exist_ok=True)
             if self.is_zip:
-                tmp = self._pending.enter_context(atomic_output(self.dest, "--dest", WRITABLE_FIX))
+                tmp = self._pending.enter_context(atomic_output(self.dest, DEST, WRITABLE_FIX))
                 with _as_dest_error(self.dest):
                     self._zip = zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED)
             else:
@@ -101,7 +103,7 @@ class DatasetWriter:
     def write(self, name: str, data: bytes | str) -> None:
         """Add one file (``name`` with ``/`` separators, relative to the dataset root)."""
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        with _as_dest_error(self.dest, "free some disk space or choose another --dest"):
+        with _as_dest_error(self.dest, f"free some disk space or choose another {DEST}"):
             if self._zip is not None:
                 self._zip.writestr(name, payload)
             else:

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.explore.images import grid_shape, make_grid, save_png, to_uint8
 
 
@@ -27,7 +27,7 @@ def resolve_grid(n: int, grid_w: int | None, grid_h: int | None) -> tuple[int, i
         grid_h = -(-n // grid_w)
     if grid_w * grid_h < n:
         raise StyleGANError(f"a {grid_w}x{grid_h} grid has {grid_w * grid_h} cells but there are {n} images",
-                            "choose a larger --grid-w/--grid-h or fewer images")
+                            f"choose a larger {setting('grid_w')} or {setting('grid_h')}, or fewer images")
     return grid_w, grid_h
 
 

@@ -11,7 +11,7 @@ import PIL.Image
 import torch
 
 from stylegan.atomic import atomic_output
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.pixels import float_to_bytes
 
 _PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -56,7 +56,7 @@ def make_grid(images: np.ndarray, grid_w: int, grid_h: int) -> np.ndarray:
         raise StyleGANError(f"grid size {grid_w}x{grid_h} has no cells", "give a width and height of at least 1")
     if n > grid_w * grid_h:
         raise StyleGANError(f"a {grid_w}x{grid_h} grid has {grid_w * grid_h} cells but there are {n} images",
-                            "choose a larger --grid-w/--grid-h or fewer images")
+                            f"choose a larger {setting('grid_w')} or {setting('grid_h')}, or fewer images")
     canvas = np.zeros([grid_h * h, grid_w * w, c], dtype=images.dtype)
     for i, image in enumerate(images):
         row, col = divmod(i, grid_w)

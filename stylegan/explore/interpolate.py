@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import scipy.interpolate
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.explore.seeds import MAX_SEED
 
 INTERP_KINDS = ("linear", "slerp", "cubic")
@@ -32,7 +32,7 @@ def keyframe_latents(seeds: Sequence[int], num_keyframes: int, z_dim: int) -> np
     """
     if num_keyframes < 2:
         raise StyleGANError(f"a looping path needs at least 2 keyframes, got {num_keyframes}",
-                            "use --keyframes 2 or more")
+                            f"use {setting('num_keyframes', '--keyframes')} 2 or more")
     for s in seeds:
         if not 0 <= s <= MAX_SEED:
             raise StyleGANError(f"seed {s} is out of range", f"seeds must be between 0 and {MAX_SEED}")
@@ -80,7 +80,7 @@ class LoopPath:
         keys = np.asarray(keys, dtype=np.float64)
         if keys.shape[0] < 2:
             raise StyleGANError(f"a looping path needs at least 2 keyframes, got {keys.shape[0]}",
-                                "use --keyframes 2 or more")
+                                "give keys with 2 or more keyframes along the first axis")
         self.keys, self.kind, self.num_keyframes = keys, kind, keys.shape[0]
         if kind == "cubic":
             closed = np.concatenate([keys, keys[:1]])  # periodic splines need the first point repeated at the end

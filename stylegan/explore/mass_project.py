@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from stylegan.atomic import atomic_output
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
+from stylegan.explore.labels import CLASS_SETTING
 from stylegan.explore.project_jobs import target_classes
 from stylegan.explore.projection_files import render_projection, write_projection
 from stylegan.explore.projector import DEFAULT_SEED, ProjectorConfig, check_projectable, project
@@ -56,7 +57,7 @@ def find_snapshots(folder: str | os.PathLike) -> list[Snapshot]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise StyleGANError(f"--networks {folder} is not a folder",
+        raise StyleGANError(f"{setting('networks')} {folder} is not a folder",
                             "give the run folder holding network-snapshot-*.safetensors or .pkl files")
     found = []
     for path in folder.iterdir():
@@ -93,10 +94,12 @@ def load_state(outdir: Path, options: dict) -> dict:
     except (OSError, ValueError, AttributeError):
         ok = False
     if not ok:
-        raise StyleGANError(f"{path} is not a mass-project state file", "remove it, or choose another --outdir")
+        raise StyleGANError(f"{path} is not a mass-project state file",
+                            f"remove it, or choose another {setting('outdir')}")
     if state.get("options") != options:
         raise StyleGANError(f"{outdir} holds results made with other projector options",
-                            "rerun with the same --num-steps/--seed/--w-plus/--class, or choose another --outdir")
+                            f"rerun with the same {setting('config', '--num-steps/--w-plus')}, {setting('seed')} and "
+                            f"{CLASS_SETTING}, or choose another {setting('outdir')}")
     return state
 
 
@@ -185,7 +188,8 @@ def mass_project(
     ``outdir/state.json`` are skipped; the state is saved after every pair, so an interrupted run resumes.
     """
     if num_images < 1:
-        raise StyleGANError(f"--num-images {num_images} is too small", "project at least 1 image")
+        raise StyleGANError(f"{setting('num_images')} is {num_images}, but must be at least 1",
+                            "project at least 1 image")
     config.check()
     snapshots = find_snapshots(networks)
     targets, _ = list_targets(data, limit=num_images)

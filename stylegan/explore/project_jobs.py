@@ -17,16 +17,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.explore.generate import seed_file_name
 from stylegan.explore.images import to_uint8
 from stylegan.explore.labels import check_class
-from stylegan.explore.projection_files import VIDEO_FPS, is_done, render_projection, write_projection
+from stylegan.explore.projection_files import NO_VIDEO_FIX, VIDEO_FPS, is_done, render_projection, write_projection
 from stylegan.explore.projector import DEFAULT_SEED, ProjectorConfig, check_projectable, project
 from stylegan.explore.quality import image_quality
 from stylegan.explore.render import images_from_seeds
 from stylegan.explore.targets import Target, output_name, read_target, target_class, unique_names
 from stylegan.explore.video_io import ffmpeg_exe
+
+
+TARGET, SEEDS, TRUNC = setting("target"), setting("seeds"), setting("truncation_psi", "--trunc")
 
 
 @dataclass(frozen=True)
@@ -51,19 +54,20 @@ def check_request(target: Path | None, seeds: Sequence[int] | None, max_images: 
                   truncation_psi: float, output: OutputSettings) -> None:
     """StyleGANError for option combinations that cannot work, before anything is loaded."""
     if (target is None) == (seeds is None):
-        raise StyleGANError("give exactly one of --target and --seeds", "e.g. --target face.png, or --seeds 0-3")
+        raise StyleGANError(f"give exactly one of {TARGET} and {SEEDS}",
+                            "a target image, folder or ZIP to project, or seeds whose images to project")
     if max_images is not None and target is None:
-        raise StyleGANError("--max-images applies to a --target folder or ZIP", "leave it out with --seeds")
+        raise StyleGANError(f"{setting('max_images')} applies to a {TARGET} folder or ZIP",
+                            f"leave it out with {SEEDS}")
     if target is not None and truncation_psi != 1:
-        raise StyleGANError("--trunc applies to --seeds targets only", "leave out --trunc with --target")
+        raise StyleGANError(f"{TRUNC} applies to {SEEDS} targets only", f"leave {TRUNC} at 1 with {TARGET}")
     if output.save_video:
         if not output.fps > 0:
-            raise StyleGANError(f"--fps {output.fps} is not positive", "give a frame rate above 0")
+            raise StyleGANError(f"{setting('fps')} is {output.fps}, but must be above 0", "give a frame rate above 0")
         try:
             ffmpeg_exe()
         except StyleGANError as e:
-            raise StyleGANError(e.what, "leave out the video with --no-save-video, or point $IMAGEIO_FFMPEG_EXE "
-                                "at a working ffmpeg") from None
+            raise StyleGANError(e.what, NO_VIDEO_FIX) from None
 
 
 def target_classes(G: nn.Module, targets: Sequence[Target], class_idx: int | None) -> list[int | None]:

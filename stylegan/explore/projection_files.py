@@ -21,14 +21,18 @@ from torch import nn
 
 from stylegan.atomic import atomic_output
 from stylegan.devices import module_device
+from stylegan.errors import StyleGANError, setting
 from stylegan.explore.images import save_png
 from stylegan.explore.projector import Projection, projector_uint8
-from stylegan.explore.video_io import write_video
+from stylegan.explore.video_io import GIF_FIX, write_video
 from stylegan.explore.ws_files import save_ws
 
 TARGET_FILE, PROJ_FILE, W_FILE, VIDEO_FILE, STEPS_DIR = "target.png", "proj.png", "projected_w.npz", "proj.mp4", "steps"
 INFO_FILE = "projection.json"
 VIDEO_FPS = 10  # the official projector's progress videos run at 10 fps
+# What to do when proj.mp4 cannot be encoded (its name is fixed, so a GIF is no way out).
+NO_VIDEO_FIX = (f"turn off {setting('save_video', '--no-save-video')}, or point $IMAGEIO_FFMPEG_EXE at a "
+                "working ffmpeg")
 
 
 def render_projection(G: nn.Module, ws: torch.Tensor, batch_size: int = 8) -> Iterator[np.ndarray]:
@@ -83,7 +87,12 @@ def write_projection(G: nn.Module, target: np.ndarray, projection: Projection, o
         frames = (np.concatenate([target, image], axis=1) for image in
                   tqdm(render_projection(G, projection.ws, batch_size), total=len(projection.ws), unit="frame",
                        desc="video", disable=not progress))
-        write_video(outdir / VIDEO_FILE, frames, fps)
+        try:
+            write_video(outdir / VIDEO_FILE, frames, fps)
+        except StyleGANError as e:
+            if e.fix != GIF_FIX:
+                raise
+            raise StyleGANError(e.what, NO_VIDEO_FIX) from None
         paths.append(outdir / VIDEO_FILE)
     info = {"options": options or {}, "dist": projection.dist, "loss": projection.loss}
     with atomic_output(outdir / INFO_FILE, "projection record", "check free space and permissions") as tmp:

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from stylegan.devices import module_device
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.explore.labels import class_labels
 from stylegan.metrics.detectors import lpips_features
 
@@ -49,9 +49,11 @@ class ProjectorConfig:
 
     def check(self) -> None:
         if self.num_steps < 1:
-            raise StyleGANError(f"--num-steps {self.num_steps} is too small", "use at least 1 step")
+            raise StyleGANError(f"{setting('num_steps')} is {self.num_steps}, but must be at least 1",
+                                "use at least 1 step")
         if self.w_avg_samples < 1:
-            raise StyleGANError(f"w_avg_samples {self.w_avg_samples} is too small", "use at least 1 sample")
+            raise StyleGANError(f"{setting('w_avg_samples', '')} is {self.w_avg_samples}, but must be at least 1",
+                                "use at least 1 sample")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from stylegan.devices import module_device
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.explore.images import make_grid, save_png, to_uint8
 from stylegan.explore.labels import class_labels
 from stylegan.explore.render import check_batch_size, check_noise_mode
@@ -240,7 +240,8 @@ def style_mix(
     Rows and columns are seeds (mapped, truncated by ``truncation_psi``) or :class:`ProjectedW` (used as given).
     """
     if not row_seeds or not col_seeds:
-        raise StyleGANError("style mixing needs at least one row seed and one column seed", "give --rows and --cols")
+        raise StyleGANError("style mixing needs at least one row seed and one column seed",
+                            f"give {setting('row_seeds', '--rows')} and {setting('col_seeds', '--cols')}")
     check_noise_mode(noise_mode)
     check_batch_size(batch_size)
     check_style_indices(styles, G.num_ws)

@@ -21,6 +21,7 @@ import PIL.Image
 from stylegan.data.images import decode_error_text, has_alpha, is_image_name, open_image, to_array
 from stylegan.data.labels import LABELS_FILE, Label, parse_labels_json
 from stylegan.errors import StyleGANError
+from stylegan.explore.labels import CLASS_SETTING
 
 _HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
@@ -49,12 +50,12 @@ def target_class(target: Target, c_dim: int, class_idx: int | None) -> int | Non
     if isinstance(label, int):
         if label >= c_dim:
             raise StyleGANError(f"target {target.name} has class {label} in dataset.json, but the network has "
-                                f"{c_dim} classes", f"pick one with --class, 0 to {c_dim - 1}")
+                                f"{c_dim} classes", f"pick one with {CLASS_SETTING}, 0 to {c_dim - 1}")
         return label
     if label is not None:
-        raise StyleGANError(f"target {target.name} has a label vector, not a class", "pick one with --class")
+        raise StyleGANError(f"target {target.name} has a label vector, not a class", f"pick one with {CLASS_SETTING}")
     raise StyleGANError(f"the network is conditional with {c_dim} classes and target {target.name} has no "
-                        "class label in a dataset.json", f"pick one with --class, 0 to {c_dim - 1}")
+                        "class label in a dataset.json", f"pick one with {CLASS_SETTING}, 0 to {c_dim - 1}")
 
 
 def prepare_target(image: PIL.Image.Image, resolution: int, channels: int) -> np.ndarray:

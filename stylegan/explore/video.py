@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.devices import module_device
 from stylegan.explore.images import make_grid, to_uint8
 from stylegan.explore.interpolate import LoopPath, check_interp, keyframe_latents, loop_positions
@@ -46,7 +46,7 @@ def frame_count(duration_sec: float, fps: float) -> int:
     """``round(duration_sec * fps)`` frames, at least 1; StyleGANError for a non-positive fps or duration."""
     if not fps > 0 or not duration_sec > 0:
         raise StyleGANError(f"duration {duration_sec} s at {fps} fps makes no video",
-                            "give positive --duration-sec and --fps")
+                            f"give positive {setting('duration_sec')} and {setting('fps')}")
     return max(1, round(duration_sec * fps))
 
 
@@ -92,7 +92,7 @@ def moving_ws(G: nn.Module, seeds: Sequence[int], *, num_frames: int, num_keyfra
     """
     check_interp(kind)
     if space not in SPACES:
-        raise StyleGANError(f"unknown latent space {space!r}", "use --space z or --space w")
+        raise StyleGANError(f"unknown latent space {space!r}", f"set {setting('space')} to z or w")
     class_labels(G, class_idx, 0)  # validates the class now rather than at the first frame
     z_keys = keyframe_latents(seeds, num_keyframes, G.z_dim).transpose(1, 0, 2)  # [K, cells, z_dim]
     n = len(seeds)
@@ -114,11 +114,11 @@ def lerp_animation(G: nn.Module, seeds: Sequence[int], grid: tuple[int, int], *,
                    truncation_cutoff: int | None = None, class_idx: int | None = None) -> Animation:
     """A ``grid=(cols, rows)`` of looping latent walks, cell i walking from ``seeds[i]`` (see :func:`moving_ws`)."""
     if not seeds:
-        raise StyleGANError("a latent walk video needs at least one seed", "give --seeds")
+        raise StyleGANError("a latent walk video needs at least one seed", f"give {setting('seeds')}")
     cols, rows = grid
     if cols * rows < len(seeds):
         raise StyleGANError(f"a {cols}x{rows} grid has {cols * rows} cells but there are {len(seeds)} seeds",
-                            "choose a larger --grid-w/--grid-h or fewer seeds")
+                            f"choose a larger {setting('grid', '--grid-w/--grid-h')} or fewer seeds")
     check_frame_size(cols * G.img_resolution, rows * G.img_resolution)
     ws_at = moving_ws(G, seeds, num_frames=num_frames, num_keyframes=num_keyframes, kind=kind, space=space,
                       truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, class_idx=class_idx)
@@ -136,7 +136,7 @@ def style_mix_animation(G: nn.Module, row_seeds: Sequence[int], col_seeds: Seque
     """
     if not row_seeds or not col_seeds:
         raise StyleGANError("a style-mixing video needs at least one row seed and one column seed",
-                            "give --row-seed and --col-seeds")
+                            f"give {setting('row_seeds', '--row-seed')} and {setting('col_seeds')}")
     check_style_indices(styles, G.num_ws)
     check_noise_mode(noise_mode)
     check_frame_size((len(col_seeds) + 1) * G.img_resolution, (len(row_seeds) + 1) * G.img_resolution)

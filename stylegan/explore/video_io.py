@@ -18,10 +18,11 @@ import numpy as np
 import PIL.Image
 
 from stylegan.atomic import atomic_output, probe_writable_folder
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
-GIF_FIX = "write a GIF instead (--output NAME.gif), or point $IMAGEIO_FFMPEG_EXE at a working ffmpeg"
+GIF_FIX = (f"write a GIF instead: a {setting('path', '--output')} like NAME.gif, or point $IMAGEIO_FFMPEG_EXE "
+           "at a working ffmpeg")
 MAX_SIDE = 16384  # H.264 (and most players) cannot go beyond this
 
 
@@ -64,7 +65,7 @@ def check_video_output(path: str | os.PathLike) -> str:
         probe_writable_folder(path.parent)
     except OSError as e:
         raise StyleGANError(f"cannot write video {path}: {e.strerror or e}",
-                            "choose a writable --output path") from None
+                            f"choose a writable {setting('path', '--output')}") from None
     if kind == "mp4":
         ffmpeg_exe()
     return kind
@@ -160,11 +161,11 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     path = Path(path)
     kind = video_kind(path)
     if not fps > 0:
-        raise StyleGANError(f"fps {fps} is not positive", "give --fps above 0")
+        raise StyleGANError(f"{setting('fps')} is {fps}, but must be above 0", "give a frame rate above 0")
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
-        raise StyleGANError("the video has no frames", "give a longer --duration-sec or more steps")
+        raise StyleGANError("the video has no frames", "pass at least one frame in frames")
     first = _rgb_even(first)
     check_frame_size(first.shape[1], first.shape[0])
     with atomic_output(path, "video", "check free space and permissions") as tmp:

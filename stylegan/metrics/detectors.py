@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.formats.cache import download
 
 DETECTOR_DIR_ENV = "STYLEGAN_DETECTOR_DIR"
@@ -53,7 +53,7 @@ def _spec(name: str) -> DetectorSpec:
 
 
 def _offline_hint(spec: DetectorSpec) -> str:
-    return (f"download {spec.url} on a machine with internet and pass its folder with --detector-dir DIR "
+    return (f"download {spec.url} on a machine with internet and pass its folder as {setting('detector_dir')} "
             f"or ${DETECTOR_DIR_ENV}")
 
 
@@ -68,8 +68,8 @@ def detector_file(name: str, detector_dir: str | os.PathLike | None = None, *, p
         path = Path(folder).expanduser() / spec.file
         if not path.is_file():
             raise StyleGANError(f"feature detector {spec.file} is not in {folder}",
-                                f"put the file there (from {spec.url}) or drop --detector-dir/${DETECTOR_DIR_ENV} "
-                                "to download it")
+                                f"put the file there (from {spec.url}), or leave {setting('detector_dir')} and "
+                                f"${DETECTOR_DIR_ENV} unset to download it")
         return path
     try:
         return download(spec.url, progress=progress)

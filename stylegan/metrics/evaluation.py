@@ -19,7 +19,7 @@ from torch import nn
 
 from stylegan.data import ImageDataset, check_dataset_fits
 from stylegan.devices import module_device
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.metrics.detectors import inception_features, load_detector
 from stylegan.metrics.distributed import current_shard
 from stylegan.metrics.feature_passes import (
@@ -81,9 +81,9 @@ def _check_real_count(s: MetricSpec, base: ImageDataset, mirror: bool, xflip: bo
         could_mirror = not mirror and 2 * available >= s.max_real
         raise StyleGANError(
             f"{s.label} compares with {s.max_real} real images, but dataset {base.name} has only {available}"
-            + (" (with --mirror)" if xflip else ""),
+            + (f" (with {setting('mirror')})" if xflip else ""),
             f"use {s.name}_full, which takes all real images"
-            + (", or --mirror if it was trained with x-flips" if could_mirror else ""))
+            + (f", or set {setting('mirror')} if it was trained with x-flips" if could_mirror else ""))
     minimum = s.k + 1 if s.kind == "pr" else 2
     if num < minimum:
         raise StyleGANError(f"{s.label} needs at least {minimum} real images, dataset {base.name} has {num}",
@@ -119,12 +119,12 @@ def _fitting_dataset(specs: list[MetricSpec], G: nn.Module, data: str | os.PathL
         check_dataset_fits(base, G.img_resolution, G.img_channels, G.c_dim)
         return base
     if needs_real or exporting:
-        who = ", ".join(s.label for s in needs_real) or "--export-stats"
-        raise StyleGANError(f"{who} compare(s) with real images, but no dataset was given",
-                            "pass the training dataset with --data PATH")
+        who = ", ".join(s.label for s in needs_real) or setting("export_stats")
+        raise StyleGANError(f"{who} need(s) real images, but no dataset was given",
+                            f"pass the training dataset as {setting('data')}")
     if G.c_dim > 0:
         raise StyleGANError(f"the network is conditional (c_dim {G.c_dim}): its labels are drawn from the dataset, "
-                            "but no dataset was given", "pass the training dataset with --data PATH")
+                            "but no dataset was given", f"pass the training dataset as {setting('data')}")
     return None
 
 

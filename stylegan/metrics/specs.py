@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def parse_metrics(names: str | Sequence[str | MetricSpec], num_gen: int | None =
     if not items:
         raise StyleGANError("no metrics given", f"use one or more of: {', '.join(known_metrics())}")
     if num_gen is not None and num_gen < 1:
-        raise StyleGANError(f"--num-gen {num_gen} is not a positive count", "give at least 1, or leave it out")
+        raise StyleGANError(f"{setting('num_gen')} is {num_gen}, not a positive count",
+                            f"set {setting('num_gen')} to at least 1, or leave it out")
     specs: list[MetricSpec] = []
     for item in items:
         if isinstance(item, MetricSpec):

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.metrics.detectors import detector_file
 from stylegan.metrics.evaluation import evaluate
 from stylegan.metrics.reports import report_to_run_dir, snapshot_kimg
@@ -35,9 +35,9 @@ def training_hook(names: Sequence[str], *, detector_dir: str | os.PathLike | Non
     for detector in sorted({s.detector for s in specs}):
         try:
             detector_file(detector, detector_dir, progress=progress)  # download (or find) now, not after hours
-        except StyleGANError as e:  # say which option needs it: the user typed --metrics, not a detector name
+        except StyleGANError as e:  # say which setting needs it: the user asked for metrics, not a detector
             needing = ",".join(s.name for s in specs if s.detector == detector)
-            raise StyleGANError(f"--metrics {needing}: {e.what}", e.fix) from None
+            raise StyleGANError(f"{setting('names', '--metrics')} {needing}: {e.what}", e.fix) from None
 
     def hook(snapshot_path: Path | None, context: dict[str, Any]) -> dict[str, float]:
         dataset = context["dataset"]

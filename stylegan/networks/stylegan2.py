@@ -176,12 +176,13 @@ class MappingNetwork(nn.Module):
             label_width = w_dim if embed_features is None else embed_features
             self.embed = FullyConnectedLayer(c_dim, label_width)
         hidden = w_dim if layer_features is None else layer_features
-        # Layer i maps widths[i] → widths[i + 1]. D's label mapping may have no layers at all (then it
-        # outputs the embedded label itself).
-        widths = [z_dim + label_width, *[hidden] * (num_layers - 1), w_dim]
+        # The first layer reads the concatenated inputs, the last one writes w, the rest stay `hidden` wide.
+        # D's label mapping may have no layers at all (then it outputs the embedded label itself).
         for index in range(num_layers):
-            self.add_module(f"fc{index}", FullyConnectedLayer(widths[index], widths[index + 1],
-                                                              activation=activation, lr_multiplier=lr_multiplier))
+            fan_in = z_dim + label_width if index == 0 else hidden
+            fan_out = w_dim if index == num_layers - 1 else hidden
+            layer = FullyConnectedLayer(fan_in, fan_out, activation=activation, lr_multiplier=lr_multiplier)
+            self.add_module(f"fc{index}", layer)
         if self._keeps_w_avg():
             self.register_buffer("w_avg", torch.zeros([w_dim]))
 

@@ -28,7 +28,7 @@ from stylegan.errors import StyleGANError
 from stylegan.pixels import bytes_to_float
 from stylegan.training import distributed as dist_utils
 from stylegan.training.ada import AdaController
-from stylegan.training.config import TrainingOptions
+from stylegan.training.config import TrainingOptions, setting_name
 from stylegan.training.ema import ema_beta, ema_update
 from stylegan.training.loss import LossConfig, StyleGAN2Loss
 from stylegan.training.phases import Phase, load_optimizer_moments, make_phases, on_device, optimizer_moments
@@ -238,7 +238,8 @@ class Trainer:
         raise TrainingDiverged(
             f"training diverged: {what} became NaN/Inf at kimg {self.progress.cur_nimg / 1000:.3f}; "
             "no snapshot was written after that, the last good one is kept",
-            "continue from it with --resume latest and a lower --glr/--dlr, or a higher --gamma")
+            f"continue from it with {setting_name('resume')} 'latest' and a lower {setting_name('G_lr')}/"
+            f"{setting_name('D_lr')}, or a higher {setting_name('r1_gamma')}")
 
     def check_ranks_agree(self, final: bool = False) -> None:
         """Every rank must hold the same networks (the official code checks this too): compare checksums."""

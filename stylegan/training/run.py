@@ -57,10 +57,10 @@ def open_dataset(opts: TrainingOptions):
 
 
 def dataset_shape(dataset, opts: TrainingOptions) -> DatasetShape:
-    """The shape of ``dataset``'s images and labels, refusing --cond on a dataset without labels."""
+    """The shape of ``dataset``'s images and labels, refusing ``cond`` on a dataset without labels."""
     from stylegan.data import require_labels
     if opts.cond:
-        require_labels(dataset, "--cond")
+        require_labels(dataset, setting_name("cond"))
     return DatasetShape(dataset.resolution, dataset.num_channels, dataset.label_dim if opts.cond else 0)
 
 
@@ -72,7 +72,8 @@ def check_augpipe_fits(opts: TrainingOptions, channels: int) -> None:
     if any(AUGPIPE_PRESETS[opts.augpipe].get(k) for k in COLOR_AUGMENTATIONS):
         raise StyleGANError(f"{setting_name('augpipe')} {opts.augpipe!r} includes colour augmentation, which needs "
                             f"RGB or grayscale images, but the dataset has {channels} channels",
-                            "choose augpipe bg (or blit/geom) or aug noaug, or remake the dataset with 3 channels")
+                            f"choose {setting_name('augpipe')} bg (or blit/geom) or {setting_name('aug')} noaug, "
+                            "or remake the dataset with 3 channels")
 
 
 # --- the networks --------------------------------------------------------------------------------
@@ -162,7 +163,8 @@ def snapshot_to_continue(outdir: Path) -> Path:
     if found is None:
         raise StyleGANError(f"{setting_name('resume')} 'latest' found no network-snapshot-*.safetensors under "
                             f"{outdir}",
-                            "start a new run without resume, or point outdir (--outdir) at an earlier run's folder")
+                            f"start a new run without resume, or point {setting_name('outdir')} at an earlier "
+                            "run's folder")
     return found
 
 
@@ -186,7 +188,7 @@ def check_resume_fits(net: dict, shape: DatasetShape, source: str) -> None:
             f"{setting_name('resume')} {source} makes {found[0]}x{found[0]} images with {found[1]} channel(s) and "
             f"c_dim {found[2]}, but the dataset has {shape.resolution}x{shape.resolution}, {shape.channels} "
             f"channel(s) and c_dim {shape.c_dim}",
-            "resume from a network trained at the dataset's resolution/channels, or toggle cond (--cond)")
+            f"resume from a network trained at the dataset's resolution/channels, or toggle {setting_name('cond')}")
 
 
 def continue_latest(opts: TrainingOptions, nets: Networks, shape: DatasetShape) -> StartingPoint:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import torch
 
 from stylegan.atomic import atomic_output
-from stylegan.errors import StyleGANError
+from stylegan.errors import StyleGANError, setting
 from stylegan.training.progress import Progress
 
 RESUME_PREFIX = "resume."
@@ -66,7 +66,7 @@ def save_training_snapshot(source: SnapshotSource, path: Path) -> None:
     entries = dict(state["networks"], training_set_kwargs=state["dataset"])
     training = {"progress": state["progress"], "options": state["options"]}
     with atomic_output(path, "snapshot", "earlier snapshots are kept; free some disk space (or fix permissions), "
-                                         "then continue with --resume latest") as tmp:
+                                         f"then continue with {setting('resume')} 'latest'") as tmp:
         save_network(entries, tmp, extra_tensors=resume_tensors(state["trainer"]), training=training)
 
 
@@ -79,7 +79,7 @@ def load_training_snapshot(path: Path) -> dict[str, Any]:
     nets, extra, training = load_network_file(path)
     if not training or "progress" not in training:
         raise StyleGANError(f"{path} is a network file, not a training snapshot (no progress counters)",
-                            "use it with --resume PATH for transfer learning instead of --resume latest")
+                            f"use its path as {setting('resume')} for transfer learning instead of 'latest'")
     return {"networks": nets, "progress": Progress(**training["progress"]), "tensors": extra,
             "options": training.get("options", {}), "trainer": trainer_state_from(extra)}
 
@@ -103,7 +103,8 @@ def read_snapshot_options(path: Path) -> dict:
         options = header["training"]["options"]
     except Exception as e:  # noqa: BLE001 - any failure means this is no usable training snapshot
         raise StyleGANError(f"{path} is not a readable training snapshot ({type(e).__name__}: {e})",
-                            "remove the damaged file so that --resume latest takes the one before it") from None
+                            f"remove the damaged file so that {setting('resume')} 'latest' takes the one before it"
+                            ) from None
     if not isinstance(options, dict):
         raise StyleGANError(f"{path} has no training options", "resume from a snapshot written by `stylegan train`")
     return options

@@ -44,7 +44,7 @@ BAD_INPUTS = [
     (["style-mix", "--cols", "1"], "--rows"),
     (["style-mix", "--rows", "1", "--cols", "2", "--styles", "5-1"], "--styles: descending range"),
     (["style-mix", "--rows", "1", "--cols", "2", "--styles", "fine", "--class", "0"], "'fine' is empty"),
-    (["style-mix", "--rows", "1", "--cols", "2"], "--class"),
+    (["style-mix", "--rows", "1", "--cols", "2"], "pick one with class_idx (--class)"),
     (["convert", "--source", "default", "--dest", "model.pkl"], "does not end in .safetensors"),
     (["nosuchcommand"], "nosuchcommand"),
 ]

@@ -113,7 +113,7 @@ def test_bad_projected_w(run, tmp_path, array, key, match):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--seeds", "1"], r"conditional with 10 classes \(pick one with --class"),
+    (["--seeds", "1"], r"conditional with 10 classes \(pick one with class_idx \(--class\), 0 to 9\)"),
     (["--seeds", "1", "--class", "10"], "class 10 is out of range"),
     (["--seeds", "1", "--class", "-1"], "class -1 is out of range"),
 ])

@@ -85,8 +85,8 @@ def test_project_seeds_and_folders(run, uncond_network, detectors, tmp_path):
 @pytest.mark.parametrize("make, args, message", [
     (lambda d: (d / "t.png").write_text("not an image"), ["--target", "{d}/t.png"], "not a readable image"),
     (lambda d: None, ["--target", "{d}/missing.png"], "does not exist"),
-    (lambda d: None, ["--seeds", "1", "--target", "{d}/x.png"], "exactly one of --target and --seeds"),
-    (lambda d: None, [], "exactly one of --target and --seeds"),
+    (lambda d: None, ["--seeds", "1", "--target", "{d}/x.png"], "exactly one of target (--target) and seeds (--seeds)"),
+    (lambda d: None, [], "exactly one of target (--target) and seeds (--seeds)"),
     (lambda d: photo(d / "t.png"), ["--target", "{d}/t.png", "--detector-dir", "{d}"], "vgg16.pt is not in"),
 ])
 def test_project_errors(run, uncond_network, detectors, tmp_path, make, args, message):
@@ -104,7 +104,8 @@ def test_project_without_ffmpeg_points_to_no_save_video(run, uncond_network, det
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "nothing"))
     r = run("project", "--network", uncond_network, "--seeds", "1", "--detector-dir", detectors,
             "--outdir", tmp_path / "out", "--quiet")
-    assert r.code == 2 and "--no-save-video" in r.err and not (tmp_path / "out").exists()
+    assert r.code == 2 and "(turn off save_video (--no-save-video), or point $IMAGEIO_FFMPEG_EXE" in r.err
+    assert not (tmp_path / "out").exists()
 
 
 def test_w_plus_saves_one_w_per_layer(run, uncond_network, detectors, tmp_path):
@@ -220,13 +221,13 @@ def test_conditional_project_without_a_usable_class_fails_before_projecting(run,
     data = labelled_zip(tmp_path / "d.zip", labels)
     r = run("project", "--network", cond_network, "--target", data, "--num-steps", "2", "--no-save-video",
             "--detector-dir", detectors, "--outdir", tmp_path / "p", "--quiet")
-    assert r.code == 2 and message in r.err and "--class" in r.err
+    assert r.code == 2 and message in r.err and "pick one with class_idx (--class)" in r.err
     assert "Traceback" not in r.err and not (tmp_path / "p").exists()
 
 
 def test_max_images_needs_a_target_folder_or_zip(run, uncond_network, tmp_path):
     r = run("project", "--network", uncond_network, "--seeds", "1", "--max-images", "2", "--outdir", tmp_path / "p")
-    assert r.code == 2 and "--max-images applies to a --target folder or ZIP" in r.err
+    assert r.code == 2 and "max_images (--max-images) applies to a target (--target) folder or ZIP" in r.err
 
 
 def test_mass_project_uses_dataset_classes_for_a_conditional_network(run, cond_network, detectors, tmp_path):

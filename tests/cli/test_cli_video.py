@@ -44,7 +44,7 @@ def test_style_mix_video(run, uncond_network, tmp_path):
     (["--output", "{tmp}/v.avi"], "NAME.mp4 or NAME.gif"),
     (["--output", "{tmp}/file/v.mp4"], "cannot write video"),
     (["--output", "{tmp}/v.mp4", "--grid-w", "1100"], "too large to encode"),
-    (["--output", "{tmp}/v.mp4", "--duration-sec", "0"], "--duration-sec"),
+    (["--output", "{tmp}/v.mp4", "--duration-sec", "0"], "give positive duration_sec (--duration-sec) and fps (--fps)"),
     (["--output", "{tmp}/v.mp4", "--seeds", "x"], "--seeds: bad list entry"),
 ])
 def test_lerp_video_errors(run, uncond_network, tmp_path, args, message):
@@ -60,7 +60,7 @@ def test_unusable_ffmpeg_suggests_gif(run, uncond_network, tmp_path, monkeypatch
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "nothing-here"))
     r = run("style-mix-video", "--network", uncond_network, "--row-seed", "1", "--col-seeds", "2",
             "--output", tmp_path / "out" / "v.mp4", "--quiet")
-    assert r.code == 2 and "ffmpeg" in r.err and "NAME.gif" in r.err
+    assert r.code == 2 and "ffmpeg" in r.err and "(write a GIF instead: a path (--output) like NAME.gif, or" in r.err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -69,7 +69,7 @@ def test_cli_errors_surface_as_styleganerror(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--resolution", "big"], "--resolution 'big' is not WIDTHxHEIGHT"),
+    (["--resolution", "big"], "resolution (--resolution) 'big' is not WIDTHxHEIGHT"),
     (["--resolution", "48x48"], "power-of-two"),
     (["--transform", "center-crop"], "needs an output size"),
     (["--max-images", "0"], "--max-images"),
@@ -94,7 +94,8 @@ def test_bad_inputs_exit_2_and_leave_nothing(tmp_path, stylegan_main, rng):
 
     (tmp_path / "mixed" / "b.png").write_bytes(b"broken")
     code, _, err = stylegan_main("dataset", "--source", tmp_path / "mixed", "--dest", tmp_path / "o.zip", "--quiet")
-    assert code == 2 and "1 of 2 images could not be read" in err and "--skip-bad" in err
+    assert code == 2 and "1 of 2 images could not be read" in err
+    assert "turn on skip_bad (--skip-bad) to leave them out" in err
     code, out, _ = stylegan_main("dataset", "--source", tmp_path / "mixed", "--dest", tmp_path / "o.zip", "--quiet",
                                  "--skip-bad")
     assert code == 0 and "wrote 1 image (8x8" in out
@@ -113,7 +114,8 @@ def test_overwrite_on_the_command_line(tmp_path, stylegan_main, monkeypatch):
     # Without --overwrite an existing --dest is refused with one line and left alone.
     code, out, err = stylegan_main(*args)
     assert code == 2 and out == ""
-    assert err == f"error: --dest {dest} already exists (choose a new name, or pass --overwrite to replace it)\n"
+    assert err == (f"error: dest (--dest) {dest} already exists "
+                   "(choose a new name, or turn on overwrite (--overwrite) to replace it)\n")
     assert dest.read_bytes() == b"an older dataset"
 
     # A run whose disk fills up half-way keeps the old file, leaves no temporary file, and says so in one line.
@@ -129,7 +131,7 @@ def test_overwrite_on_the_command_line(tmp_path, stylegan_main, monkeypatch):
     monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full_on_second)
     code, out, err = stylegan_main(*args, "--overwrite")
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith(f"error: cannot write --dest {dest}: {os.strerror(errno.ENOSPC)}")
+    assert err.startswith(f"error: cannot write dest (--dest) {dest}: {os.strerror(errno.ENOSPC)}")
     assert dest.read_bytes() == b"an older dataset"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "src"]
     monkeypatch.undo()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import re
 import sys
 import tarfile
 import tempfile
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 
 import stylegan.data.tool as tool_module
-from stylegan.data import convert_dataset
+from stylegan.data import convert_dataset, parse_resolution
+from stylegan.data.sources import open_source
+from stylegan.data.transforms import Transform
+from stylegan.data.writer import DatasetWriter
 from stylegan.errors import StyleGANError
 
 from .conftest import idx_bytes, make_image_folder, make_mnist, random_image, save_image, write_labels
@@ -76,7 +80,8 @@ def test_mixed_sizes(tmp_path, rng):
     save_image(tmp_path / "src" / "a.png", random_image(rng, 16, 16))
     save_image(tmp_path / "src" / "b.png", random_image(rng, 32, 32))
     err = fails(r"b.png is 32x32 but a.png is 16x16", tmp_path / "src", tmp_path / "out.zip")
-    assert "--resolution" in err.fix
+    assert err.fix == ("give resolution (--resolution) "
+                       "(and set transform (--transform) to center-crop for non-square images)")
     assert leftovers(tmp_path) == []
 
 
@@ -84,7 +89,7 @@ def test_mixed_channels(tmp_path, rng):
     save_image(tmp_path / "src" / "a.png", random_image(rng, 8, 8, 3))
     save_image(tmp_path / "src" / "b.png", random_image(rng, 8, 8, 1))
     err = fails(r"b.png has 1 channel\(s\) but a.png has 3", tmp_path / "src", tmp_path / "out.zip")
-    assert "--channels 3" in err.fix
+    assert "set channels (--channels) to 3" in err.fix
 
 
 @pytest.mark.parametrize("h, w, match", [(24, 24, "power-of-two"), (16, 32, "not square"), (2, 2, "power-of-two")])
@@ -120,7 +125,7 @@ def test_corrupt_images_abort_by_default_and_are_counted(tmp_path):
     (tmp_path / "src" / "sub" / "img03.png").write_bytes(b"")
     err = fails(r"2 of 5 images could not be read \(img02.png: .*sub/img03.png", tmp_path / "src",
                 tmp_path / "out.zip")
-    assert "--skip-bad" in err.fix
+    assert "turn on skip_bad (--skip-bad) to leave them out" in err.fix
     assert leftovers(tmp_path) == []
 
 
@@ -171,8 +176,8 @@ def test_labels_for_files_that_are_gone_are_ignored(tmp_path):
 def test_unwritable_dest(tmp_path):
     make_image_folder(tmp_path / "src", n=1)
     (tmp_path / "file").write_text("a file, not a folder")
-    fails("cannot write --dest", tmp_path / "src", tmp_path / "file" / "out.zip")
-    fails("cannot write --dest", tmp_path / "src", tmp_path / "file" / "sub" / "out")
+    fails(r"cannot write dest \(--dest\)", tmp_path / "src", tmp_path / "file" / "out.zip")
+    fails(r"cannot write dest \(--dest\)", tmp_path / "src", tmp_path / "file" / "sub" / "out")
 
 
 @pytest.mark.parametrize("dest", ["out.zip", "out"])
@@ -191,8 +196,8 @@ def test_read_only_dest_folder(tmp_path, monkeypatch, dest):
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only(tempfile.mkstemp))
     monkeypatch.setattr(tempfile, "mkdtemp", read_only(tempfile.mkdtemp))
-    error = fails("cannot write --dest", tmp_path / "src", tmp_path / "ro" / dest)
-    assert os.strerror(errno.EROFS) in str(error) and "writable --dest" in error.fix
+    error = fails(r"cannot write dest \(--dest\)", tmp_path / "src", tmp_path / "ro" / dest)
+    assert os.strerror(errno.EROFS) in str(error) and "writable dest (--dest)" in error.fix
     assert list((tmp_path / "ro").iterdir()) == []
 
 
@@ -247,3 +252,55 @@ def test_missing_optional_packages_are_named(tmp_path, monkeypatch):
     fails("needs the 'lmdb' package", tmp_path / "cat_lmdb", tmp_path / "out.zip")
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     fails("needs scikit-learn", "sklearn-digits", tmp_path / "out.zip")
+
+
+# ----------------------------------------------------------------------------------------- Python callers
+# The library is also called from Python, where settings are arguments, not flags: every message that
+# names a setting names it both ways, ``python_name (--flag)``.
+
+
+def test_open_source_names_the_source_argument(tmp_path):
+    with pytest.raises(StyleGANError) as info:
+        open_source(tmp_path / "nope")
+    assert str(info.value).startswith(f"source (--source) {tmp_path / 'nope'} does not exist (give a folder of")
+
+
+def test_transform_names_its_settings():
+    with pytest.raises(StyleGANError) as info:
+        Transform("center-crop")
+    assert str(info.value) == ("transform (--transform) center-crop needs an output size "
+                               "(also give resolution (--resolution), e.g. 256x256)")
+    with pytest.raises(StyleGANError, match=r"^unknown resize_filter \(--resize-filter\) 'bicubic' \(use one of"):
+        Transform(None, (8, 8), "bicubic")
+    with pytest.raises(StyleGANError, match=r"^resolution \(--resolution\) is 48x48; StyleGAN needs a power-of-two"):
+        Transform(None, (48, 48))
+    with pytest.raises(StyleGANError, match=r"^resolution \(--resolution\) 'big' is not WIDTHxHEIGHT"):
+        parse_resolution("big")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_images=0), ("max_images (--max-images) is 0, which leaves nothing to write "
+                          "(give at least 1, or leave it out (None) for all)")),
+    (dict(channels=2), ("channels (--channels) is 2, which is not supported "
+                        "(use 1 (grayscale), 3 (RGB) or 4 (RGBA), or leave it out (None))")),
+])
+def test_convert_dataset_names_its_arguments(tmp_path, kwargs, message):
+    make_image_folder(tmp_path / "src", n=1)
+    fails("^" + re.escape(message) + "$", tmp_path / "src", tmp_path / "out.zip", **kwargs)
+
+
+def test_too_small_for_center_crop_wide_names_the_settings(tmp_path, rng):
+    save_image(tmp_path / "src" / "a.png", random_image(rng, 8, 8))
+    err = fails(r"^source \(--source\) .*: no images to write", tmp_path / "src", tmp_path / "out.zip",
+                transform="center-crop-wide", resolution=(16, 8))
+    assert err.fix == "use a smaller resolution (--resolution) or another transform (--transform)"
+
+
+def test_dataset_writer_names_dest_and_overwrite(tmp_path):
+    (tmp_path / "out.zip").write_bytes(b"precious")
+    with pytest.raises(StyleGANError) as info:
+        DatasetWriter(tmp_path / "out.zip")
+    assert str(info.value) == (f"dest (--dest) {tmp_path / 'out.zip'} already exists "
+                               "(choose a new name, or turn on overwrite (--overwrite) to replace it)")
+    with pytest.raises(StyleGANError, match=r"^dest \(--dest\) is empty"):
+        DatasetWriter("")

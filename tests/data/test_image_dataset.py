@@ -279,7 +279,7 @@ def test_conditional_network_needs_labels(labeled_zip):
 
 def test_require_labels(labeled_zip, tmp_path):
     require_labels(ImageDataset(labeled_zip[0]))
-    with pytest.raises(StyleGANError, match="--cond needs labels, but dataset data has none") as info:
+    with pytest.raises(StyleGANError, match=r"^cond \(--cond\) needs labels, but dataset data has none") as info:
         require_labels(ImageDataset(labeled_zip[0], use_labels=False))
     one_line(info)
     make_image_folder(tmp_path / "plain", n=1, labels=False)

@@ -61,6 +61,13 @@ def test_class_rules(G):
     for bad, match in [(None, "conditional"), (10, "out of range"), (-1, "out of range")]:
         with pytest.raises(StyleGANError, match=match):
             check_class(G, bad)
+    # Python callers pass class_idx, not --class: messages name both.
+    with pytest.raises(StyleGANError) as info:
+        check_class(G, None)
+    assert info.value.fix == "pick one with class_idx (--class), 0 to 9"
+    with pytest.raises(StyleGANError) as info:
+        check_class(G, 10)
+    assert info.value.fix == "use class_idx (--class) between 0 and 9"
     c = class_labels(G, 4, 3)
     assert c.shape == (3, 10) and c.sum().item() == 3 and (c[:, 4] == 1).all()
 
@@ -70,7 +77,8 @@ def test_class_on_an_unconditional_network_is_an_error(G):
         c_dim = 0
 
     check_class(Unconditional(), None)
-    with pytest.raises(StyleGANError, match="unconditional"):
+    with pytest.raises(StyleGANError, match=r"^class_idx \(--class\) was given but the network is unconditional"
+                                            r" \(leave out class_idx \(--class\)\)$"):
         check_class(Unconditional(), 0)
 
 
@@ -113,8 +121,9 @@ def test_resolve_grid():
     assert resolve_grid(5, 5, None) == (5, 1)
     assert resolve_grid(5, None, 5) == (1, 5)
     assert resolve_grid(5, 2, 3) == (2, 3)
-    with pytest.raises(StyleGANError, match="4 cells"):
+    with pytest.raises(StyleGANError, match="4 cells") as info:
         resolve_grid(5, 2, 2)
+    assert info.value.fix == "choose a larger grid_w (--grid-w) or grid_h (--grid-h), or fewer images"
 
 
 def test_write_images_names_files_in_order(tmp_path):

@@ -56,8 +56,9 @@ def test_make_grid_places_images_row_by_row_and_leaves_the_rest_black():
 
 
 def test_make_grid_refuses_too_few_cells():
-    with pytest.raises(StyleGANError, match="4 cells"):
+    with pytest.raises(StyleGANError, match="4 cells") as info:
         make_grid(np.zeros([5, 2, 2, 3], np.uint8), 2, 2)
+    assert info.value.fix == "choose a larger grid_w (--grid-w) or grid_h (--grid-h), or fewer images"
 
 
 def test_save_png_round_trips_grayscale_and_rgb(tmp_path):

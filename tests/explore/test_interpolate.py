@@ -59,8 +59,12 @@ def test_cubic_is_smooth_where_the_loop_closes():
 
 
 def test_needs_two_keyframes():
-    with pytest.raises(StyleGANError, match="at least 2 keyframes"):
+    with pytest.raises(StyleGANError, match="at least 2 keyframes") as info:
         keyframe_latents([1], 1, 4)
+    assert info.value.fix == "use num_keyframes (--keyframes) 2 or more"
+    with pytest.raises(StyleGANError, match="at least 2 keyframes, got 1") as info:
+        LoopPath(np.zeros([1, 2]), "linear")
+    assert info.value.fix == "give keys with 2 or more keyframes along the first axis"
     with pytest.raises(StyleGANError, match="unknown interpolation"):
         LoopPath(np.zeros([3, 2]), "quadratic")
 

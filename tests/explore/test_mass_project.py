@@ -46,6 +46,20 @@ def test_snapshots_in_kimg_order(setup):
     assert [s.kimg for s in find_snapshots(runs)] == [0, 40, 200]
     with pytest.raises(StyleGANError, match="no network snapshots"):
         find_snapshots(setup[1])
+    with pytest.raises(StyleGANError, match=r"^networks \(--networks\) \S+missing is not a folder"):
+        find_snapshots(runs / "missing")
+
+
+def test_bad_num_images_names_the_argument(setup, tmp_path):
+    runs, data, vgg = setup
+    with pytest.raises(StyleGANError, match=r"^num_images \(--num-images\) is 0, but must be at least 1 "
+                                            r"\(project at least 1 image\)$"):
+        mass_project(runs, data, 0, tmp_path / "out", load_generator=load, detector=vgg, progress=False)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "state.json").write_text("not json")
+    with pytest.raises(StyleGANError, match="is not a mass-project state file") as info:
+        mass_project(runs, data, 1, tmp_path, load_generator=load, detector=vgg, progress=False)
+    assert info.value.fix == "remove it, or choose another outdir (--outdir)"
 
 
 def test_tables_and_resume(setup, tmp_path, monkeypatch):
@@ -84,8 +98,10 @@ def test_tables_and_resume(setup, tmp_path, monkeypatch):
     assert calls == []
     state = mass_project(runs, data, 3, tmp_path, **kwargs)
     assert len(calls) == 3 and len(state["results"]) == 9
-    with pytest.raises(StyleGANError, match="other projector options"):
+    with pytest.raises(StyleGANError, match="other projector options") as info:
         mass_project(runs, data, 3, tmp_path, **{**kwargs, "config": ProjectorConfig(num_steps=4, w_avg_samples=200)})
+    assert info.value.fix == ("rerun with the same config (--num-steps/--w-plus), seed (--seed) and class_idx (--class), "
+                              "or choose another outdir (--outdir)")
 
 
 def test_interrupted_run_keeps_finished_pairs(setup, tmp_path, monkeypatch):

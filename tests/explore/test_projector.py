@@ -167,3 +167,25 @@ def test_output_files(G, vgg, tmp_path):
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / "proj.png")), expected)
     meta, frames = read_mp4(tmp_path / "proj.mp4")
     assert len(frames) == 5 and meta["size"] == (32, 16) and meta["fps"] == 10  # target beside projection
+
+
+def test_config_errors_name_the_python_fields(G, vgg):
+    with pytest.raises(StyleGANError, match=r"^num_steps \(--num-steps\) is 0, but must be at least 1 "
+                                            r"\(use at least 1 step\)$"):
+        project(G, known_target(G)[1], vgg, config=ProjectorConfig(num_steps=0), progress=False)
+    with pytest.raises(StyleGANError, match=r"^w_avg_samples is 0, but must be at least 1"):
+        ProjectorConfig(w_avg_samples=0).check()
+
+
+def test_unusable_ffmpeg_points_to_save_video(G, vgg, tmp_path, monkeypatch):
+    """proj.mp4 has a fixed name, so the way out is no video (save_video=False), not a GIF."""
+    _, target = known_target(G)
+    result = project(G, target, vgg, config=ProjectorConfig(num_steps=2), progress=False)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
+    with pytest.raises(StyleGANError, match="ffmpeg") as info:
+        write_projection(G, target.permute(1, 2, 0).numpy(), result, tmp_path / "out")
+    assert info.value.fix == ("turn off save_video (--no-save-video), or point $IMAGEIO_FFMPEG_EXE at a working "
+                              "ffmpeg")
+    assert not (tmp_path / "out" / "proj.mp4").exists()
+    write_projection(G, target.permute(1, 2, 0).numpy(), result, tmp_path / "out", save_video=False)
+    assert (tmp_path / "out" / "projected_w.npz").is_file()

@@ -133,5 +133,12 @@ def test_styles_beyond_num_ws_are_refused(G):
 
 
 def test_style_mix_needs_a_class_for_a_conditional_network(G):
-    with pytest.raises(StyleGANError, match="--class"):
+    with pytest.raises(StyleGANError, match=r"\(pick one with class_idx \(--class\), 0 to \d+\)$"):
         style_mix(G, [1], [2], [0], progress=False)
+
+
+def test_style_mix_needs_rows_and_columns(G):
+    for rows, cols in [([], [2]), ([1], [])]:
+        with pytest.raises(StyleGANError, match="at least one row seed and one column seed") as info:
+            style_mix(G, rows, cols, [0], class_idx=0, progress=False)
+        assert info.value.fix == "give row_seeds (--rows) and col_seeds (--cols)"

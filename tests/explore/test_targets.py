@@ -9,7 +9,15 @@ import PIL.Image
 import pytest
 
 from stylegan.errors import StyleGANError
-from stylegan.explore.targets import list_targets, load_target, output_name, read_target, unique_names
+from stylegan.explore.targets import (
+    Target,
+    list_targets,
+    load_target,
+    output_name,
+    read_target,
+    target_class,
+    unique_names,
+)
 
 
 def photo(w, h, mode="RGB", seed=0):
@@ -89,3 +97,19 @@ def test_not_an_image_says_so_once(tmp_path):
     with pytest.raises(StyleGANError) as info:
         load_target(tmp_path / "notes.png", 16, 3)
     assert str(info.value.what).count("not a readable image") == 1
+
+
+def test_target_class_names_the_class_idx_argument():
+    def target(label):
+        return Target("a.png", lambda: None, label)
+
+    assert target_class(target(2), 3, None) == 2 and target_class(target(2), 3, 0) == 0
+    assert target_class(target(None), 0, None) is None
+    for label, what in [(None, "the network is conditional with 3 classes and target a.png has no class label"),
+                        (5, "target a.png has class 5 in dataset.json, but the network has 3 classes")]:
+        with pytest.raises(StyleGANError, match=f"^{what}") as info:
+            target_class(target(label), 3, None)
+        assert info.value.fix == "pick one with class_idx (--class), 0 to 2"
+    with pytest.raises(StyleGANError, match="has a label vector") as info:
+        target_class(target([0.5]), 3, None)
+    assert info.value.fix == "pick one with class_idx (--class)"

@@ -13,6 +13,10 @@ from stylegan.explore.video import frame_count, lerp_animation, moving_ws, rende
 from stylegan.explore.video_io import check_video_output, write_video
 from tests.explore_nets import read_gif, read_mp4, tiny_generator
 
+# The fix for a missing or broken ffmpeg names write_video's path argument and the commands' --output.
+GIF_FIX_RE = (r"\(write a GIF instead: a path \(--output\) like NAME\.gif, or point \$IMAGEIO_FFMPEG_EXE at a "
+              r"working ffmpeg\)$")
+
 
 @pytest.fixture(scope="module")
 def G():
@@ -140,9 +144,9 @@ def test_a_failure_midway_leaves_no_file(tmp_path):
 
 def test_unusable_ffmpeg_suggests_gif(tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
-    with pytest.raises(StyleGANError, match=r"\.gif"):
+    with pytest.raises(StyleGANError, match=GIF_FIX_RE):
         check_video_output(tmp_path / "v.mp4")
-    with pytest.raises(StyleGANError, match=r"\.gif"):
+    with pytest.raises(StyleGANError, match=GIF_FIX_RE):
         write_video(tmp_path / "v.mp4", moving_frames(2), fps=10)
     assert check_video_output(tmp_path / "v.gif") == "gif"  # GIF needs no ffmpeg
     assert list(tmp_path.iterdir()) == []
@@ -152,16 +156,42 @@ def test_bad_video_paths(tmp_path):
     with pytest.raises(StyleGANError, match="NAME.mp4 or NAME.gif"):
         check_video_output(tmp_path / "v.avi")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(StyleGANError, match="cannot write video"):
+    with pytest.raises(StyleGANError, match="cannot write video") as info:
         check_video_output(tmp_path / "file" / "v.mp4")
-    with pytest.raises(StyleGANError, match="no frames"):
+    assert info.value.fix == "choose a writable path (--output)"
+    with pytest.raises(StyleGANError, match="no frames") as info:
         write_video(tmp_path / "v.gif", [], fps=10)
+    assert info.value.fix == "pass at least one frame in frames"
+
+
+def test_write_video_names_the_fps_argument(tmp_path):
+    with pytest.raises(StyleGANError, match=r"^fps \(--fps\) is 0, but must be above 0 \(give a frame rate above 0\)$"):
+        write_video(tmp_path / "v.gif", moving_frames(2), fps=0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_frame_count():
     assert frame_count(30, 30) == 900 and frame_count(0.01, 10) == 1
-    with pytest.raises(StyleGANError):
-        frame_count(1, 0)
+    for duration_sec, fps in [(1, 0), (0, 30), (-1, 30)]:
+        with pytest.raises(StyleGANError, match="makes no video") as info:
+            frame_count(duration_sec, fps)
+        assert info.value.fix == "give positive duration_sec (--duration-sec) and fps (--fps)"
+
+
+def test_video_messages_name_the_python_arguments(G):
+    with pytest.raises(StyleGANError, match="unknown latent space 'v'") as info:
+        moving_ws(G, [1], num_frames=4, num_keyframes=2, space="v")
+    assert info.value.fix == "set space (--space) to z or w"
+    with pytest.raises(StyleGANError, match="needs at least one seed") as info:
+        lerp_animation(G, [], (1, 1), num_frames=4, num_keyframes=2)
+    assert info.value.fix == "give seeds (--seeds)"
+    with pytest.raises(StyleGANError, match="a 1x2 grid has 2 cells but there are 3 seeds") as info:
+        lerp_animation(G, [1, 2, 3], (1, 2), num_frames=4, num_keyframes=2)
+    assert info.value.fix == "choose a larger grid (--grid-w/--grid-h) or fewer seeds"
+    for rows, cols in [([], [1]), ([1], [])]:
+        with pytest.raises(StyleGANError, match="at least one row seed and one column seed") as info:
+            style_mix_animation(G, rows, cols, [0], num_frames=4, num_keyframes=2)
+        assert info.value.fix == "give row_seeds (--row-seed) and col_seeds (--col-seeds)"
 
 
 def test_frames_of_another_size_are_refused(tmp_path):
@@ -182,6 +212,6 @@ def test_ffmpeg_failing_while_encoding_leaves_no_file(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     assert check_video_output(out / "v.mp4") == "mp4"  # it runs, so the check passes...
-    with pytest.raises(StyleGANError, match=r"ffmpeg failed to encode.*\.gif"):
+    with pytest.raises(StyleGANError, match=r"ffmpeg failed to encode.*" + GIF_FIX_RE):
         write_video(out / "v.mp4", moving_frames(40, h=64, w=64), fps=10)  # ...but encoding fails
     assert list(out.iterdir()) == []

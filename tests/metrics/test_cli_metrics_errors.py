@@ -83,7 +83,8 @@ def test_missing_detector_offline(run, network_file, dataset, tmp_path, monkeypa
     monkeypatch.setattr("stylegan.metrics.detectors.download", offline)
     r = run("metrics", "--network", network_file, "--data", dataset, "--metrics", "fid50k_full@8")
     assert_clean_error(r, "cannot get feature detector inception-2015-12-05.pt")
-    assert "--detector-dir" in r.err and "https://nvlabs-fi-cdn.nvidia.com/" in r.err
+    assert "pass its folder as detector_dir (--detector-dir) or $STYLEGAN_DETECTOR_DIR" in r.err
+    assert "https://nvlabs-fi-cdn.nvidia.com/" in r.err
 
 
 def test_corrupt_detector(run, network_file, dataset, tmp_path):

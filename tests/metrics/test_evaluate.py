@@ -58,8 +58,47 @@ def test_legacy_metrics_use_the_mirrored_dataset_and_need_enough_images(G, datas
     first50 = torch.cat([real, real.flip(3)])[:50]  # the dataset, then its mirrored copies
     assert r.num_real == 50
     assert r.value == pytest.approx(direct_fid(G, first50, 16, 0, detector_dir), rel=1e-6)
-    with pytest.raises(StyleGANError, match="compares with 50 real images, but dataset data has only 40"):
+    with pytest.raises(StyleGANError, match="compares with 50 real images, but dataset data has only 40") as e:
         evaluate([legacy], G, dataset, mirror=False, detector_dir=detector_dir, progress=False)
+    assert e.value.fix == ("use fid50k_full, which takes all real images, or set mirror (--mirror) if it was trained "
+                           "with x-flips")
+    too_many = dataclasses.replace(legacy, max_real=90)
+    with pytest.raises(StyleGANError) as e:
+        evaluate([too_many], G, dataset, mirror=True, detector_dir=detector_dir, progress=False)
+    assert e.value.what == ("fid50k@16 compares with 90 real images, but dataset data has only 80 "
+                            "(with mirror (--mirror))")
+
+
+def test_a_missing_dataset_names_the_data_argument(G, detector_dir):
+    with pytest.raises(StyleGANError) as e:
+        evaluate("fid50k_full@8", G, detector_dir=detector_dir, progress=False)
+    assert str(e.value) == ("fid50k_full@8 need(s) real images, but no dataset was given "
+                            "(pass the training dataset as data (--data))")
+    with pytest.raises(StyleGANError) as e:
+        evaluate("is50k@10", G, detector_dir=detector_dir, progress=False, export_stats="ref.npz")
+    assert e.value.what == "export_stats (--export-stats) need(s) real images, but no dataset was given"
+    with pytest.raises(StyleGANError) as e:
+        evaluate("is50k@10", tiny_generator(c_dim=3), detector_dir=detector_dir, progress=False)
+    assert e.value.fix == "pass the training dataset as data (--data)"
+
+
+def test_detector_errors_name_the_detector_dir_argument(tmp_path, monkeypatch):
+    from stylegan.metrics.detectors import detector_file
+
+    with pytest.raises(StyleGANError) as e:
+        detector_file("vgg16", tmp_path)
+    assert e.value.fix == ("put the file there (from https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+                           "metrics/vgg16.pt), or leave detector_dir (--detector-dir) and $STYLEGAN_DETECTOR_DIR "
+                           "unset to download it")
+
+    def offline(url, progress=True):
+        raise StyleGANError(f"cannot download {url}: no network", "check the connection")
+
+    monkeypatch.setattr("stylegan.metrics.detectors.download", offline)
+    with pytest.raises(StyleGANError) as e:
+        detector_file("vgg16")
+    assert e.value.fix.endswith("on a machine with internet and pass its folder as detector_dir (--detector-dir) or "
+                                "$STYLEGAN_DETECTOR_DIR")
 
 
 def test_full_metrics_ignore_mirror_and_warn_when_real_images_are_fewer(G, dataset, detector_dir):
@@ -130,8 +169,9 @@ def test_training_hook_records_each_snapshot(G, dataset, detector_dir, tmp_path)
 
     with pytest.raises(StyleGANError, match="unknown metric"):
         training_hook(["fid"], detector_dir=detector_dir)
-    with pytest.raises(StyleGANError, match="is not in"):
+    with pytest.raises(StyleGANError, match="is not in") as e:
         training_hook(["fid50k_full"], detector_dir=tmp_path)  # checked before training starts
+    assert e.value.what.startswith("names (--metrics) fid50k_full: feature detector inception-2015-12-05.pt is not in")
     hook = training_hook(["fid50k_full@8", "pr50k3_full@8"], detector_dir=detector_dir, progress=False)
     training_set = ImageDataset(dataset, xflip=True, max_size=10)  # as training reads it: reopened in full
     context = dict(G_ema=G, dataset=training_set, device=torch.device("cpu"), rank=0, world=1)

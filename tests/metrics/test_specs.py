@@ -45,3 +45,10 @@ def test_quick_versions_by_suffix_or_num_gen():
 def test_bad_names(text, match):
     with pytest.raises(StyleGANError, match=match):
         parse_metrics(text)
+
+
+def test_bad_num_gen_names_the_python_argument_and_the_flag():
+    with pytest.raises(StyleGANError) as e:
+        parse_metrics("fid50k_full", num_gen=0)
+    assert str(e.value) == ("num_gen (--num-gen) is 0, not a positive count "
+                            "(set num_gen (--num-gen) to at least 1, or leave it out)")

@@ -113,8 +113,10 @@ def test_nan_losses_stop_training_with_a_clear_error(digits16, tmp_path):
     t = make_trainer(digits16, tmp_path)
     with torch.no_grad():
         t.D.b4.out.bias.fill_(float("nan"))
-    with pytest.raises(TrainingDiverged, match="NaN/Inf"):
+    with pytest.raises(TrainingDiverged, match="NaN/Inf") as e:
         t.train_step()
+    assert e.value.fix == ("continue from it with resume (--resume) 'latest' and a lower G_lr (--glr)/D_lr (--dlr), "
+                           "or a higher r1_gamma (--gamma)")
 
 
 def test_freezed_keeps_the_first_discriminator_layers_fixed(digits16, tmp_path):

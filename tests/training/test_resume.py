@@ -9,7 +9,7 @@ from stylegan.errors import StyleGANError
 from stylegan.formats import save_network
 from stylegan.snapshot_names import latest_snapshot
 from stylegan.training.run import train
-from stylegan.training.snapshot import load_training_snapshot
+from stylegan.training.snapshot import load_training_snapshot, read_snapshot_options
 from tests.formats.conftest import perturbed
 from tests.formats.official_writer import write_official_pickle
 from tests.training.conftest import TINY_CLI, open_dataset, run_cli, run_dirs, tiny_networks, tiny_options
@@ -62,6 +62,21 @@ def test_resume_latest_needs_a_snapshot_and_more_kimg(digits16, tmp_path):
     train(tiny_options(digits16, tmp_path, kimg=0.004))
     with pytest.raises(StyleGANError, match="already trained for 0.004 kimg"):
         train(tiny_options(digits16, tmp_path, kimg=0.004, resume="latest"))
+
+
+def test_unusable_snapshots_name_the_resume_setting(digits16, tmp_path):
+    opts = tiny_options(digits16, tmp_path)
+    G, D, _ = tiny_networks(opts, open_dataset(opts))
+    network = tmp_path / "network-snapshot-000000.safetensors"
+    save_network({"G_ema": G, "D": D}, network)  # networks only, no progress counters
+    with pytest.raises(StyleGANError, match="is a network file, not a training snapshot") as e:
+        load_training_snapshot(network)
+    assert e.value.fix == "use its path as resume (--resume) for transfer learning instead of 'latest'"
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"\0" * 100)
+    with pytest.raises(StyleGANError, match="is not a readable training snapshot") as e:
+        read_snapshot_options(damaged)
+    assert e.value.fix == "remove the damaged file so that resume (--resume) 'latest' takes the one before it"
 
 
 @pytest.mark.parametrize("kind", ["safetensors", "official-pickle"])

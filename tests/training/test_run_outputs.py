@@ -167,7 +167,7 @@ def test_dry_run_prints_the_resolved_options_and_writes_nothing(digits16, tmp_pa
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--cond"], "--cond needs labels"),
+    (["--cond"], "cond (--cond) needs labels"),
     (["--metrics", "fid50k_fulll"], "fid50k_fulll"),
     (["--aug", "fixed"], "aug (--aug) 'fixed' needs a probability"),
     (["--batch", "6", "--mbstd-group", "4"], "mbstd_group (--mbstd-group) 4 does not divide"),
@@ -211,7 +211,7 @@ def test_a_run_refused_before_training_leaves_no_outdir(unlabeled16, digits16, t
     # the folder made for that must go again when they fail.
     code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "a" / "runs", "--cond",
                         "--kimg", "0.004", *TINY_CLI)
-    assert code == 2 and "--cond needs labels" in err
+    assert code == 2 and "error: cond (--cond) needs labels" in err
     assert not (tmp_path / "a").exists()
     code, err = run_cli("train", "--data", unlabeled16, "--outdir", tmp_path / "b", "--resume", "default",
                         "--kimg", "0.004", *TINY_CLI)

@@ -8,6 +8,8 @@ from stylegan.networks import build_network
 from stylegan.training.run import (
     DatasetShape,
     build_networks,
+    check_augpipe_fits,
+    dataset_shape,
     network_kwargs,
     snapshot_to_continue,
     starting_point,
@@ -51,5 +53,19 @@ def test_resume_latest_without_snapshots_names_the_setting(tmp_path):
     (tmp_path / "00000-run").mkdir()
     (tmp_path / "00000-run" / "network-snapshot-12.safetensors").write_text("not six digits")
     for outdir in (tmp_path, tmp_path / "missing"):
-        with pytest.raises(StyleGANError, match=r"^resume \(--resume\) 'latest' found no network-snapshot"):
+        with pytest.raises(StyleGANError, match=r"^resume \(--resume\) 'latest' found no network-snapshot") as e:
             snapshot_to_continue(outdir)
+        assert e.value.fix == "start a new run without resume, or point outdir (--outdir) at an earlier run's folder"
+
+
+def test_dataset_checks_name_the_options_fields(unlabeled16, tmp_path):
+    from stylegan.data import ImageDataset
+    opts = tiny_options(unlabeled16, tmp_path, cond=True)
+    with pytest.raises(StyleGANError) as e:
+        dataset_shape(ImageDataset(unlabeled16, use_labels=True), opts)
+    assert e.value.what.startswith("cond (--cond) needs labels, but dataset")
+    assert "cond (--cond)" in e.value.fix  # the wording around it is the data package's
+    with pytest.raises(StyleGANError) as e:
+        check_augpipe_fits(tiny_options(unlabeled16, tmp_path, aug="ada", augpipe="bgc"), channels=4)
+    assert e.value.fix == ("choose augpipe (--augpipe) bg (or blit/geom) or aug (--aug) noaug, or remake the dataset "
+                           "with 3 channels")

@@ -104,7 +104,8 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_snapshot(digits1
                         "--snap", "1", *TINY_CLI)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: training diverged: Loss/") and "NaN/Inf at kimg 0.016" in err
-    assert "--resume latest" in err
+    assert "(continue from it with resume (--resume) 'latest' and a lower G_lr (--glr)/D_lr (--dlr), or a higher " \
+        "r1_gamma (--gamma))" in err
     state = load_training_snapshot(latest_snapshot(outdir))
     assert state["progress"].cur_nimg == 12  # the snapshot of the last tick before the NaN
     for key in ("G", "D", "G_ema"):
@@ -130,7 +131,8 @@ def test_disk_full_while_writing_a_snapshot_keeps_the_previous_one(digits16, tmp
     code, err = run_cli("train", "--data", digits16, "--outdir", outdir, "--kimg", "0.04", "--tick", "0.004",
                         "--snap", "1", *TINY_CLI)
     assert code == 2 and err.count("\n") == 1
-    assert "cannot write snapshot" in err and "No space left on device" in err and "--resume latest" in err
+    assert "cannot write snapshot" in err and "No space left on device" in err
+    assert "then continue with resume (--resume) 'latest')" in err
     # Both snapshots have the same name (kimg 0): the failed write must not have touched the first.
     state = load_training_snapshot(latest_snapshot(outdir))
     assert state["progress"].cur_nimg == 4
