@@ -1,0 +1,108 @@
+"""Bounds on what a file may ask of us, and the small readers that enforce them.
+
+Every reader checks declared sizes against the bytes actually present and against these limits *before*
+it allocates, so a tiny hostile file cannot exhaust memory or time. The limits sit well above every
+real network and dataset (FFHQ-1024: z/w 512, 18 ws, 30 M parameters; ImageNet: 1.28 M labels) and each
+error says which limit was hit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, BinaryIO
+
+from stylegan.errors import StyleGANError
+
+# Networks
+MAX_LATENT_DIM = 4096  # z_dim, w_dim, embedding and mapping widths (real: 512)
+MAX_CLASSES = 100_000  # c_dim (real: 10 for CIFAR-10, 1000 for ImageNet)
+MAX_RESOLUTION = 8192  # img_resolution (real: up to 1024, a few 2048)
+MAX_CHANNELS = 16_384  # any layer's channel count (real: 512, a few 1024)
+MAX_LAYERS = 64  # mapping layers (real: 8) and other per-network layer counts
+MAX_PARAMETERS = 2_000_000_000  # elements in one network (real: 30 M; 8 GB of float32)
+
+# Files and their contents
+MAX_JSON_BYTES = 64 * 2**20  # metadata, dataset.json (1.28 M labels take about 40 MB)
+MAX_JSON_DEPTH = 64  # nesting of JSON and of pickled containers (real: under 10)
+MAX_MEMBER_BYTES = 1 * 2**30  # one decompressed member of a ZIP, gzip or tar (real: MNIST 47 MB)
+MAX_IMAGE_PIXELS = 2**28  # one decoded image (16384² — real datasets are at most 1024² or 2048²)
+MAX_QUOTE = 120  # characters of file content quoted in an error line
+
+
+def quote(value: Any, limit: int = MAX_QUOTE) -> str:
+    """``repr(value)`` for an error line, cut to ``limit`` characters (file content can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of plain JSON data, computed without recursion; stops counting past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _bracket_depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting outside strings: checked before ``json.loads``, whose parser recurses."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def load_json(text: str | bytes, what: str, fix: str) -> Any:
+    """Parse JSON from a file within the size and depth limits; any problem is one StyleGANError line."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_JSON_BYTES:
+            raise StyleGANError(f"{what} is {len(text)} bytes, over the {MAX_JSON_BYTES}-byte limit", fix)
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StyleGANError(f"{what} is not UTF-8 text", fix) from None
+    if len(text) > MAX_JSON_BYTES:
+        raise StyleGANError(f"{what} is {len(text)} characters, over the {MAX_JSON_BYTES} limit", fix)
+    if _bracket_depth(text) > MAX_JSON_DEPTH:
+        raise StyleGANError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels", fix)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise StyleGANError(f"{what} is not valid JSON: {quote(str(e))}", fix) from None
+
+
+def read_capped(stream: BinaryIO, limit: int, what: str, fix: str, chunk: int = 2**20) -> bytes:
+    """Read ``stream`` to its end, refusing (before holding more than ``limit`` bytes) if it inflates past it.
+
+    For decompressing streams (zipfile, gzip, tarfile members): the declared size in a header can lie,
+    so the bytes are counted as they come.
+    """
+    parts, total = [], 0
+    while True:
+        block = stream.read(min(chunk, limit + 1 - total))
+        if not block:
+            return b"".join(parts)
+        total += len(block)
+        if total > limit:
+            raise StyleGANError(f"{what} inflates to more than {limit} bytes (the limit for one member)", fix)
+        parts.append(block)

@@ -1,0 +1,53 @@
+"""The bounded readers in stylegan/limits.py, and the hostile-input harness on a known refusal."""
+
+import io
+
+import pytest
+
+from stylegan.errors import StyleGANError
+from stylegan.limits import MAX_JSON_DEPTH, json_depth, load_json, quote, read_capped
+from tests.hostile.harness import run_refused
+
+
+def test_quote_cuts_long_content_and_keeps_short():
+    assert quote("abc") == "'abc'"
+    cut = quote("x" * 10_000, limit=50)
+    assert len(cut) == 50 and cut.endswith("…")
+
+
+def test_json_depth_counts_nesting_without_recursion():
+    assert json_depth(1) == 1
+    assert json_depth({"a": [[1]]}) == 4
+    deep: list = []
+    for _ in range(100_000):  # far deeper than Python's recursion limit
+        deep = [deep]
+    assert json_depth(deep, limit=10) == 11
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 70 + "1" + "}" * 70])
+def test_load_json_refuses_deep_nesting_in_one_line(text):
+    with pytest.raises(StyleGANError, match=f"deeper than {MAX_JSON_DEPTH}"):
+        load_json(text, "metadata", "rebuild the file")
+
+
+def test_load_json_reads_brackets_inside_strings_as_text():
+    assert load_json(b'{"name": "[[[{{{", "n": [1, 2]}', "metadata", "fix") == {"name": "[[[{{{", "n": [1, 2]}
+
+
+@pytest.mark.parametrize("raw, message", [(b"\xff\xfe", "not UTF-8"), (b"{'a': 1}", "not valid JSON")])
+def test_load_json_refuses_junk_in_one_line(raw, message):
+    with pytest.raises(StyleGANError, match=message):
+        load_json(raw, "metadata", "fix")
+
+
+def test_read_capped_stops_at_the_limit():
+    assert read_capped(io.BytesIO(b"a" * 10), 10, "member", "fix") == b"a" * 10
+    with pytest.raises(StyleGANError, match="more than 10 bytes"):
+        read_capped(io.BytesIO(b"a" * 11), 10, "member", "fix")
+
+
+def test_the_harness_sees_a_one_line_refusal(tmp_path):
+    line = run_refused(["generate", "--seeds", "5-1", "--outdir", str(tmp_path / "out")], cwd=tmp_path,
+                       expect="descending range")
+    assert line.startswith("error: --seeds")
+    assert not (tmp_path / "out").exists()
