@@ -106,3 +106,24 @@ def read_capped(stream: BinaryIO, limit: int, what: str, fix: str, chunk: int = 
         if total > limit:
             raise StyleGANError(f"{what} inflates to more than {limit} bytes (the limit for one member)", fix)
         parts.append(block)
+
+# What a command may be asked to render (image grids and grid videos)
+MAX_GRID_CELLS = 16_384  # cells of one image grid or video grid (128x128; real grids: up to about 100x100)
+MAX_WALK_VALUES = 2**25  # latent values a grid video's walks hold: cells x keyframes x (z_dim or num_ws x w_dim)
+MAX_ERROR_LINE = 500  # characters of one printed `error:` line (readers quote much less: MAX_QUOTE)
+
+
+# Downloads
+MAX_DOWNLOAD_BYTES = 4 * 2**30  # one downloaded file, counted after any Content-Encoding (real: under 1.2 GB)
+
+
+def shorten(text: str, limit: int = MAX_QUOTE) -> str:
+    """``text`` on one line (whitespace collapsed), cut at a word boundary to at most ``limit`` characters."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"

@@ -14,7 +14,7 @@ import torch
 
 from stylegan.errors import StyleGANError
 from stylegan.formats import builtin, official_pickle, safetensors_io, tf_pickle
-from stylegan.formats.cache import download, is_url
+from stylegan.formats.cache import about_cached_file, download, is_url
 from stylegan.formats.unpickler import TensorFlowPickleError
 
 Source = str | os.PathLike
@@ -27,7 +27,8 @@ def resolve_source(source: Source, *, progress: bool = True) -> Path | None:
     if isinstance(source, str) and source in builtin.BUILTIN_NAMES:
         return None
     if isinstance(source, str) and is_url(source):
-        return download(source, progress=progress)
+        # Only a download that reads as a network enters the cache (a cut or HTML body must not).
+        return download(source, progress=progress, validate=lambda path: _load_file(path, str(path)))
     if not isinstance(source, (str, os.PathLike)):
         raise StyleGANError(f"cannot load a network from an object of type {type(source).__name__}", _FILE_FIX)
     path = Path(source).expanduser()
@@ -88,7 +89,12 @@ def load_network_file(source: Source, *, progress: bool = True) -> tuple[dict[st
     path = resolve_source(source, progress=progress)
     if path is None:
         return builtin.build_default_network(), {}, {}
-    name = str(source)
+    with about_cached_file(source, path):  # a damaged cached download names its file and how to renew it
+        return _load_file(path, str(source))
+
+
+def _load_file(path: Path, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`load_network_file` for a local file (``name`` is how messages call it)."""
     kind = detect_format(path)
     if kind == "safetensors":
         header, tensors = safetensors_io.read_safetensors(path, name)

@@ -13,8 +13,10 @@ Reading it never unpickles anything: safetensors holds only raw tensor bytes and
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,6 +27,7 @@ from torch import nn
 
 from stylegan.atomic import atomic_path
 from stylegan.errors import StyleGANError
+from stylegan.limits import load_json, quote
 from stylegan.formats.rebuild import build_with_tensors
 from stylegan.formats.records import AugmentPipeRecord, plain_data
 from stylegan.networks import NETWORK_CLASSES
@@ -109,7 +112,19 @@ def save_network(net: Mapping[str, Any], path: str | os.PathLike, *,
         header["training"] = _json(training, "the training metadata")
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(_storable(tensors), str(tmp), metadata={METADATA_KEY: json.dumps(header), "format": "pt"})
+        try:
+            save_file(_storable(tensors), str(tmp), metadata={METADATA_KEY: json.dumps(header), "format": "pt"})
+        except SafetensorError as e:  # safetensors reports a full disk as its own exception, not OSError
+            raise _as_os_error(e) from None
+
+
+def _as_os_error(error: SafetensorError) -> OSError:
+    """The OSError behind a safetensors write failure, so that callers
+    report it like any other failed write (``No space left on device``). safetensors words the
+    code as ``(os error 28)`` or ``Os { code: 28, ... }`` depending on its version."""
+    found = re.search(r"(?:os error |code: )(\d+)", str(error))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code) if found else f"write failed ({quote(str(error), 200)})")
 
 
 def read_safetensors(path: Path, source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -125,18 +140,39 @@ def read_safetensors(path: Path, source: str) -> tuple[dict[str, Any], dict[str,
         raise StyleGANError(f"{source} is a safetensors file but not a stylegan network file (no '{METADATA_KEY}' "
                             "metadata)", "convert the network with `stylegan convert`, or save it with "
                             "stylegan.save_network")
-    try:
-        header = json.loads(metadata[METADATA_KEY])
-        version = header["stylegan_format"]
-        networks = dict(header["networks"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise StyleGANError(f"cannot read {source}: its stylegan metadata is damaged ({e})",
-                            "save the network again") from None
-    if version != FORMAT_VERSION:
-        raise StyleGANError(f"{source} uses stylegan file format {version}, this version reads {FORMAT_VERSION}",
-                            "upgrade stylegan")
-    header["networks"] = networks
+    header = load_json(metadata[METADATA_KEY], f"the stylegan metadata of {source}", "save the network again")
+    _check_header(header, source)
     return header, tensors
+
+
+def _damaged(source: str, problem: str) -> StyleGANError:
+    return StyleGANError(f"cannot read {source}: its stylegan metadata is damaged ({problem})", "save the network again")
+
+
+def _check_header(header: Any, source: str) -> None:
+    """The metadata's layout: every part of the type it must have, before anything reads it."""
+    if not isinstance(header, dict):
+        raise _damaged(source, f"it is a {type(header).__name__}, not an object")
+    if "stylegan_format" not in header or "networks" not in header:
+        raise _damaged(source, "no 'stylegan_format' or 'networks' entry")
+    version = header["stylegan_format"]
+    if version != FORMAT_VERSION:
+        raise StyleGANError(f"{source} uses stylegan file format {quote(version)}, this version reads "
+                            f"{FORMAT_VERSION}", "upgrade stylegan")
+    for part in ("networks", "data", "training"):
+        if not isinstance(header.get(part, {}), dict):
+            raise _damaged(source, f"'{part}' is a {type(header[part]).__name__}, not an object")
+    for key, info in header["networks"].items():
+        if not isinstance(info, dict):
+            raise _damaged(source, f"the entry of {quote(key)} is a {type(info).__name__}, not an object")
+        if info.get("kind") not in ("module", "record"):
+            raise _damaged(source, f"{quote(key)} has kind {quote(info.get('kind'))}, not 'module' or 'record'")
+        if not isinstance(info.get("class_name"), str):
+            raise _damaged(source, f"the class name of {quote(key)} is {quote(info.get('class_name'))}, "
+                                   "not a string")
+        if not isinstance(info.get("init_kwargs"), dict):
+            raise _damaged(source, f"the init_kwargs of {quote(key)} are {quote(info.get('init_kwargs'))}, "
+                                   "not an object")
 
 
 def networks_from_safetensors(header: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -152,11 +188,7 @@ def networks_from_safetensors(header: dict[str, Any], tensors: dict[str, torch.T
             extra[name] = t
     net: dict[str, Any] = {}
     for key, info in header["networks"].items():
-        try:
-            kind, class_name, init_kwargs = info["kind"], info["class_name"], dict(info["init_kwargs"])
-        except (KeyError, TypeError) as e:
-            raise StyleGANError(f"cannot read {source}: the metadata of {key} is damaged ({e})",
-                                "save the network again") from None
+        kind, class_name, init_kwargs = info["kind"], info["class_name"], dict(info["init_kwargs"])
         if kind == "module":
             net[key] = build_with_tensors(class_name, init_kwargs, grouped[key], f"{key} in {source}")
         else:

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from stylegan.errors import StyleGANError, setting
-from stylegan.formats.cache import download
+from stylegan.formats.cache import cache_dir, download
+from stylegan.limits import shorten
 
 DETECTOR_DIR_ENV = "STYLEGAN_DETECTOR_DIR"
 _CDN = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
@@ -72,18 +73,45 @@ def detector_file(name: str, detector_dir: str | os.PathLike | None = None, *, p
                                 f"${DETECTOR_DIR_ENV} unset to download it")
         return path
     try:
-        return download(spec.url, progress=progress)
+        return download(spec.url, progress=progress, validate=_check_torchscript)
     except StyleGANError as e:
         raise StyleGANError(f"cannot get feature detector {spec.file}: {e.what}", _offline_hint(spec)) from None
+
+
+def _jit_load(path: str, device: str) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        # The official detectors are TorchScript files; newer PyTorch warns that TorchScript is deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(path, map_location=device).eval()
+
+
+def _load_failure(error: BaseException) -> str:
+    """Why torch.jit.load refused a file, in a few whole words (PyTorch appends paragraphs of advice)."""
+    text = " ".join(str(error).split())
+    first = text.split(". ", 1)[0]
+    return shorten(first or type(error).__name__, 120)
+
+
+def _check_torchscript(path: Path) -> None:
+    """Accept a download only if it loads as a TorchScript module (so no error page or cut file is cached)."""
+    try:
+        _jit_load(str(path), "cpu")
+    except Exception as e:  # noqa: BLE001 — whatever the reader raises, the file is not a detector
+        raise StyleGANError(f"{path} is not a TorchScript file ({_load_failure(e)})",
+                            "download it again") from None
 
 
 @functools.lru_cache(maxsize=8)
 def _load_script(path: str, mtime_ns: int, device: str) -> torch.jit.ScriptModule:
     del mtime_ns  # part of the cache key only: a replaced file is loaded again
-    with warnings.catch_warnings():
-        # The official detectors are TorchScript files; newer PyTorch warns that TorchScript is deprecated.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(path, map_location=device).eval()
+    return _jit_load(path, device)
+
+
+def _is_cached_download(path: Path) -> bool:
+    try:
+        return path.resolve().parent == cache_dir().resolve()
+    except OSError:
+        return False
 
 
 def load_detector(name: str, *, detector_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -93,10 +121,15 @@ def load_detector(name: str, *, detector_dir: str | os.PathLike | None = None, d
     path = detector_file(name, detector_dir, progress=progress)
     try:
         return _load_script(str(path), path.stat().st_mtime_ns, str(torch.device(device)))
-    except (RuntimeError, ValueError, OSError) as e:
-        reason = " ".join(str(e).split())[:120]
+    except Exception as e:  # noqa: BLE001 — whatever the reader raises, the file is not a usable detector
+        reason = _load_failure(e)
+        if _is_cached_download(path):
+            raise StyleGANError(f"feature detector {path} (downloaded from {spec.url}) is not a readable "
+                                f"TorchScript file ({reason})",
+                                f"delete {path} and it is downloaded again on the next run, or "
+                                f"{_offline_hint(spec)}") from None
         raise StyleGANError(f"feature detector {path} is not a readable TorchScript file ({reason})",
-                            f"delete it and download {spec.url} again, or {_offline_hint(spec)}") from None
+                            f"replace it with a fresh copy of {spec.url}") from None
 
 
 def as_rgb(images: torch.Tensor) -> torch.Tensor:

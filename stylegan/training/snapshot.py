@@ -15,6 +15,7 @@ Randomness is derived from (seed, counters), so the counters are the RNG state.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ import torch
 
 from stylegan.atomic import atomic_output
 from stylegan.errors import StyleGANError, setting
+from stylegan.limits import load_json, quote
 from stylegan.training.progress import Progress
 
 RESUME_PREFIX = "resume."
@@ -80,8 +82,23 @@ def load_training_snapshot(path: Path) -> dict[str, Any]:
     if not training or "progress" not in training:
         raise StyleGANError(f"{path} is a network file, not a training snapshot (no progress counters)",
                             f"use its path as {setting('resume')} for transfer learning instead of 'latest'")
-    return {"networks": nets, "progress": Progress(**training["progress"]), "tensors": extra,
+    progress = _progress_from(training["progress"], path)
+    return {"networks": nets, "progress": progress, "tensors": extra,
             "options": training.get("options", {}), "trainer": trainer_state_from(extra)}
+
+
+def _progress_from(stored: Any, path: Path) -> Progress:
+    """Progress from a snapshot's counters: known fields only, counters non-negative ints, sums finite."""
+    fix = f"remove the damaged file so that {setting('resume')} 'latest' takes the one before it"
+    names = {f.name for f in dataclasses.fields(Progress)}
+    if not isinstance(stored, dict) or not set(stored) <= names:
+        raise StyleGANError(f"{path} has damaged progress counters ({quote(stored)})", fix)
+    for name, value in stored.items():
+        counter = isinstance(Progress.__dataclass_fields__[name].default, int)  # counters; sums may be negative
+        if isinstance(value, bool) or not isinstance(value, int if counter else (int, float)) \
+                or not (0 <= value < 2**62 if counter else abs(value) < 2**62):  # NaN compares False
+            raise StyleGANError(f"{path} has a damaged progress counter {name}={quote(value)}", fix)
+    return Progress(**stored)
 
 
 def augment_p(record) -> torch.Tensor:
@@ -92,17 +109,19 @@ def augment_p(record) -> torch.Tensor:
 
 def read_snapshot_options(path: Path) -> dict:
     """The TrainingOptions (as a dict) a snapshot was written with, read from its header only."""
-    import json
-
     from safetensors import safe_open
 
     from stylegan.formats.safetensors_io import METADATA_KEY
+    fix = f"remove the damaged file so that {setting('resume')} 'latest' takes the one before it"
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = json.loads((f.metadata() or {})[METADATA_KEY])
+            text = (f.metadata() or {})[METADATA_KEY]
+        header = load_json(text, f"the stylegan metadata of {path}", fix)
         options = header["training"]["options"]
+    except StyleGANError:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure means this is no usable training snapshot
-        raise StyleGANError(f"{path} is not a readable training snapshot ({type(e).__name__}: {e})",
+        raise StyleGANError(f"{path} is not a readable training snapshot ({type(e).__name__}: {quote(str(e))})",
                             f"remove the damaged file so that {setting('resume')} 'latest' takes the one before it"
                             ) from None
     if not isinstance(options, dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import torch
 
 import stylegan
@@ -96,3 +98,40 @@ def test_convert_that_fails_mid_write_keeps_the_older_file(run, tmp_path, monkey
     assert r.err.startswith(f"error: cannot write --dest {dest}: {os.strerror(errno.ENOSPC)}")
     assert dest.read_bytes() == b"an older network"
     assert [p.name for p in tmp_path.iterdir()] == ["out.safetensors"]  # no temporary file left
+
+
+@pytest.mark.parametrize("message", [
+    'Error while serializing: I/O error: No space left on device (os error 28) at path "/x/.tmpabc"',
+    'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })',
+])
+def test_convert_on_a_full_disk_reported_by_safetensors_is_one_line(run, tmp_path, monkeypatch, message):
+    # safetensors reports I/O failures as its own SafetensorError, not as OSError.
+    import errno
+    import os
+
+    from safetensors import SafetensorError
+
+    def disk_full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise SafetensorError(message)
+
+    monkeypatch.setattr("stylegan.formats.safetensors_io.save_file", disk_full)
+    dest = tmp_path / "out.safetensors"
+    r = run("convert", "--source", "default", "--dest", dest)
+    assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err
+    assert r.err.startswith(f"error: cannot write --dest {dest}: {os.strerror(errno.ENOSPC)} (")
+    assert list(tmp_path.iterdir()) == []  # no temporary file, no half-written --dest
+
+
+def test_convert_reports_an_unparsable_safetensors_write_error(run, tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    def fails(tensors, filename, metadata=None):
+        raise SafetensorError("something new went wrong")
+
+    monkeypatch.setattr("stylegan.formats.safetensors_io.save_file", fails)
+    r = run("convert", "--source", "default", "--dest", tmp_path / "out.safetensors")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "write failed ('something new went wrong')" in r.err
+    assert list(tmp_path.iterdir()) == []

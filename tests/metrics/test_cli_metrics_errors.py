@@ -76,7 +76,7 @@ def test_missing_detector_offline(run, network_file, dataset, tmp_path, monkeypa
     assert_clean_error(run("metrics", "--network", network_file, "--metrics", "ppl_wend@2"),
                        "feature detector vgg16.pt is not in")
 
-    def offline(url, progress=True):
+    def offline(url, progress=True, validate=None):
         raise StyleGANError(f"cannot download {url}: no network", "check the connection")
 
     monkeypatch.delenv("STYLEGAN_DETECTOR_DIR")

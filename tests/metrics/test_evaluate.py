@@ -91,7 +91,7 @@ def test_detector_errors_name_the_detector_dir_argument(tmp_path, monkeypatch):
                            "metrics/vgg16.pt), or leave detector_dir (--detector-dir) and $STYLEGAN_DETECTOR_DIR "
                            "unset to download it")
 
-    def offline(url, progress=True):
+    def offline(url, progress=True, validate=None):
         raise StyleGANError(f"cannot download {url}: no network", "check the connection")
 
     monkeypatch.setattr("stylegan.metrics.detectors.download", offline)
