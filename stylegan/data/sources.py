@@ -10,23 +10,31 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import pickle
 import re
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import BinaryIO, Callable, Iterator, Union
 
 import numpy as np
 import PIL.Image
 
+from stylegan.data.archives import DamagedMember, open_zip, read_exactly, read_member, read_member_or_fail
 from stylegan.data.images import is_image_name, open_image
-from stylegan.data.labels import LABELS_FILE, Label, match_labels, parse_labels_json
-from stylegan.errors import StyleGANError, setting
+from stylegan.data.labels import LABELS_FILE, Label, cut, match_labels, parse_labels_json
+from stylegan.errors import StyleGANError, UnsafePickleError, setting
+from stylegan.formats.unpickler import DATA_ERRORS as PICKLE_DATA_ERRORS
+from stylegan.formats.unpickler import one_line, restricted_load_numpy
+from stylegan.limits import quote
+from stylegan.limits import MAX_JSON_BYTES, MAX_MEMBER_BYTES
 
 SKLEARN_DIGITS = "sklearn-digits"
 CIFAR10_MEMBER = "cifar-10-batches-py/data_batch_{}"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_CIFAR_NAME = re.compile(r"cifar.*\.(tar|tgz|tar\.gz|tar\.bz2|tar\.xz)$", re.IGNORECASE)
+CIFAR_BATCH_BYTES = 64 * 2**20  # one pickled batch (real: 31 MB, 10,000 images of 3,072 bytes)
+MAX_TAR_MEMBERS = 1000  # members looked at in a tarball (the CIFAR-10 tarball has 8)
 SOURCE_FORMS = ("a folder of images, a .zip of images, cifar-10-python.tar.gz, "
                 "an MNIST *-images-idx3-ubyte(.gz) file, an LSUN *_lmdb folder, or sklearn-digits")
 SOURCE = setting("source")  # how messages name the input: the Python argument and the dataset command's flag
@@ -78,6 +86,10 @@ def open_source(source: str | os.PathLike) -> Source:
         raise StyleGANError(f"{SOURCE} {text} is not a readable ZIP", "check or re-create the archive")
     elif _is_tar(path):
         src = open_cifar10(path)
+    elif _CIFAR_NAME.search(path.name):
+        raise StyleGANError(f"{SOURCE} {text} is named like the CIFAR-10 archive but is not a valid one "
+                            "(not a readable tar archive; perhaps the download was cut short or is an error page)",
+                            f"download {CIFAR10_URL} again")
     else:
         raise StyleGANError(f"{SOURCE} {text}: unknown kind of file", f"give {SOURCE_FORMS}")
     if src.count == 0:
@@ -87,10 +99,64 @@ def open_source(source: str | os.PathLike) -> Source:
 
 
 def _is_tar(path: Path) -> bool:
+    """Whether ``path`` (maybe gzip, bzip2 or xz compressed) starts with a valid tar header. Only the first
+    block is looked at (``tarfile.is_tarfile`` would read a first member's long-name payload whole)."""
     try:
-        return tarfile.is_tarfile(path)
-    except OSError:
+        with _decompressed(path) as f:
+            block = f.read(tarfile.BLOCKSIZE)
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        return True
+    except Exception:  # noqa: BLE001 - OSError, EOFError, zlib/lzma errors, header errors: not a readable tar
         return False
+
+
+class _CappedReads(io.RawIOBase):
+    """A decompressed tarball for :mod:`tarfile` that refuses any single read over ``limit`` bytes.
+
+    tarfile reads a GNU long name or a pax header in one piece of the size its header declares: a small
+    compressed file could make that gigabytes. Members themselves are checked before they are read.
+    """
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        super().__init__()
+        self._stream, self._limit = stream, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > self._limit:
+            raise DamagedMember(f"a tar header asks for {size} bytes, over the {self._limit}-byte limit")
+        return self._stream.read(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+
+def _decompressed(path: Path) -> BinaryIO:
+    """``path`` as a stream of tar bytes: gzip, bzip2 and xz are decompressed as they are read."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(path)
+    if magic[:3] == b"BZh":
+        import bz2
+        return bz2.BZ2File(path)
+    if magic == b"\xfd7zXZ\x00":
+        import lzma
+        return lzma.LZMAFile(path)
+    return open(path, "rb")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -113,6 +179,9 @@ def open_image_folder(root: Path) -> Source:
             rel.append(r)
     rel.sort(key=lambda r: r.split("/"))
     meta = root / LABELS_FILE
+    if meta.is_file() and meta.stat().st_size > MAX_JSON_BYTES:
+        raise StyleGANError(f"{meta} is {meta.stat().st_size} bytes, over the {MAX_JSON_BYTES}-byte limit",
+                            "labels for 1.28 M images take about 40 MB; check the file")
     labels = _labels_for(rel, meta.read_bytes() if meta.is_file() else None, str(meta))
 
     def iterate() -> Iterator[SourceImage]:
@@ -124,20 +193,22 @@ def open_image_folder(root: Path) -> Source:
 
 
 def open_image_zip(path: Path) -> Source:
-    """Every image member of a ZIP, sorted by name; labels from its top-level dataset.json."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = sorted(n for n in z.namelist() if is_image_name(n))
-            labels_text = z.read(LABELS_FILE) if LABELS_FILE in z.namelist() else None
-    except (zipfile.BadZipFile, OSError) as e:
-        raise StyleGANError(f"{SOURCE} {path} is not a readable ZIP ({e})", "check or re-create the archive") from None
+    """Every image member of a ZIP, sorted by name; labels from its top-level dataset.json.
+
+    Refuses repeated member names; members are inflated only up to their declared size and the limits.
+    """
+    fix = "check or re-create the archive"
+    with open_zip(path, f"{SOURCE} {path}", fix) as z:
+        names = sorted(n for n in z.namelist() if is_image_name(n))
+        labels_text = read_member_or_fail(z, LABELS_FILE, f"{path}:{LABELS_FILE}", fix, MAX_JSON_BYTES) \
+            if LABELS_FILE in z.namelist() else None
     labels = _labels_for(names, labels_text, f"{path}:{LABELS_FILE}")
 
     def iterate() -> Iterator[SourceImage]:
-        with zipfile.ZipFile(path) as z:
+        with open_zip(path, f"{SOURCE} {path}", fix) as z:
             for i, name in enumerate(names):
                 yield SourceImage(name, labels[i] if labels else None,
-                                  lambda name=name: open_image(z.read(name)))
+                                  lambda name=name: open_image(read_member(z, name)))
 
     return Source("zip", str(path), len(names), labels is not None, iterate)
 
@@ -184,58 +255,83 @@ def open_lmdb(path: Path) -> Source:
 # CIFAR-10
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Resolves only what CIFAR-10 batches need (numpy arrays); nothing stored in the file is executed."""
+_CIFAR_FIX = "use the original cifar-10-python.tar.gz"
 
-    def find_class(self, module: str, name: str):
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            try:
-                from numpy._core.multiarray import _reconstruct
-            except ImportError:  # numpy < 2
-                from numpy.core.multiarray import _reconstruct
-            return _reconstruct
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if module == "_codecs" and name == "encode":
-            import codecs
-            return codecs.encode
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+
+def _unpickle_cifar_batch(data: bytes, where: str) -> object:
+    """A CIFAR-10 batch read by the shared restricted unpickler: plain data and numpy arrays only, built by
+    our code from the bytes the batch holds (nothing in the file can run, or drive what it is handed)."""
+    try:
+        return restricted_load_numpy(io.BytesIO(data), where, encoding="latin1")
+    except UnsafePickleError as e:
+        name = getattr(e, "global_name", "a global")
+        raise StyleGANError(f"{where} asks for {quote(name)}, which is not allowed in a CIFAR-10 batch",
+                            _CIFAR_FIX) from None
+    except StyleGANError as e:
+        raise StyleGANError(f"{where} is not a CIFAR-10 python batch ({e.what})", _CIFAR_FIX) from None
+    except PICKLE_DATA_ERRORS as e:
+        raise StyleGANError(f"{where} is not a CIFAR-10 python batch ({one_line(e)})", _CIFAR_FIX) from None
 
 
 def _load_cifar_batch(data: bytes, where: str) -> tuple[np.ndarray, list[int]]:
-    try:
-        batch = _CifarUnpickler(io.BytesIO(data), encoding="latin1").load()
-        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = [int(x) for x in batch["labels"]]
-    except Exception as e:  # noqa: BLE001 - any failure means the batch is not what CIFAR-10 ships
-        raise StyleGANError(f"{where} is not a CIFAR-10 python batch ({e})",
-                            "use the original cifar-10-python.tar.gz") from None
+    batch = _unpickle_cifar_batch(data, where)
+    images, labels = batch.get("data") if isinstance(batch, dict) else None, None
+    if isinstance(batch, dict) and isinstance(batch.get("labels"), list):
+        labels = batch["labels"]
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 2
+            and images.shape[1] == 3 * 32 * 32 and labels is not None):
+        raise StyleGANError(f"{where} is not a CIFAR-10 python batch (expected a dict with 'data', uint8 "
+                            "[N, 3072], and 'labels', a list)", _CIFAR_FIX)
+    if not all(type(x) is int and 0 <= x < 10 for x in labels):
+        raise StyleGANError(f"{where} has labels that are not classes 0-9", _CIFAR_FIX)
     if len(labels) != len(images):
-        raise StyleGANError(f"{where} has {len(images)} images but {len(labels)} labels",
-                            "use the original cifar-10-python.tar.gz")
-    return images, labels
+        raise StyleGANError(f"{where} has {len(images)} images but {len(labels)} labels", _CIFAR_FIX)
+    return images.reshape(-1, 3, 32, 32), labels
 
 
 def open_cifar10(path: Path) -> Source:
-    """The CIFAR-10 python tarball: the 50,000 training images of data_batch_1..5 with class labels 0..9."""
-    images, labels = [], []
+    """The CIFAR-10 python tarball: the 50,000 training images of data_batch_1..5 with class labels 0..9.
+
+    One pass over the archive: each batch is read where it lies, after its declared size is checked
+    against ``CIFAR_BATCH_BYTES``; at most ``MAX_TAR_MEMBERS`` members are looked at.
+    """
+    wanted = {CIFAR10_MEMBER.format(b): b for b in range(1, 6)}
+    batches: dict[int, tuple[np.ndarray, list[int]]] = {}
+    fix = f"download {CIFAR10_URL} again"
     try:
-        with tarfile.open(path, "r:*") as tar:
-            names = set(tar.getnames())
-            if CIFAR10_MEMBER.format(1) not in names:
-                raise StyleGANError(f"{SOURCE} {path} is a tar archive but not the CIFAR-10 python tarball "
-                                    f"(no {CIFAR10_MEMBER.format(1)})", f"give {SOURCE_FORMS}")
-            for b in range(1, 6):
-                member = CIFAR10_MEMBER.format(b)
-                if member not in names:
-                    raise StyleGANError(f"{SOURCE} {path} lacks {member}", "use the original cifar-10-python.tar.gz")
-                with tar.extractfile(member) as f:
-                    x, y = _load_cifar_batch(f.read(), f"{path}:{member}")
-                images.append(x)
-                labels.extend(y)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise StyleGANError(f"{SOURCE} {path} is not a readable tar archive ({e})",
-                            "download cifar-10-python.tar.gz again") from None
+        with _decompressed(path) as raw, tarfile.open(fileobj=_CappedReads(raw, CIFAR_BATCH_BYTES), mode="r:") as tar:
+            for seen, info in enumerate(tar, 1):
+                if seen > MAX_TAR_MEMBERS:
+                    raise StyleGANError(f"{SOURCE} {path} holds more than {MAX_TAR_MEMBERS} files; it is not the "
+                                        "CIFAR-10 python tarball", f"give {SOURCE_FORMS}")
+                b = wanted.get(info.name)
+                if b is None:
+                    continue
+                where = f"{path}:{info.name}"
+                if not info.isfile():
+                    raise StyleGANError(f"{where} is not a regular file", fix)
+                if info.size > CIFAR_BATCH_BYTES:
+                    raise StyleGANError(f"{where} declares {info.size} bytes, over the {CIFAR_BATCH_BYTES}-byte "
+                                        "limit for one CIFAR-10 batch (a real one is 31 MB)", fix)
+                with tar.extractfile(info) as f:
+                    data = f.read(info.size)
+                if len(data) != info.size:
+                    raise StyleGANError(f"{where} is cut short", fix)
+                batches[b] = _load_cifar_batch(data, where)
+                del data
+    except StyleGANError:
+        raise
+    except Exception as e:  # noqa: BLE001 - TarError, OSError, EOFError, zlib/lzma errors, DamagedMember
+        raise StyleGANError(f"{SOURCE} {path} is not a readable tar archive ({cut(' '.join(str(e).split()))})",
+                            fix) from None
+    if 1 not in batches:
+        raise StyleGANError(f"{SOURCE} {path} is a tar archive but not the CIFAR-10 python tarball "
+                            f"(no {CIFAR10_MEMBER.format(1)})", f"give {SOURCE_FORMS}")
+    missing = [CIFAR10_MEMBER.format(b) for b in range(1, 6) if b not in batches]
+    if missing:
+        raise StyleGANError(f"{SOURCE} {path} lacks {missing[0]}", "use the original cifar-10-python.tar.gz")
+    images = [batches[b][0] for b in range(1, 6)]
+    labels = [label for b in range(1, 6) for label in batches[b][1]]
     data = np.concatenate(images).transpose(0, 2, 3, 1)  # NCHW → NHWC
 
     def iterate() -> Iterator[SourceImage]:
@@ -255,27 +351,39 @@ def _is_idx_images(path: Path) -> bool:
     return path.is_file() and _IDX_IMAGES.search(path.name) is not None
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise StyleGANError(f"{path} is a damaged gzip file ({e})", "download it again") from None
-    return raw
-
-
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """An idx file (MNIST's format: magic 0 0 0x08 ndim, big-endian int32 dims, uint8 data) → array."""
-    raw = _read_maybe_gzip(path)
-    if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
-        raise StyleGANError(f"{path} is not an idx file of {ndim}-D unsigned bytes",
-                            "use the original MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz)")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = raw[4 + 4 * ndim:]
-    if len(body) != int(np.prod(dims)):
-        raise StyleGANError(f"{path} holds {len(body)} bytes of data but its header says {dims}",
-                            "the file is truncated or damaged; download it again")
+    """An idx file (MNIST's format: magic 0 0 0x08 ndim, big-endian int32 dims, uint8 data; maybe gzipped) → array.
+
+    The dims are multiplied out and checked against ``MAX_MEMBER_BYTES`` (and, uncompressed, against the
+    file's size) before anything is allocated; a gzip file is inflated only as far as the header says.
+    """
+    fix = "use the original MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz)"
+    damaged = "the file is truncated or damaged; download it again"
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.GzipFile(path) if gzipped else open(path, "rb")) as f:
+            header = f.read(4 + 4 * ndim)
+            if len(header) < 4 + 4 * ndim or header[:3] != b"\x00\x00\x08" or header[3] != ndim:
+                raise StyleGANError(f"{path} is not an idx file of {ndim}-D unsigned bytes", fix)
+            dims = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+            size = 1
+            for d in dims:
+                size *= d  # Python ints: no overflow
+            if size > MAX_MEMBER_BYTES:
+                raise StyleGANError(f"{path}: its header declares {dims} ({size} bytes), over the "
+                                    f"{MAX_MEMBER_BYTES}-byte limit", fix)
+            present = None if gzipped else path.stat().st_size - len(header)
+            if present is not None and present != size:
+                raise StyleGANError(f"{path} holds {present} bytes of data but its header says {dims}", damaged)
+            body = read_exactly(f, size)
+            if body is None or f.read(1):
+                raise StyleGANError(f"{path} holds {'fewer' if body is None else 'more'} bytes of data than its "
+                                    f"header says ({dims})", damaged)
+    except StyleGANError:
+        raise
+    except Exception as e:  # noqa: BLE001 - BadGzipFile, EOFError, zlib.error, OSError: damaged or unreadable
+        raise StyleGANError(f"cannot read {path} ({cut(' '.join(str(e).split()))})", damaged) from None
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
@@ -303,6 +411,9 @@ def open_mnist(path: Path) -> Source:
     """MNIST-style idx files: images padded to a power of two (28×28 → 32×32), labels from the sibling file."""
     images = read_idx(path, 3)
     notes = []
+    if len(images) and images.shape[1] * images.shape[2] == 0:
+        raise StyleGANError(f"{path} has images of {images.shape[2]}x{images.shape[1]} pixels",
+                            "use MNIST-style idx files of square images")
     if images.shape[1] != images.shape[2]:
         raise StyleGANError(f"{path} has {images.shape[2]}x{images.shape[1]} images; expected square ones",
                             "use MNIST-style idx files of square images")

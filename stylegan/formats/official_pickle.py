@@ -19,6 +19,7 @@ from stylegan.errors import StyleGANError
 from stylegan.formats.records import AugmentPipeRecord, PersistentRecord, plain_data
 from stylegan.formats.rebuild import build_with_tensors
 from stylegan.formats.unpickler import LEGACY_TORCH_SAVE_MAGIC, load_pickle_file
+from stylegan.limits import shorten
 from stylegan.networks.stylegan2 import MappingNetwork
 
 FORMAT_NAME = "stylegan2-ada-pytorch pickle"
@@ -68,7 +69,7 @@ def network_init_kwargs(record: PersistentRecord, what: str) -> dict[str, Any]:
         if name in kwargs:
             raise StyleGANError(f"{what} gives {name} twice", "the file is damaged")
         kwargs[name] = value
-    return plain_data(kwargs)
+    return plain_data(kwargs, f"the settings of {what}")
 
 
 def network_from_record(record: Any, key: str, source: str) -> nn.Module:
@@ -82,7 +83,7 @@ def network_from_record(record: Any, key: str, source: str) -> nn.Module:
         raise StyleGANError(f"{what} is a StyleGAN3 (alias-free) network, which is not supported",
                             "use a StyleGAN2 network (stylegan2-ada-pytorch, or stylegan3's stylegan2 config)")
     if record.class_name != expected:
-        raise StyleGANError(f"{what} is a {record.class_name}, expected a {expected}",
+        raise StyleGANError(f"{what} is a {shorten(record.class_name)}, expected a {expected}",
                             "the file is not a StyleGAN2 network snapshot")
     kwargs = network_init_kwargs(record, what)
     if record.class_name == "Generator":
@@ -124,5 +125,5 @@ def networks_from_pickle(entries: dict[str, Any], source: str) -> dict[str, Any]
     if isinstance(entries.get("augment_pipe"), PersistentRecord):
         net["augment_pipe"] = augment_pipe_from_record(entries["augment_pipe"])
     if isinstance(entries.get("training_set_kwargs"), dict):
-        net["training_set_kwargs"] = plain_data(entries["training_set_kwargs"])
+        net["training_set_kwargs"] = plain_data(entries["training_set_kwargs"], f"training_set_kwargs in {source}")
     return net

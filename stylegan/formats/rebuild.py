@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -17,16 +17,19 @@ def _first(names: list[str], count: int = 3) -> str:
 
 
 def build_with_tensors(class_name: str, init_kwargs: dict[str, Any], tensors: dict[str, torch.Tensor],
-                       what: str) -> nn.Module:
+                       what: str, derived: Callable[[str], bool] | None = None) -> nn.Module:
     """Our module for ``class_name(**init_kwargs)`` holding exactly ``tensors`` (strict names and shapes).
 
-    ``what`` names the network in messages (e.g. "G_ema in ffhq.pkl"). The settings are checked against
-    the limits and the tensors against the shapes they describe before anything is allocated (a few bytes
-    of settings cannot make us build a network the file does not hold). The module comes back on the CPU,
-    in eval mode, with requires_grad off. Building does not disturb the caller's random state.
+    ``what`` names the network in messages (e.g. "G_ema in ffhq.pkl"). ``derived(name)`` marks buffers a
+    file may leave out because the settings determine them (TF files store no resampling filters); those
+    keep their built values. The settings are checked against the limits and the tensors against the
+    shapes they describe before anything is allocated (a few bytes of settings cannot make us build a
+    network the file does not hold). The module comes back on the CPU, in eval mode, with requires_grad
+    off. Building does not disturb the caller's random state.
     """
     expected, total = network_shapes(class_name, init_kwargs, what)
-    missing = [k for k in expected if k not in tensors]
+    omitted = {k for k in expected if k not in tensors and derived is not None and derived(k)}
+    missing = [k for k in expected if k not in tensors and k not in omitted]
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
         parts = ([f"missing {_first(missing)}"] if missing else []) + \
@@ -43,5 +46,6 @@ def build_with_tensors(class_name: str, init_kwargs: dict[str, Any], tensors: di
                                 "the file is damaged or holds a network variant this tool does not support")
     with torch.random.fork_rng(devices=[]):  # random init is overwritten anyway; keep the caller's RNG
         module = build_network(class_name, init_kwargs, what)
-    module.load_state_dict(tensors, strict=True)
+    built = module.state_dict()
+    module.load_state_dict({**{k: built[k] for k in omitted}, **tensors}, strict=True)
     return module.cpu().eval().requires_grad_(False)

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from stylegan.errors import StyleGANError
-from stylegan.networks import build_network
+from stylegan.limits import quote, shorten
+from stylegan.formats.rebuild import build_with_tensors
 
 _VARIANT_FIX = "this network variant cannot be converted; only the official configurations are supported"
 _DAMAGED = "the file is damaged, or was written by a modified version of the official code"
@@ -52,7 +53,7 @@ class TFNetwork:
     def component(self, name: str, what: str) -> "TFNetwork":
         if name not in self.components:
             raise StyleGANError(f"{what} has no '{name}' sub-network (it has: "
-                                f"{', '.join(self.components) or 'none'})", _REDOWNLOAD)
+                                f"{shorten(', '.join(self.components)) or 'none'})", _REDOWNLOAD)
         return self.components[name]
 
 
@@ -84,7 +85,7 @@ class Kwargs:
         value = self.get(name, default)
         allowed = list(allowed)
         if not any(_same(value, a) for a in allowed):
-            raise StyleGANError(f"{self.what} was built with {name}={value!r}, which this converter does not "
+            raise StyleGANError(f"{self.what} was built with {name}={quote(value)}, which this converter does not "
                                 f"support (supported: {', '.join(repr(a) for a in allowed)})", _VARIANT_FIX)
         return value
 
@@ -95,7 +96,8 @@ class Kwargs:
     def finish(self) -> None:
         unknown = sorted(set(self.kwargs) - self.used)
         if unknown:
-            shown = ", ".join(f"{k}={self.kwargs[k]!r}" for k in unknown)
+            shown = ", ".join(f"{shorten(k, 60)}={quote(self.kwargs[k], 60)}" for k in unknown[:3])
+            shown += f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
             raise StyleGANError(f"{self.what} was built with unknown TensorFlow kwargs: {shown}", _VARIANT_FIX)
 
 
@@ -111,7 +113,7 @@ class Variables:
     def take(self, name: str) -> np.ndarray:
         """The variable as float32; a missing one is an error naming it."""
         if name not in self.variables:
-            raise StyleGANError(f"{self.what} lacks the variable {name}", _DAMAGED)
+            raise StyleGANError(f"{self.what} lacks the variable {shorten(name)}", _DAMAGED)
         self.used.add(name)
         return np.asarray(self.variables[name], dtype=np.float32)
 
@@ -122,7 +124,8 @@ class Variables:
     def finish(self) -> None:
         unused = sorted(set(self.variables) - self.used)
         if unused:
-            shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+            shown = ", ".join(shorten(name, 80) for name in unused[:3])
+            shown += f" and {len(unused) - 3} more" if len(unused) > 3 else ""
             raise StyleGANError(f"{self.what} has variables this network variant does not use: {shown}",
                                 _VARIANT_FIX)
 
@@ -188,14 +191,14 @@ def check_lod(variables: Variables, name: str) -> None:
 
 def check_positive_int(value: Any, name: str, what: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-        raise StyleGANError(f"{what} has {name}={value!r}, expected a non-negative integer", _DAMAGED)
+        raise StyleGANError(f"{what} has {name}={quote(value)}, expected a non-negative integer", _DAMAGED)
     return int(value)
 
 
 def check_resolution(value: Any, what: str) -> int:
     res = check_positive_int(value, "resolution", what)
     if res < 4 or res & (res - 1):
-        raise StyleGANError(f"{what} has resolution={value!r}, expected a power of two >= 4", _DAMAGED)
+        raise StyleGANError(f"{what} has resolution={quote(value)}, expected a power of two >= 4", _DAMAGED)
     return res
 
 
@@ -221,25 +224,7 @@ def dense_to_torch(weight: np.ndarray) -> torch.Tensor:
 
 def build_converted(class_name: str, init_kwargs: dict[str, Any], tensors: dict[str, torch.Tensor],
                     what: str) -> nn.Module:
-    """Our ``class_name(**init_kwargs)`` holding ``tensors``; fixed filter buffers keep their built values.
-
-    Names and shapes must match exactly. Comes back on the CPU, in eval mode, with requires_grad off.
-    """
-    with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG
-        module = build_network(class_name, init_kwargs)
-    expected = module.state_dict()
-    tensors = dict(tensors)
-    for name, value in expected.items():
-        if name.endswith("resample_filter"):  # derived from the kwargs, not stored in TF files
-            tensors.setdefault(name, value)
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:  # a converter bug rather than a bad file, but say what it is
-        raise StyleGANError(f"{what} does not match our {class_name}: missing {missing[:3]}, unexpected "
-                            f"{unexpected[:3]}", _VARIANT_FIX)
-    for name, value in tensors.items():
-        if tuple(value.shape) != tuple(expected[name].shape):
-            raise StyleGANError(f"{what} does not match the network its kwargs describe: {name} has shape "
-                                f"{list(value.shape)}, expected {list(expected[name].shape)}", _DAMAGED)
-    module.load_state_dict(tensors, strict=True)
-    return module.cpu().eval().requires_grad_(False)
+    """Our ``class_name(**init_kwargs)`` holding ``tensors``: TF files store no resampling filters, so those
+    keep the values the settings give them. Names and shapes must match exactly (checked before building)."""
+    return build_with_tensors(class_name, init_kwargs, tensors, what,
+                              derived=lambda name: name.endswith("resample_filter"))

@@ -22,6 +22,7 @@ from stylegan.formats import tf_stylegan1, tf_stylegan2
 from stylegan.formats.records import plain_data
 from stylegan.formats.tf_common import STYLEGAN1, STYLEGAN2, STYLEGAN2_ADA, TFNetwork
 from stylegan.formats.unpickler import TFNetworkStub, load_pickle_file, restricted_load_tf
+from stylegan.limits import quote, shorten
 
 _DAMAGED = "the file is damaged; download or copy it again"
 _SUPPORTED = ("supported: StyleGAN (v1) G_style/D_basic, StyleGAN2 G_main with G_synthesis_stylegan2 and "
@@ -33,7 +34,17 @@ def format_name(family: str) -> str:
     return f"{family} TensorFlow pickle"
 
 
-def _network_from_stub(stub: Any, what: str, depth: int = 0) -> TFNetwork:
+MAX_TF_NETWORKS = 64  # networks and sub-networks in one TF pickle (real: 9, i.e. G, D, Gs and their components)
+
+
+def _network_from_stub(stub: Any, what: str, seen: list[int] | None = None, depth: int = 0) -> TFNetwork:
+    """``stub``'s state as a TFNetwork record; ``seen`` counts the networks read so far in this file, so that
+    components shared many times over (a tree far larger than the file) are refused."""
+    seen = [0] if seen is None else seen
+    seen[0] += 1
+    if seen[0] > MAX_TF_NETWORKS:
+        raise StyleGANError(f"{what}: the file holds more than {MAX_TF_NETWORKS} networks and components "
+                            "(MAX_TF_NETWORKS)", _DAMAGED)
     if not isinstance(stub, TFNetworkStub):
         raise StyleGANError(f"{what} is a {type(stub).__name__}, not a TensorFlow network", _DAMAGED)
     state = stub.state
@@ -51,19 +62,26 @@ def _network_from_stub(stub: Any, what: str, depth: int = 0) -> TFNetwork:
         if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)):
             raise StyleGANError(f"{what} is malformed: a variable entry is not a (name, value) pair", _DAMAGED)
         name, value = item
-        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "fiub":
-            variables[name] = np.asarray(value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            variables[name] = np.asarray(value, dtype=np.float32)
-        else:
-            raise StyleGANError(f"{what} is malformed: variable {name} is a {type(value).__name__}", _DAMAGED)
+        variables[name] = _variable_value(value, f"{what} is malformed: variable {quote(name)}")
     # build_module_src (state['build_module_src']) is deliberately never looked at beyond this point.
-    components = {str(k): _network_from_stub(v, f"{what}/{k}", depth + 1)
-                  for k, v in field("components", dict, {}).items()}
+    components = {}
+    for key, value in field("components", dict, {}).items():
+        if not isinstance(key, str):
+            raise StyleGANError(f"{what} is malformed: a component is named by a {type(key).__name__}", _DAMAGED)
+        components[key] = _network_from_stub(value, f"{what}/{quote(key)}", seen, depth + 1)
     return TFNetwork(name=field("name", str), version=field("version", int),
                      build_func_name=field("build_func_name", str),
-                     static_kwargs=plain_data(field("static_kwargs", dict, {})),
+                     static_kwargs=plain_data(field("static_kwargs", dict, {}), f"{what}'s static_kwargs"),
                      components=components, variables=variables)
+
+
+def _variable_value(value: Any, what: str) -> np.ndarray:
+    """A variable's value as a numeric array (numpy values arrive built from bytes the file holds)."""
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "fiub":
+        return np.asarray(value)
+    if isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**64:
+        return np.asarray(value, dtype=np.float32)
+    raise StyleGANError(f"{what} is a {type(value).__name__}", _DAMAGED)
 
 
 def read_tf_pickle(path: Path, source: str) -> dict[str, TFNetwork]:
@@ -75,7 +93,8 @@ def read_tf_pickle(path: Path, source: str) -> dict[str, TFNetwork]:
     if isinstance(obj, TFNetworkStub):
         return {"G_ema": _network_from_stub(obj, f"the network in {source}")}
     if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(n, TFNetworkStub) for n in obj):
-        return {key: _network_from_stub(net, f"{key} in {source}") for key, net in zip(("G", "D", "G_ema"), obj)}
+        seen = [0]
+        return {key: _network_from_stub(net, f"{key} in {source}", seen) for key, net in zip(("G", "D", "G_ema"), obj)}
     raise StyleGANError(f"{source} is a TensorFlow pickle but not a (G, D, Gs) network snapshot: it holds a "
                         f"{type(obj).__name__}" + (f" of {len(obj)}" if isinstance(obj, tuple) else ""),
                         "pass a snapshot written by the official StyleGAN/StyleGAN2 TensorFlow code")
@@ -91,8 +110,8 @@ def generator_family(G: TFNetwork, what: str) -> str:
         return STYLEGAN2
     if G.build_func_name == "G_main" and synthesis_func == "G_synthesis":
         return STYLEGAN2_ADA
-    raise StyleGANError(f"{what} is an unsupported TensorFlow network: {G.build_func_name}"
-                        + (f" with {synthesis_func}" if synthesis_func else ""), _SUPPORTED)
+    raise StyleGANError(f"{what} is an unsupported TensorFlow network: {shorten(G.build_func_name)}"
+                        + (f" with {shorten(synthesis_func)}" if synthesis_func else ""), _SUPPORTED)
 
 
 def snapshot_family(entries: dict[str, TFNetwork], source: str) -> str:
@@ -116,9 +135,9 @@ def networks_from_tf_pickle(entries: dict[str, TFNetwork], source: str) -> dict[
         what = f"{key} in {source}"
         try:
             net[key] = _convert(key, tf_net, family, what)
-        except (IndexError, ValueError, TypeError, KeyError) as e:  # malformed values deep inside a variable
-            raise StyleGANError(f"cannot convert {what}: a variable or kwarg has an unexpected form ({e})",
-                                _DAMAGED) from None
+        except (IndexError, ValueError, TypeError, KeyError, OverflowError) as e:  # malformed values deep inside
+            raise StyleGANError(f"cannot convert {what}: a variable or kwarg has an unexpected form "
+                                f"({shorten(str(e))})", _DAMAGED) from None
     return net
 
 

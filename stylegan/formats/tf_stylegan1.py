@@ -19,6 +19,7 @@ from torch import nn
 from stylegan.errors import StyleGANError
 from stylegan.formats.tf_common import (Kwargs, TensorMap, TFNetwork, Variables, build_converted, check_lod,
                                        check_positive_int, latent_sizes, network_size)
+from stylegan.limits import shorten
 
 _GRAPH_KWARGS = ("truncation_psi_val", "truncation_cutoff_val", "style_mixing_prob", "randomize_noise", "dtype",
                  "structure", "is_template_graph", "force_clean_graph", "is_training", "is_validation",
@@ -72,7 +73,7 @@ def convert_generator(net: TFNetwork, what: str) -> nn.Module:
     kw.finish()
     mapping = net.component("mapping", what)
     if mapping.build_func_name != "G_mapping":
-        raise StyleGANError(f"{what} has an unsupported mapping network: {mapping.build_func_name}",
+        raise StyleGANError(f"{what} has an unsupported mapping network: {shorten(mapping.build_func_name)}",
                             "only G_style with G_mapping and G_synthesis is supported")
 
     variables = Variables(net.all_variables(), what)
@@ -121,7 +122,7 @@ def _generator_tensors(variables: Variables, resolution: int, mapping_layers: in
 def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
     """``D_basic`` → StyleGAN1Discriminator."""
     if net.build_func_name != "D_basic":
-        raise StyleGANError(f"{what} is an unsupported TensorFlow discriminator: {net.build_func_name}",
+        raise StyleGANError(f"{what} is an unsupported TensorFlow discriminator: {shorten(net.build_func_name)}",
                             "a StyleGAN (v1) snapshot's D must be D_basic")
     kw = Kwargs(net.static_kwargs, what)
     c_dim, resolution, img_channels = network_size(kw, default_resolution=32, default_channels=1)

@@ -23,6 +23,7 @@ from torch import nn
 from stylegan.errors import StyleGANError
 from stylegan.formats.tf_common import (STYLEGAN2_ADA, Kwargs, TensorMap, TFNetwork, Variables, build_converted,
                                        check_lod, check_positive_int, latent_sizes, network_size)
+from stylegan.limits import quote, shorten
 from stylegan.ops import ACTIVATIONS
 
 # _MBSTD_NOTE: D_stylegan2 (TF) defaults to groups of 4 for the minibatch standard deviation; the official
@@ -52,7 +53,7 @@ def _capacity(kw: Kwargs, resolution: int) -> tuple[int, int]:
     fmap_min = kw.get_or("fmap_min", 1)
     smallest = min(fmap_base * 2 // resolution, fmap_max)
     if smallest < fmap_min:  # TF would clip some layers up to fmap_min; ours has no such floor
-        raise StyleGANError(f"{kw.what} was built with fmap_min={fmap_min}, which widens layers beyond "
+        raise StyleGANError(f"{kw.what} was built with fmap_min={quote(fmap_min)}, which widens layers beyond "
                             f"fmap_base/resolution", "this network variant cannot be converted")
     return 2 * fmap_base, fmap_max
 
@@ -114,7 +115,7 @@ def _synthesis_kwargs(kw: Kwargs, ada: bool, resolution: int) -> dict[str, Any]:
     if ada:
         fmap_const = kw.get("fmap_const")
         if fmap_const is not None and fmap_const != _nf(1, channel_base, channel_max):
-            raise StyleGANError(f"{kw.what} was built with fmap_const={fmap_const}, which differs from the 4×4 "
+            raise StyleGANError(f"{kw.what} was built with fmap_const={quote(fmap_const)}, which differs from the 4×4 "
                                 "channel count", "this network variant cannot be converted")
     return dict(
         channel_base=channel_base, channel_max=channel_max,
@@ -201,7 +202,7 @@ def convert_discriminator(net: TFNetwork, family: str, what: str) -> nn.Module:
 def _check_discriminator_build_func(net: TFNetwork, family: str, ada: bool, what: str) -> None:
     expected = "D_main" if ada else "D_stylegan2"
     if net.build_func_name != expected:
-        raise StyleGANError(f"{what} is an unsupported TensorFlow discriminator: {net.build_func_name}",
+        raise StyleGANError(f"{what} is an unsupported TensorFlow discriminator: {shorten(net.build_func_name)}",
                             f"a {family} snapshot's D must be {expected}; load the generator alone by "
                             "re-saving it, or use another snapshot")
 

@@ -1,20 +1,36 @@
-"""A restricted unpickler: only an explicit allow-list of globals is ever resolved.
+"""A restricted unpickler: only an explicit allow-list of globals is resolved, and nothing it hands a pickle
+can be driven by the pickle.
 
 Every global a pickle asks for goes through ``find_class``. Each allowed name maps to a small function
-of ours that checks its arguments and builds plain data (tensors, numpy values, dicts, records); nothing
-is imported by name, and no code stored in a file is run. Anything else raises ``UnsafePickleError``.
+of ours that checks its arguments and returns an inert record (a tensor, storage, array, scalar or dtype
+*request*, or a network record); nothing is imported by name, and no code stored in a file is run.
+Anything else raises ``UnsafePickleError``.
 
-A hostile pickle may also try to set attributes on what it is handed (pickle's BUILD opcode): the
-objects the allow-list hands out are frozen slotted dataclasses whose ``__setstate__`` refuses, and the
-one class it must hand out (EasyDict, for NEWOBJ) is a throwaway subclass made for each load.
+A pickle can do more than call what it is handed: its BUILD opcode calls ``__setstate__`` (or sets
+attributes) on any object on its stack, NEWOBJ calls ``__new__``, and dict/set opcodes hash its values.
+So the opcodes themselves are checked (this is pickle's own Python unpickler with a few opcodes replaced):
+
+- BUILD is accepted only by the three records that take a state once, each validating it as plain data:
+  a numpy dtype request (byte order only), an array waiting for its contents (``_reconstruct``), and the
+  stand-in for a TensorFlow network. BUILD on anything else is refused.
+- NEWOBJ makes only our EasyDict and TF-network stand-ins; REDUCE calls only allow-listed functions.
+- A length the file declares (bytes, strings, frames) is checked against the bytes left in the file
+  before anything is allocated; tuples nest at most ``MAX_JSON_DEPTH`` deep (hashing a deeper one
+  overflows the C stack); opcodes that network pickles never use are refused.
+
+Dtypes, arrays, scalars and tensors are built by our code, from validated plain values, only after the
+last opcode ran (``_materialize``): a dtype is one of a few plain numeric kinds; an array or scalar is a
+copy of bytes the file holds; a tensor is a view of a storage read from bytes the file holds, checked to
+lie inside it. Everything built is charged to a budget of twice the file's size (plus 64 MiB), since a
+real file stores each value once: a small pickle cannot make huge tensors out of repeated references.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import struct
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -23,8 +39,13 @@ import torch
 
 from stylegan.errors import StyleGANError, UnsafePickleError
 from stylegan.formats.records import EasyDict, PersistentRecord
+from stylegan.limits import MAX_JSON_DEPTH, quote
 
 _FIX = "only official StyleGAN network pickles can be read; re-save the network with a trusted tool"
+
+MAX_DIMS = 16  # dimensions of one tensor or array (real: at most 5)
+MAX_INT_BYTES = 64  # bytes of one pickled integer (real: at most 10, the legacy torch.save magic number)
+BUDGET_SLACK = 64 * 2**20  # what a load may build beyond twice the file's size (views of one storage, scalars)
 
 
 class TensorFlowPickleError(StyleGANError):
@@ -32,68 +53,7 @@ class TensorFlowPickleError(StyleGANError):
 
 
 class CorruptPickleError(Exception):
-    """Malformed data inside an otherwise allowed call; the loader reports the file as corrupt."""
-
-
-def _refuse_build(record: Any, state: Any) -> None:
-    """pickle's BUILD on something the allow-list handed out: always refused."""
-    raise CorruptPickleError(f"the pickle tries to change a {type(record).__name__.lstrip('_')}")
-
-
-def _sealed(cls: type) -> type:
-    """A frozen, slotted dataclass (no ``__dict__``, fields set only by ``__init__``) that BUILD cannot
-    touch either: the dataclass's own ``__setstate__`` (which would set fields) is replaced by a refusal."""
-    frozen = dataclass(frozen=True, slots=True, eq=False)(cls)
-    frozen.__setstate__ = _refuse_build
-    return frozen
-
-
-@_sealed
-class _TypeMarker:
-    """Stands in for a class a pickle may name only as an argument (e.g. the type of a tensor)."""
-
-    name: str
-
-
-@_sealed
-class _Global:
-    """A wrapper around one allowed function, made afresh for each load."""
-
-    name: str
-    fn: Callable[..., Any]
-
-    def __call__(self, *args: Any) -> Any:
-        return self.fn(*args)
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only the globals in ``allowed`` ({(module, name): object})."""
-
-    def __init__(self, file: BinaryIO, source: str, allowed: dict[tuple[str, str], Any],
-                 persistent: Callable[[Any], Any] | None = None):
-        super().__init__(file)
-        self.source = source
-        self.allowed = allowed
-        self.persistent = persistent  # only nested torch.save blobs use persistent ids (their storages)
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.allowed:
-            return self.allowed[(module, name)]
-        if module.startswith("dnnlib.tflib") and TF_NETWORK_GLOBAL not in self.allowed:
-            raise TensorFlowPickleError(f"{self.source} is a TensorFlow pickle (it asks for '{module}.{name}')")
-        raise UnsafePickleError(f"refusing to load {self.source}: it asks for global '{module}.{name}', "
-                                "which is not on the allow-list", _FIX)
-
-    def persistent_load(self, pid: Any) -> Any:
-        if self.persistent is not None:
-            return self.persistent(pid)
-        raise UnsafePickleError(f"refusing to load {self.source}: it asks for a persistent object "
-                                f"{_short_repr(pid)}, which official network pickles never do", _FIX)
-
-
-def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Malformed or hostile data inside an otherwise allowed pickle; the loader reports the file as corrupt."""
 
 
 def _check(condition: bool, what: str) -> None:
@@ -101,17 +61,334 @@ def _check(condition: bool, what: str) -> None:
         raise CorruptPickleError(what)
 
 
+def _kind(value: Any) -> str:
+    """What ``value`` is, for a message; never its content (which may be huge or deeply nested)."""
+    if isinstance(value, _Record):
+        return value.kind
+    if isinstance(value, PersistentRecord):
+        return "network record"
+    if isinstance(value, type):
+        return "class"
+    return type(value).__name__
+
+
 # --------------------------------------------------------------------------------------------------
-# Tensors. A plain pickle of a tensor is _rebuild_tensor_v2(storage, offset, size, stride, ...) and its
-# storage is torch.storage._load_from_bytes(blob), where blob is a legacy torch.save of the storage.
+# Records: what the allow-listed functions hand back to the pickle.
 
 
-@_sealed
-class _Storage:
-    """A tensor storage read from a nested blob: a flat 1-D tensor of its dtype and length."""
+class _Record:
+    """Base of every object handed to a pickle: slotted (no ``__dict__``), attributes set only by our
+    code, and closed to BUILD unless the subclass takes a state (``take_state``)."""
 
-    flat: torch.Tensor
+    __slots__ = ()
+    kind = "record"
 
+    def __init__(self, **values: Any):
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def __setattr__(self, attribute: str, _value: Any) -> None:
+        raise CorruptPickleError(f"the pickle tries to change a {self.kind}")
+
+    def __delattr__(self, attribute: str) -> None:
+        raise CorruptPickleError(f"the pickle tries to change a {self.kind}")
+
+    def __setstate__(self, state: Any) -> None:  # only reachable outside our unpickler; refused all the same
+        raise CorruptPickleError(f"the pickle tries to change a {self.kind}")
+
+    def take_state(self, state: Any) -> None:
+        """pickle's BUILD on this record: refused unless a subclass accepts one state."""
+        raise CorruptPickleError(f"the pickle tries to change a {self.kind}")
+
+
+class _TypeMarker(_Record):
+    """Stands in for a class a pickle may name only as an argument (e.g. the type of a tensor)."""
+
+    __slots__ = ("name",)
+    kind = "type name"
+
+
+class _Global(_Record):
+    """One allowed function, as the pickle sees it."""
+
+    __slots__ = ("name", "fn")
+    kind = "function"
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+class _Storage(_Record):
+    """A tensor storage read from a nested blob: a flat 1-D tensor of its dtype and length (ours)."""
+
+    __slots__ = ("flat",)
+    kind = "tensor storage"
+
+
+class _TensorRecord(_Record):
+    """A tensor built by us from a checked view of a storage."""
+
+    __slots__ = ("tensor",)
+    kind = "tensor"
+
+
+class _ScalarRecord(_Record):
+    """A numpy scalar built by us from bytes the file holds."""
+
+    __slots__ = ("value",)
+    kind = "numpy scalar"
+
+
+# numpy kinds a network file holds: plain numbers and booleans (no objects, strings, fields or subarrays).
+_NUMPY_KINDS = ("b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8")
+
+
+class _DtypeRecord(_Record):
+    """``numpy.dtype(kind)`` as a request: one of ``_NUMPY_KINDS``; its one BUILD may set the byte order."""
+
+    __slots__ = ("name", "order")
+    kind = "numpy dtype"
+
+    def take_state(self, state: Any) -> None:
+        # numpy writes (version, byte order, subarray, names, fields, elsize, alignment, flags[, metadata]).
+        _check(getattr(self, "order", None) is None, "the pickle tries to change a numpy dtype")
+        _check(type(state) is tuple and len(state) in (8, 9) and state[0] in (3, 4), "a numpy dtype with a bad state")
+        order, subarray, names, fields = state[1:5]
+        _check(subarray is None and names is None and fields is None and (len(state) == 8 or state[8] is None),
+               "a structured numpy dtype (fields, subarrays or metadata), which network files never hold")
+        _check(all(type(v) is int for v in state[5:8]), "a numpy dtype with a bad state")
+        _check(order in ("<", "=", "|"), "a big-endian or unknown numpy byte order")
+        _check(order != "|" or self.name[1] == "1", "a numpy dtype with a bad byte order")
+        self._set("order", order)
+
+    def numpy(self) -> np.dtype:
+        return np.dtype("<" + self.name)  # little-endian: checked against sys.byteorder at load
+
+
+class _ArrayRecord(_Record):
+    """A numpy array: from ``_frombuffer`` at once, from ``_reconstruct`` when its one BUILD gives the data."""
+
+    __slots__ = ("array", "load")
+    kind = "numpy array"
+
+    def take_state(self, state: Any) -> None:
+        _check(getattr(self, "array", None) is None, "the pickle tries to change a numpy array")
+        # ndarray's state: ([version,] shape, dtype, is_fortran, raw bytes)
+        _check(type(state) is tuple and len(state) in (4, 5), "a numpy array with a bad state")
+        shape, dtype, fortran, data = state[-4:]
+        _check(type(fortran) in (bool, int), "a numpy array with a bad state")
+        if isinstance(data, str):  # Python 2 pickles (CIFAR-10) carry the bytes as a latin-1 str
+            data = data.encode("latin1")
+        self._set("array", self.load.array_from_bytes(data, dtype, shape, "F" if fortran else "C"))
+
+
+class TFNetworkStub(_Record):
+    """What a TF pickle's ``dnnlib.tflib.network.Network`` becomes: an inert holder of its state dict.
+
+    NEWOBJ makes it empty; its one BUILD gives it the state (a dict), and a second one is refused.
+    """
+
+    __slots__ = ("_state",)
+    kind = "TensorFlow network"
+
+    def take_state(self, state: Any) -> None:
+        _check(isinstance(state, dict), "a TensorFlow network whose state is not a dict")
+        _check(self.state is None, "the pickle tries to change a TensorFlow network")
+        self._set("_state", state)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The state dict, or None if the pickle never gave one."""
+        return getattr(self, "_state", None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading: bounded reads, and pickle's Python unpickler with the opcodes that matter replaced.
+
+
+class _BoundedReader:
+    """A file whose reads may not go past its end: a length the pickle declares is checked before
+    anything of that size is allocated."""
+
+    def __init__(self, file: BinaryIO):
+        self.file = file
+        try:
+            start = file.tell()
+            self.left = file.seek(0, io.SEEK_END) - start
+            file.seek(start)
+        except (AttributeError, OSError, ValueError):  # not seekable: rely on the file's own reads
+            self.left = sys.maxsize
+        self.size = self.left
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.left
+        if n > self.left:
+            raise CorruptPickleError(f"it declares {n} bytes where only {self.left} remain in the file")
+        data = self.file.read(n)
+        self.left -= len(data)
+        return data
+
+    def readline(self) -> bytes:
+        line = self.file.readline()
+        self.left -= len(line)
+        return line
+
+
+def _refused_opcode(name: str) -> Callable[[Any], None]:
+    def load(self: Any) -> None:
+        raise CorruptPickleError(f"it uses the pickle opcode {name}, which network pickles never do")
+    return load
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """pickle's Python unpickler resolving only the globals in ``allowed`` ({(module, name): object}).
+
+    ``classes`` are the classes NEWOBJ may instantiate. Use ``load`` for records; ``restricted_load``
+    and friends also build the live values from them once the pickle has ended.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: Any, source: str, allowed: dict[tuple[str, str], Any],
+                 persistent: Callable[[Any], Any] | None = None, classes: tuple[type, ...] = (),
+                 encoding: str = "ASCII"):
+        super().__init__(file, encoding=encoding)
+        self.source = source
+        self.allowed = allowed
+        self.persistent = persistent  # only nested torch.save blobs use persistent ids (their storages)
+        self.classes = classes
+        self.nesting: dict[int, tuple[int, Any]] = {}  # id(tuple or frozenset) -> (depth, the object)
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.allowed:
+            return self.allowed[(module, name)]
+        if module.startswith("dnnlib.tflib") and TF_NETWORK_GLOBAL not in self.allowed:
+            raise TensorFlowPickleError(f"{self.source} is a TensorFlow pickle (it asks for "
+                                        f"{quote(module + '.' + name)})")
+        error = UnsafePickleError(f"refusing to load {self.source}: it asks for global "
+                                  f"{quote(module + '.' + name)}, which is not on the allow-list", _FIX)
+        error.global_name = f"{module}.{name}"
+        raise error
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self.persistent is not None:
+            return self.persistent(pid)
+        raise UnsafePickleError(f"refusing to load {self.source}: it asks for a persistent object "
+                                f"({_kind(pid)}), which official network pickles never do", _FIX)
+
+    # -- opcodes ------------------------------------------------------------------------------------
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if isinstance(target, _Record):
+            target.take_state(state)
+        elif type(target) in (dict, EasyDict) and (state is None or type(state) is dict):
+            pass  # attributes of a dict (old Pythons pickle an OrderedDict's __dict__): dropped, nothing is set
+        else:
+            raise CorruptPickleError(f"the pickle tries to change a {_kind(target)}")
+
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        _check(isinstance(func, _Global), f"the pickle calls a {_kind(func)}")
+        _check(type(args) is tuple, "the pickle calls a function with bad arguments")
+        self.stack[-1] = func(*args)
+
+    def _new(self, args: Any, kwargs: Any) -> None:
+        cls = self.stack.pop()
+        _check(isinstance(cls, type) and cls in self.classes, f"the pickle makes an object of a {_kind(cls)}")
+        _check(type(args) is tuple and not args and not kwargs, "the pickle makes an object with arguments")
+        self.append(cls.__new__(cls))
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        self._new(args, None)
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        self._new(args, kwargs)
+
+    def load_bytearray8(self) -> None:
+        (n,) = struct.unpack("<Q", self.read(8))
+        data = self.read(n)  # bounded: a length past the file's end is refused before allocating
+        _check(len(data) == n, "the pickle is truncated")
+        self.append(bytearray(data))
+
+    def load_long4(self) -> None:
+        (n,) = struct.unpack("<i", self.read(4))
+        _check(0 <= n <= MAX_INT_BYTES, f"a pickled integer of {n} bytes (the limit is {MAX_INT_BYTES})")
+        self.append(pickle.decode_long(self.read(n)))
+
+    def nest(self, value: Any) -> Any:
+        """Record how deeply ``value`` (a new tuple or frozenset) nests; refuse past MAX_JSON_DEPTH."""
+        depth = 1
+        for item in value:
+            if type(item) in (tuple, frozenset):
+                known = self.nesting.get(id(item))
+                depth = max(depth, 1 + (known[0] if known else _nesting_depth(item)))
+        _check(depth <= MAX_JSON_DEPTH, f"tuples nested deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH)")
+        self.nesting[id(value)] = (depth, value)  # the object is kept so that its id is not reused
+        return value
+
+    def _tuple(self, items: Any, make: type = tuple) -> None:
+        self.append(self.nest(make(items)))
+
+    def load_tuple(self) -> None:
+        self._tuple(self.pop_mark())
+
+    def load_empty_tuple(self) -> None:
+        self._tuple(())
+
+    def load_tuple1(self) -> None:
+        self._tuple([self.stack.pop()])
+
+    def load_tuple2(self) -> None:
+        second, first = self.stack.pop(), self.stack.pop()
+        self._tuple([first, second])
+
+    def load_tuple3(self) -> None:
+        third, second, first = self.stack.pop(), self.stack.pop(), self.stack.pop()
+        self._tuple([first, second, third])
+
+    def load_frozenset(self) -> None:
+        self._tuple(self.pop_mark(), frozenset)
+
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply tuples and frozensets nest in ``value``, without recursion; stops counting past the limit."""
+    deepest, stack, seen = 0, [(value, 1)], set()
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        if id(item) not in seen:
+            seen.add(id(item))
+            stack.extend((child, depth + 1) for child in item if type(child) in (tuple, frozenset))
+    return deepest
+
+
+for _code in range(256):
+    if _code not in RestrictedUnpickler.dispatch:
+        RestrictedUnpickler.dispatch[_code] = _refused_opcode(f"0x{_code:02x} (unknown)")
+for _name in ("INST", "OBJ", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER", "PERSID"):
+    RestrictedUnpickler.dispatch[getattr(pickle, _name)[0]] = _refused_opcode(_name)
+for _name, _method in (("BUILD", "load_build"), ("REDUCE", "load_reduce"), ("NEWOBJ", "load_newobj"),
+                       ("NEWOBJ_EX", "load_newobj_ex"), ("BYTEARRAY8", "load_bytearray8"), ("LONG4", "load_long4"),
+                       ("TUPLE", "load_tuple"), ("EMPTY_TUPLE", "load_empty_tuple"), ("TUPLE1", "load_tuple1"),
+                       ("TUPLE2", "load_tuple2"), ("TUPLE3", "load_tuple3"), ("FROZENSET", "load_frozenset")):
+    RestrictedUnpickler.dispatch[getattr(pickle, _name)[0]] = getattr(RestrictedUnpickler, _method)
+
+
+# --------------------------------------------------------------------------------------------------
+# One load: the allowed functions, the budget, and the values built at the end.
 
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
@@ -121,236 +398,358 @@ _STORAGE_DTYPES = {
 }
 LEGACY_TORCH_SAVE_MAGIC = 0x1950A86A20F9469CFC6C  # first record of a legacy (non-zip) torch.save file
 _LEGACY_PROTOCOL = 1001
+_TENSOR_REBUILDERS = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+                      "torch._utils._rebuild_parameter_with_state")
 
 
-def _ints(value: Any, what: str) -> tuple[int, ...]:
-    _check(isinstance(value, (tuple, list)) and all(type(v) is int for v in value), f"bad tensor {what}")
-    return tuple(value)
+def _ints(value: Any, what: str, lowest: int = 0) -> tuple[int, ...]:
+    _check(type(value) is tuple and len(value) <= MAX_DIMS and all(type(v) is int and v >= lowest for v in value),
+           f"bad {what}")
+    return value
 
 
-def _rebuild_tensor_v2(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any = False,
-                       backward_hooks: Any = None, metadata: Any = None) -> torch.Tensor:
-    _check(isinstance(storage, _Storage), "a tensor without a storage")
-    _check(type(offset) is int and offset >= 0, "bad tensor offset")
-    size, stride = _ints(size, "size"), _ints(stride, "stride")
-    _check(len(size) == len(stride), "tensor size and stride disagree")
-    _check(not metadata, "tensor metadata (conjugate/negative bits) is not supported")
-    try:  # as_strided checks the view lies inside the storage
-        return storage.flat.as_strided(size, stride, offset).clone()
-    except RuntimeError as e:
-        raise CorruptPickleError(f"tensor outside its storage ({e})") from None
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for d in shape:
+        total *= d
+    return total
 
 
-def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None,
-                       state: Any = None) -> torch.Tensor:
-    # We copy values into our own modules, so a plain tensor is all we need; Python-level state
-    # (_rebuild_parameter_with_state) is dropped.
-    _check(isinstance(data, torch.Tensor), "a parameter without a tensor")
-    return data
+class _Load:
+    """The state of one load: its source, its budget, and the functions its pickle may call."""
+
+    def __init__(self, source: str, file_bytes: int):
+        self.source = source
+        self.limit = 2 * min(file_bytes, 2**62) + BUDGET_SLACK
+        self.used = 0
+        self.unpickler: RestrictedUnpickler | None = None  # set once the unpickler exists
+
+    def spend(self, nbytes: int, what: str) -> None:
+        """Charge ``nbytes`` the load is about to allocate; refuse past twice the file's size + 64 MiB."""
+        if self.used + nbytes > self.limit:
+            raise CorruptPickleError(f"{what} would take the values built from this pickle past {self.limit} "
+                                     "bytes, twice the file's size plus 64 MiB: a file holds each value once, "
+                                     "so it repeats references to build more than it stores")
+        self.used += nbytes
+
+    # -- tensors ------------------------------------------------------------------------------------
+    # A plain pickle of a tensor is _rebuild_tensor_v2(storage, offset, size, stride, ...); its storage is
+    # torch.storage._load_from_bytes(blob), where blob is a legacy torch.save of the storage.
+
+    def rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any = False,
+                       backward_hooks: Any = None, metadata: Any = None) -> _TensorRecord:
+        _check(isinstance(storage, _Storage), "a tensor without a storage")
+        _check(type(offset) is int and offset >= 0, "bad tensor offset")
+        size, stride = _ints(size, "tensor size"), _ints(stride, "tensor stride")
+        _check(len(size) == len(stride), "tensor size and stride disagree")
+        _check(type(requires_grad) is bool, "bad tensor arguments")
+        _check(not backward_hooks and not metadata, "tensor hooks or metadata (conjugate/negative bits)")
+        available = storage.flat.numel()
+        _check(offset <= available, f"a tensor starting at element {offset} of a storage of {available}")
+        numel = _count(size)
+        if numel:
+            extent = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+            _check(extent <= available, f"a tensor view reaching element {extent} of a storage of {available}")
+            # Each element a network file stores is in its storage once; more would be a stride-0 expansion.
+            _check(numel <= available, f"a tensor of {numel} elements over a storage of {available} "
+                                       "(network files store every element)")
+        if numel == available and (not numel or extent == numel):  # the whole storage, each element once
+            tensor = storage.flat.as_strided(size, stride, offset)
+        else:  # part of a storage shared with other tensors: a copy of just this part
+            self.spend(numel * storage.flat.element_size(), "a tensor")
+            tensor = storage.flat.as_strided(size, stride, offset).clone()
+        return _TensorRecord(tensor=tensor)
+
+    def rebuild_parameter(self, data: Any, requires_grad: Any = False, backward_hooks: Any = None,
+                          state: Any = None) -> _TensorRecord:
+        # We copy values into our own modules, so a plain tensor is all we need; Python-level state
+        # (_rebuild_parameter_with_state) is dropped.
+        _check(isinstance(data, _TensorRecord), "a parameter without a tensor")
+        return data
+
+    def rebuild_from_type(self, func: Any, new_type: Any, args: Any, state: Any = None) -> _TensorRecord:
+        # Tensor subclasses / tensors with attributes: allowed only for Tensor and Parameter, rebuilt plain.
+        _check(isinstance(func, _Global) and func.name in _TENSOR_REBUILDERS, "a tensor rebuilt by an unknown function")
+        _check(isinstance(new_type, _TypeMarker) and new_type.name in ("Tensor", "Parameter"),
+               "a tensor of an unknown type")
+        _check(type(args) is tuple, "bad tensor arguments")
+        return func(*args)
+
+    def storage_from_blob(self, blob: Any) -> _Storage:
+        """Parse a legacy ``torch.save`` of one storage: four pickles, a key list, then raw data per key."""
+        _check(type(blob) is bytes, "a storage without bytes")
+        f = _BoundedReader(io.BytesIO(blob))
+        roots: dict[str, tuple[torch.dtype, int]] = {}
+        markers = {("torch", name): _TypeMarker(name=name) for name in _STORAGE_DTYPES}
+
+        def storage_id(pid: Any) -> Any:
+            _check(type(pid) is tuple and len(pid) == 6 and pid[0] == "storage", "bad storage reference")
+            _, kind, key, _location, numel, view = pid  # location ignored: everything comes to the CPU
+            _check(isinstance(kind, _TypeMarker) and type(key) is str and type(numel) is int and numel >= 0,
+                   "bad storage reference")
+            _check(view is None, "storage views (PyTorch < 1.0 files) are not supported")
+            roots[key] = (_STORAGE_DTYPES[kind.name], numel)
+            return ("storage", key)
+
+        def load_one(with_storages: bool = False) -> Any:
+            return RestrictedUnpickler(f, self.source, markers, storage_id if with_storages else None).load()
+
+        _check(load_one() == LEGACY_TORCH_SAVE_MAGIC, "a nested tensor blob with an unknown header")
+        _check(load_one() == _LEGACY_PROTOCOL, "a nested tensor blob of an unknown version")
+        sys_info = load_one()
+        _check(type(sys_info) is dict and sys_info.get("little_endian") is True and sys.byteorder == "little",
+               "a big-endian tensor blob")
+        result = load_one(with_storages=True)
+        keys = load_one()
+        _check(type(keys) is list and len(keys) == len(roots) == 1 and keys[0] in roots,
+               "a nested tensor blob that is not one storage")
+        _check(type(result) is tuple and result == ("storage", keys[0]), "a nested tensor blob that is not one storage")
+        dtype, numel = roots[keys[0]]
+        stored = int.from_bytes(f.read(8), "little", signed=True)
+        nbytes = numel * dtype.itemsize
+        # The declared element count against the bytes present, before anything of that size exists.
+        _check(stored == numel and nbytes <= f.left, f"a storage of {numel} elements where the file holds "
+                                                     f"{f.left // dtype.itemsize}")
+        self.spend(nbytes, "a tensor storage")
+        raw = f.read(nbytes)
+        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
+        return _Storage(flat=flat)
+
+    # -- numpy values: scalars (e.g. weight gains stored as attributes), dtypes, and arrays (TF pickles) -----
+
+    def dtype(self, spec: Any, align: Any = False, copy: Any = False) -> _DtypeRecord:
+        _check(type(spec) is str and spec in _NUMPY_KINDS, f"a numpy dtype {quote(spec) if type(spec) is str else ''}"
+               f"that is not a plain number or boolean (allowed: {', '.join(_NUMPY_KINDS)})")
+        _check(type(align) in (bool, int) and type(copy) in (bool, int), "bad numpy dtype arguments")
+        _check(sys.byteorder == "little", "numpy values on a big-endian machine")
+        return _DtypeRecord(name=spec)
+
+    def scalar(self, dtype: Any, data: Any = None) -> _ScalarRecord:
+        _check(isinstance(dtype, _DtypeRecord), "a numpy scalar of an unsupported type")
+        if isinstance(data, str):  # Python 2 pickles read with encoding='latin1'
+            data = data.encode("latin1")
+        dt = dtype.numpy()
+        _check(type(data) is bytes and len(data) == dt.itemsize, "bad numpy scalar")
+        return _ScalarRecord(value=np.frombuffer(data, dtype=dt)[0].copy())
+
+    def reconstruct(self, subtype: Any, shape: Any = (0,), typecode: Any = b"b") -> _ArrayRecord:
+        # The array's contents arrive afterwards through pickle's BUILD (see _ArrayRecord.take_state).
+        _check(isinstance(subtype, _TypeMarker) and subtype.name == "ndarray", "an array of an unsupported type")
+        return _ArrayRecord(array=None, load=self)
+
+    def frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any = "C") -> _ArrayRecord:
+        # Protocol 5 pickles (numpy >= 1.16) write arrays as numpy.core.numeric._frombuffer(bytes, dtype, shape, order).
+        _check(type(buffer) in (bytes, bytearray), "an array without bytes")
+        _check(order in ("C", "F"), "bad array order")
+        return _ArrayRecord(array=self.array_from_bytes(buffer, dtype, shape, order), load=self)
+
+    def array_from_bytes(self, data: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+        """A new C-contiguous array of ``dtype`` and ``shape`` holding a copy of ``data``, after checking
+        that its size is exactly the bytes present."""
+        _check(isinstance(dtype, _DtypeRecord), "an array of an unsupported type")
+        _check(type(data) in (bytes, bytearray), "an array without bytes")
+        shape = _ints(shape, "array shape")
+        dt = dtype.numpy()
+        _check(_count(shape) * dt.itemsize == len(data), f"an array of shape {list(shape)} with {len(data)} bytes")
+        self.spend(len(data), "an array")
+        if not data:
+            return np.zeros(shape, dtype=dt)
+        return np.frombuffer(data, dtype=dt).reshape(shape, order=order).copy(order="C")
+
+    # -- everything else ------------------------------------------------------------------------------
+
+    def codecs_encode(self, text: Any, encoding: Any = "utf-8") -> bytes:
+        # Protocol-2 pickles write bytes as _codecs.encode(str, 'latin1').
+        _check(type(text) is str and encoding == "latin1", "bad encoded bytes")
+        self.spend(len(text), "encoded bytes")
+        return text.encode("latin1")
+
+    def container(self, items: Any, what: str) -> list:
+        _check(type(items) in (list, tuple, set, frozenset), f"a {what} made from a {_kind(items)}")
+        self.spend(64 * len(items), f"a {what}")
+        return list(items)
+
+    def persistent_obj(self, meta: Any) -> PersistentRecord:
+        # torch_utils.persistence would exec meta['module_src'] here; we keep only name and state.
+        _check(isinstance(meta, dict) and meta.get("type") == "class", "a persistent object of an unknown kind")
+        name, state = meta.get("class_name"), meta.get("state")
+        _check(type(name) is str and isinstance(state, dict),
+               "a persistent object without a class name (a string) and a state (a dict)")
+        _check(0 < len(name) <= 200 and name.isidentifier(), f"a persistent object whose class name is {quote(name)}")
+        return PersistentRecord(class_name=name, state=dict(state))
 
 
-_TENSOR_REBUILDERS = (_rebuild_tensor_v2, _rebuild_parameter)
+def _functions(load: _Load) -> dict[tuple[str, str], Callable[..., Any]]:
+    """Every allowed function name → the function of ``load`` it stands for."""
 
+    def frozenset_(items: Any = ()) -> frozenset:
+        return load.unpickler.nest(frozenset(load.container(items, "frozenset")))
 
-def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> torch.Tensor:
-    # Tensor subclasses / tensors with attributes: allowed only for Tensor and Parameter, rebuilt plain.
-    _check(isinstance(func, _Global) and func.fn in _TENSOR_REBUILDERS, "a tensor rebuilt by an unknown function")
-    _check(isinstance(new_type, _TypeMarker) and new_type.name in ("Tensor", "Parameter"),
-           "a tensor of an unknown type")
-    _check(isinstance(args, tuple), "bad tensor arguments")
-    return func(*args)
-
-
-def _storage_from_legacy_blob(blob: Any, source: str) -> _Storage:
-    """Parse a legacy ``torch.save`` of one storage: four pickles, a key list, then raw data per key."""
-    _check(isinstance(blob, (bytes, bytearray)), "a storage without bytes")
-    f = io.BytesIO(blob)
-    roots: dict[str, tuple[torch.dtype, int]] = {}
-    markers = {("torch", name): _TypeMarker(name) for name in _STORAGE_DTYPES}
-
-    def storage_id(pid: Any) -> Any:
-        _check(isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage", "bad storage reference")
-        _, kind, key, _location, numel, view = pid  # location ignored: everything comes to the CPU
-        _check(isinstance(kind, _TypeMarker) and isinstance(key, str) and type(numel) is int and numel >= 0,
-               "bad storage reference")
-        _check(view is None, "storage views (PyTorch < 1.0 files) are not supported")
-        roots[key] = (_STORAGE_DTYPES[kind.name], numel)
-        return ("storage", key)
-
-    def load_one(with_storages: bool = False) -> Any:
-        return RestrictedUnpickler(f, source, markers, storage_id if with_storages else None).load()
-
-    _check(load_one() == LEGACY_TORCH_SAVE_MAGIC, "a nested tensor blob with an unknown header")
-    _check(load_one() == _LEGACY_PROTOCOL, "a nested tensor blob of an unknown version")
-    sys_info = load_one()
-    _check(isinstance(sys_info, dict) and sys_info.get("little_endian") is True and sys.byteorder == "little",
-           "a big-endian tensor blob")
-    result = load_one(with_storages=True)
-    keys = load_one()
-    _check(isinstance(keys, list) and len(keys) == len(roots) == 1 and keys[0] in roots,
-           "a nested tensor blob that is not one storage")
-    dtype, numel = roots[keys[0]]
-    stored = int.from_bytes(f.read(8), "little", signed=True)
-    nbytes = numel * dtype.itemsize
-    raw = f.read(nbytes)
-    _check(stored == numel and len(raw) == nbytes, "a truncated tensor blob")
-    _check(result == ("storage", keys[0]), "a nested tensor blob that is not one storage")
-    flat = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
-    return _Storage(flat)
-
-
-# --------------------------------------------------------------------------------------------------
-# numpy values: scalars (e.g. weight gains stored as attributes), dtypes, and arrays (TF pickles).
-
-
-def _np_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
-    _check(isinstance(spec, str), "bad numpy dtype")
-    return np.dtype(spec, bool(align), bool(copy))
-
-
-def _np_scalar(dtype: Any, data: Any = None) -> np.generic:
-    _check(isinstance(dtype, np.dtype) and not dtype.hasobject, "a numpy scalar of an unsupported type")
-    _check(isinstance(data, bytes) and len(data) == dtype.itemsize, "bad numpy scalar")
-    return np.frombuffer(data, dtype=dtype)[0]
-
-
-def _np_reconstruct(subtype: Any, shape: Any = (0,), typecode: Any = b"b") -> np.ndarray:
-    # The array's contents arrive afterwards through ndarray.__setstate__ (pickle's BUILD).
-    _check(isinstance(subtype, _TypeMarker) and subtype.name == "ndarray", "an array of an unsupported type")
-    return np.empty((0,), dtype=np.uint8)
-
-
-def _np_frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any = "C") -> np.ndarray:
-    # Protocol 5 pickles (numpy >= 1.16) write arrays as numpy.core.numeric._frombuffer(bytes, dtype, shape, order).
-    _check(isinstance(buffer, (bytes, bytearray, memoryview, pickle.PickleBuffer)), "an array without bytes")
-    _check(isinstance(dtype, np.dtype) and not dtype.hasobject, "an array of an unsupported type")
-    _check(isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape), "bad array shape")
-    _check(order in ("C", "F"), "bad array order")
-    data = bytes(buffer)
-    _check(len(data) == dtype.itemsize * int(np.prod(shape, dtype=np.int64)), "a truncated array")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order="C")
-
-
-def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
-    # Protocol-2 pickles write bytes as _codecs.encode(str, 'latin1').
-    _check(isinstance(text, str) and encoding == "latin1", "bad encoded bytes")
-    return text.encode("latin1")
-
-
-def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
-    # torch_utils.persistence would exec meta['module_src'] here; we keep only name and state.
-    _check(isinstance(meta, dict) and meta.get("type") == "class", "a persistent object of an unknown kind")
-    _check(isinstance(meta.get("class_name"), str) and isinstance(meta.get("state"), dict),
-           "a persistent object without class name or state")
-    return PersistentRecord(class_name=meta["class_name"], state=dict(meta["state"]))
-
-
-def _set(items: Any = ()) -> set:
-    return set(items)
-
-
-def _frozenset(items: Any = ()) -> frozenset:
-    return frozenset(items)
-
-
-def _ordered_dict(items: Any = ()) -> dict:
-    from collections import OrderedDict
-
-    return OrderedDict(items)
-
-
-def official_globals(source: str) -> dict[tuple[str, str], Any]:
-    """The allow-list for official PyTorch network pickles, as fresh objects for one load."""
-    easydict = type("EasyDict", (EasyDict,), {})  # a throwaway subclass: NEWOBJ needs a real class
-    tensor, parameter, ndarray = _TypeMarker("Tensor"), _TypeMarker("Parameter"), _TypeMarker("ndarray")
     functions: dict[tuple[str, str], Callable[..., Any]] = {
-        ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-        ("collections", "OrderedDict"): _ordered_dict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch.storage", "_load_from_bytes"): lambda blob: _storage_from_legacy_blob(blob, source),
-        ("numpy", "dtype"): _np_dtype,
-        ("_codecs", "encode"): _codecs_encode,
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): load.persistent_obj,
+        ("collections", "OrderedDict"): lambda items=(): dict(load.container(items, "dict")),
+        ("torch._utils", "_rebuild_tensor_v2"): load.rebuild_tensor,
+        ("torch.storage", "_load_from_bytes"): load.storage_from_blob,
+        ("numpy", "dtype"): load.dtype,
+        ("_codecs", "encode"): load.codecs_encode,
     }
     # Names that moved between versions: each spelling a supported torch / numpy / pickle protocol writes.
     for name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
-        functions["torch._utils", name] = _rebuild_parameter
+        functions["torch._utils", name] = load.rebuild_parameter
     for module in ("torch._tensor", "torch._utils"):
-        functions[module, "_rebuild_from_type_v2"] = _rebuild_from_type_v2
+        functions[module, "_rebuild_from_type_v2"] = load.rebuild_from_type
     for core in ("numpy.core", "numpy._core"):  # numpy 2 renamed numpy.core
-        functions[f"{core}.multiarray", "scalar"] = _np_scalar
-        functions[f"{core}.multiarray", "_reconstruct"] = _np_reconstruct
-        functions[f"{core}.numeric", "_frombuffer"] = _np_frombuffer
+        functions[f"{core}.multiarray", "scalar"] = load.scalar
+        functions[f"{core}.multiarray", "_reconstruct"] = load.reconstruct
+        functions[f"{core}.numeric", "_frombuffer"] = load.frombuffer
     for builtins in ("builtins", "__builtin__"):  # protocol <= 3 writes sets this way; protocol 2 as Python 2 names
-        functions[builtins, "set"] = _set
-        functions[builtins, "frozenset"] = _frozenset
-    allowed: dict[tuple[str, str], Any] = {key: _Global(".".join(key), fn) for key, fn in functions.items()}
-    allowed.update({
-        ("dnnlib.util", "EasyDict"): easydict,
-        ("dnnlib", "EasyDict"): easydict,
-        ("torch", "Tensor"): tensor,
-        ("torch._tensor", "Tensor"): tensor,
-        ("torch.nn.parameter", "Parameter"): parameter,
-        ("numpy", "ndarray"): ndarray,
-    })
+        functions[builtins, "set"] = lambda items=(): set(load.container(items, "set"))
+        functions[builtins, "frozenset"] = frozenset_
+    return functions
+
+
+_NUMPY_ONLY = {("numpy", "dtype"), ("_codecs", "encode"), ("collections", "OrderedDict"),
+               *((f"{core}.multiarray", name) for core in ("numpy.core", "numpy._core")
+                 for name in ("scalar", "_reconstruct")),
+               *((f"{core}.numeric", "_frombuffer") for core in ("numpy.core", "numpy._core")),
+               *((b, name) for b in ("builtins", "__builtin__") for name in ("set", "frozenset"))}
+
+
+def _allowed(load: _Load, numpy_only: bool = False) -> dict[tuple[str, str], Any]:
+    functions = _functions(load)
+    if numpy_only:
+        functions = {key: fn for key, fn in functions.items() if key in _NUMPY_ONLY}
+    allowed: dict[tuple[str, str], Any] = {key: _Global(name=".".join(key), fn=fn) for key, fn in functions.items()}
+    allowed[("numpy", "ndarray")] = _TypeMarker(name="ndarray")
+    if not numpy_only:
+        tensor = _TypeMarker(name="Tensor")
+        allowed.update({
+            ("dnnlib.util", "EasyDict"): EasyDict,
+            ("dnnlib", "EasyDict"): EasyDict,
+            ("torch", "Tensor"): tensor,
+            ("torch._tensor", "Tensor"): tensor,
+            ("torch.nn.parameter", "Parameter"): _TypeMarker(name="Parameter"),
+        })
     return allowed
+
+
+def _materialize(root: Any) -> Any:
+    """The loaded value with every record turned into what it stands for (tensor, array, numpy scalar or
+    dtype); containers are walked at most ``MAX_JSON_DEPTH`` deep, so data that contains itself is refused."""
+    done: dict[int, Any] = {}
+    keep: list[Any] = []  # originals stay alive, so that no id in ``done`` is reused
+
+    def walk(value: Any, depth: int) -> Any:
+        if depth > MAX_JSON_DEPTH:
+            raise CorruptPickleError(f"data nested deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH), "
+                                     "or containing itself")
+        if value is None or type(value) in (str, bytes, int, float, bool, complex):
+            return value
+        if id(value) in done:
+            return done[id(value)]
+        keep.append(value)
+        if isinstance(value, _TensorRecord):
+            out = value.tensor
+        elif isinstance(value, _ScalarRecord):
+            out = value.value
+        elif isinstance(value, _DtypeRecord):
+            out = value.numpy()
+        elif isinstance(value, _ArrayRecord):
+            _check(value.array is not None, "a numpy array that never got its contents")
+            out = value.array
+        elif isinstance(value, TFNetworkStub):
+            if value.state is not None:
+                walk(value.state, depth + 1)
+            out = value
+        elif isinstance(value, PersistentRecord):
+            walk(value.state, depth + 1)
+            out = value
+        elif isinstance(value, dict):  # in place: keys are hashable plain values or records' identities
+            for key in list(value):
+                _check(key is None or type(key) in (str, bytes, int, float, bool, tuple),
+                       f"a dict key that is a {_kind(key)}")
+                value[key] = walk(value[key], depth + 1)
+            out = value
+        elif type(value) is list:
+            value[:] = [walk(item, depth + 1) for item in value]
+            out = value
+        elif type(value) is tuple:
+            out = tuple(walk(item, depth + 1) for item in value)
+        elif type(value) in (set, frozenset):
+            out = type(value)(walk(item, depth + 1) for item in value)
+        elif type(value) is bytearray:
+            out = value
+        else:  # functions, type names, classes, buffers: never data in a network file
+            raise CorruptPickleError(f"the pickle stores a {_kind(value)} as a value")
+        done[id(value)] = out
+        return out
+
+    return walk(root, 0)
+
+
+def _file_bytes(file: Any) -> int:
+    try:
+        start = file.tell()
+        end = file.seek(0, io.SEEK_END)
+        file.seek(start)
+        return end - start
+    except (AttributeError, OSError, ValueError):
+        return 2**40
+
+
+def _run(file: BinaryIO, source: str, numpy_only: bool = False, tf: bool = False, encoding: str = "ASCII") -> Any:
+    load = _Load(source, _file_bytes(file))
+    allowed = _allowed(load, numpy_only)
+    classes: tuple[type, ...] = () if numpy_only else (EasyDict,)
+    if tf:
+        allowed[TF_NETWORK_GLOBAL] = TFNetworkStub
+        classes += (TFNetworkStub,)
+    unpickler = RestrictedUnpickler(_BoundedReader(file), source, allowed, classes=classes, encoding=encoding)
+    load.unpickler = unpickler
+    return _materialize(unpickler.load())
 
 
 # --------------------------------------------------------------------------------------------------
 # TensorFlow pickles: a tuple of dnnlib.tflib.network.Network objects. Pickle makes each with NEWOBJ and
-# hands it its state (a dict: name, kwargs, variables, ...) through __setstate__ (BUILD). The real class
-# would exec the stored build_module_src there; our stand-in only keeps the dict.
+# hands it its state (a dict: name, kwargs, variables, ...) through BUILD. The real class would exec the
+# stored build_module_src there; our stand-in only keeps the dict.
 
 TF_NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class TFNetworkStub:
-    """What a TF pickle's Network becomes: an inert holder of its state dict, which BUILD gives it once.
-
-    NEWOBJ makes it empty; frozen, so the one way in is ``__setstate__``, which refuses a second state.
-    """
-
-    _state: Any = field(init=False, repr=False)
-
-    def __setstate__(self, state: Any) -> None:
-        _check(isinstance(state, dict), "a TensorFlow network whose state is not a dict")
-        if self.state is not None:
-            raise CorruptPickleError("the pickle tries to change a TensorFlow network")
-        object.__setattr__(self, "_state", state)
-
-    @property
-    def state(self) -> dict[str, Any] | None:
-        """The state dict, or None if the pickle never gave one."""
-        return getattr(self, "_state", None)
-
-
 def restricted_load_tf(file: BinaryIO, source: str) -> Any:
     """Unpickle a TensorFlow network pickle: the official allow-list plus a stand-in for
-    ``dnnlib.tflib.network.Network`` (instances of a throwaway ``TFNetworkStub`` subclass)."""
-    allowed = official_globals(source)
-    allowed[TF_NETWORK_GLOBAL] = type("Network", (TFNetworkStub,), {"__slots__": ()})
-    return RestrictedUnpickler(file, source, allowed).load()
+    ``dnnlib.tflib.network.Network`` (``TFNetworkStub``)."""
+    return _run(file, source, tf=True)
 
 
-def restricted_load(file: BinaryIO, source: str, extra_globals: dict[tuple[str, str], Any] | None = None) -> Any:
-    """Unpickle ``file`` with the official allow-list (plus ``extra_globals``).
+def restricted_load(file: BinaryIO, source: str) -> Any:
+    """Unpickle ``file`` with the official allow-list; tensors, arrays and numpy values come back built.
 
     Raises UnsafePickleError for a global off the list, TensorFlowPickleError for a TF pickle, and
     CorruptPickleError (or pickle's own errors) for malformed data.
     """
-    allowed = official_globals(source)
-    allowed.update(extra_globals or {})
-    return RestrictedUnpickler(file, source, allowed).load()
+    return _run(file, source)
 
 
-# Errors that malformed pickle data can raise while our allow-listed functions build objects.
-_DATA_ERRORS = (CorruptPickleError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError, OverflowError, RuntimeError, RecursionError, UnicodeDecodeError)
+def restricted_load_numpy(file: BinaryIO, source: str, encoding: str = "ASCII") -> Any:
+    """Unpickle plain data and numpy values only (e.g. a CIFAR-10 batch, with ``encoding='latin1'``)."""
+    return _run(file, source, numpy_only=True, encoding=encoding)
+
+
+# Errors that malformed pickle data can raise while the unpickler and our allow-listed functions run.
+DATA_ERRORS = (CorruptPickleError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+               IndexError, KeyError, OverflowError, RuntimeError, RecursionError, UnicodeDecodeError, struct.error,
+               MemoryError)
 
 
 def one_line(error: BaseException) -> str:
+    """An exception's message on one line, cut to a length an error line can carry."""
+    if isinstance(error, MemoryError):
+        return "it asks for more memory than this machine has"
     text = " ".join(str(error).split())
-    return text or type(error).__name__
+    text = text or type(error).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], Any] = restricted_load) -> Any:
@@ -360,6 +759,6 @@ def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], An
             return load(f, source)
     except StyleGANError:
         raise
-    except _DATA_ERRORS as e:
+    except DATA_ERRORS as e:
         raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
                             "download or copy the file again") from None
