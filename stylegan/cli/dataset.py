@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import click
 
+from stylegan.cli.options import not_empty
 from stylegan.data.tool import convert_dataset
 from stylegan.data.transforms import RESIZE_FILTERS, TRANSFORMS, parse_resolution
 
@@ -16,13 +17,15 @@ class ResolutionType(click.ParamType):
     name = "WxH"
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> tuple[int, int]:
-        return value if isinstance(value, tuple) else parse_resolution(str(value))
+        if isinstance(value, tuple):
+            return value
+        return parse_resolution(str(value))
 
 
-@click.option("--source", required=True, metavar="PATH",
+@click.option("--source", required=True, metavar="PATH", callback=not_empty,
               help="Folder or .zip of images, cifar-10-python.tar.gz, MNIST *-images-idx3-ubyte(.gz), "
                    "LSUN *_lmdb folder, or sklearn-digits.")
-@click.option("--dest", required=True, metavar="PATH", help="Output .zip (stored uncompressed) or new/empty folder.")
+@click.option("--dest", required=True, metavar="PATH", callback=not_empty, help="Output .zip (stored uncompressed) or new/empty folder.")
 @click.option("--max-images", type=click.IntRange(min=1), help="Write at most this many images.")
 @click.option("--transform", type=click.Choice(TRANSFORMS), help="Crop mode (needs --resolution).")
 @click.option("--resolution", type=ResolutionType(), metavar="WxH", help="Output size, e.g. 256x256 (512x384 with center-crop-wide).")

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 import torch
 
-from stylegan.cli.options import device_option, load_generator, outdir_option, prepared_outdir, quiet_option
+from stylegan.cli.options import (
+    device_option,
+    load_generator,
+    outdir_option,
+    prepared_outdir,
+    quiet_option,
+    threads_option,
+)
 from stylegan.cli.project import detector_dir_option, load_vgg16, projector_options
 from stylegan.explore.mass_project import mass_project
 from stylegan.explore.projector import ProjectorConfig
@@ -23,6 +30,7 @@ from stylegan.explore.projector import ProjectorConfig
 @detector_dir_option
 @outdir_option
 @device_option
+@threads_option
 @quiet_option
 def mass_project_command(networks: Path, data: Path, num_images: int, num_steps: int, seed: int, w_plus: bool,
                          class_idx: int | None, detector_dir: Path | None, outdir: Path, device: torch.device,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 import torch
 
-from stylegan.cli.options import device_option, network_option, quiet_option
+from stylegan.cli.options import device_option, network_option, quiet_option, threads_option
 from stylegan.errors import StyleGANError
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
               help="Images per detector call.")
 @click.option("--no-cache", is_flag=True, help="Recompute the dataset statistics instead of reusing cached ones.")
 @device_option
+@threads_option
 @quiet_option
 def metrics(network: str, metric_names: str | None, data: Path | None, mirror: bool | None, seed: int,
             num_gen: int | None, detector_dir: Path | None, out: Path | None, export_stats: Path | None,

@@ -1,8 +1,9 @@
-"""Options and helpers shared by the commands: network, device, outdir, quiet, index lists."""
+"""Options and helpers shared by the commands: network, device, outdir, quiet, threads, grids, index lists."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,6 +16,7 @@ import stylegan
 from stylegan.atomic import probe_writable_folder
 from stylegan.devices import DEVICE_FORMS, resolve_device
 from stylegan.errors import StyleGANError
+from stylegan.explore.images import parse_grid
 from stylegan.explore.seeds import parse_index_list, parse_seeds
 from stylegan.networks.layers import NOISE_MODES
 
@@ -35,10 +37,11 @@ class LibraryParsedType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, self.parsed_types):
             return value
+        flag = option_name(param, self.fallback_flag)
         try:
             return self.parse(value)
         except StyleGANError as e:
-            raise StyleGANError(f"{option_name(param, self.fallback_flag)}: {e.what}", e.fix) from None
+            raise StyleGANError(f"{flag}: {e.what}", e.fix) from None
 
 
 class IndexListType(LibraryParsedType):
@@ -51,6 +54,77 @@ class IndexListType(LibraryParsedType):
 
     def parse(self, text: str) -> list[int]:
         return parse_seeds(text) if self.seeds else parse_index_list(text)
+
+
+class GridType(LibraryParsedType):
+    """``--grid WxH`` → (columns, rows) (a single N means NxN); ``auto`` (or ``--grid`` alone) stays ``'auto'``."""
+
+    name = "WxH"
+    parsed_types = (tuple, list)
+    fallback_flag = "--grid"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        return super().convert(value, param, ctx)
+
+    def parse(self, text: str) -> tuple[int, int]:
+        return parse_grid(text)
+
+
+def grid_option(help: str) -> Callable:
+    """``--grid WxH``, or ``--grid`` alone for the automatic layout (the value is then ``'auto'``)."""
+    return click.option("--grid", type=GridType(), is_flag=False, flag_value="auto", metavar="[WxH]", help=help)
+
+
+class NonEmptyPath(click.Path):
+    """``click.Path`` that refuses an empty value: ``--outdir ''`` would otherwise mean the working directory."""
+
+    @classmethod
+    def like(cls, path_type: click.Path) -> "NonEmptyPath":
+        """The same path type (file/dir rules, path_type) with empty values refused."""
+        new = cls.__new__(cls)
+        new.__dict__.update(path_type.__dict__)
+        return new
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            flag = option_name(param, "path")
+            raise StyleGANError(f"{flag} is empty", f"give {flag} a file or folder name (use . for this folder)")
+        return super().convert(value, param, ctx)
+
+
+def refuse_empty_paths(command: click.Command) -> click.Command:
+    """Make every path option of ``command`` refuse an empty value (applied to each command when it loads)."""
+    for param in command.params:
+        if isinstance(param.type, click.Path) and not isinstance(param.type, NonEmptyPath):
+            param.type = NonEmptyPath.like(param.type)
+    return command
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``count`` inside (unchanged for None), the old count after."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def threads_option(f: Callable) -> Callable:
+    """``--threads N``: the command runs with N torch CPU threads, and the old count is restored after."""
+
+    @functools.wraps(f)
+    def run_with_threads(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
+        with cpu_threads(threads):
+            return f(*args, **kwargs)
+
+    return click.option("--threads", type=click.IntRange(min=1),
+                        help="CPU threads (default: PyTorch's choice; 1 is often fastest on a busy machine).")(
+        run_with_threads)
 
 
 def option_name(param: click.Parameter | None, fallback: str) -> str:
@@ -75,8 +149,16 @@ class DeviceType(click.ParamType):
             raise StyleGANError(what, (e.fix or "").replace("use device ", f"use {flag} ")) from None
 
 
+def not_empty(ctx: click.Context | None, param: click.Parameter | None, value: Any) -> Any:
+    """A click callback refusing an empty string (``--network ''`` would name the working directory)."""
+    if isinstance(value, str) and not value.strip():
+        flag = option_name(param, "value")
+        raise StyleGANError(f"{flag} is empty", f"give {flag} a value (see --help)")
+    return value
+
+
 def network_option(f: Callable) -> Callable:
-    return click.option("--network", default="default", show_default=True, metavar="PATH|URL|NAME",
+    return click.option("--network", default="default", show_default=True, metavar="PATH|URL|NAME", callback=not_empty,
                         help="Network file (.pkl or .safetensors), URL, or built-in name.")(f)
 
 
@@ -91,7 +173,7 @@ def quiet_option(f: Callable) -> Callable:
 
 def outdir_option(f: Callable) -> Callable:
     return click.option("--outdir", default="out", show_default=True, metavar="DIR",
-                        type=click.Path(path_type=Path),
+                        type=NonEmptyPath(path_type=Path),
                         help="Where to write images (created if missing).")(f)
 
 

@@ -16,6 +16,7 @@ from stylegan.cli.options import (
     outdir_option,
     prepared_outdir,
     quiet_option,
+    threads_option,
 )
 from stylegan.explore.project_jobs import OutputSettings, check_request, run_jobs, seed_jobs, target_jobs
 from stylegan.explore.projection_files import VIDEO_FPS
@@ -70,6 +71,7 @@ def load_vgg16(detector_dir: Path | None, device: torch.device, quiet: bool):
 @outdir_option
 @batch_option
 @device_option
+@threads_option
 @quiet_option
 def project_command(network: str, target: Path | None, max_images: int | None, seeds: list[int] | None,
                     truncation_psi: float, num_steps: int,

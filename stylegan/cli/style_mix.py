@@ -17,6 +17,7 @@ from stylegan.cli.options import (
     outdir_option,
     prepared_outdir,
     quiet_option,
+    threads_option,
 )
 from stylegan.explore.style_mix import Source, StyleSpec, parse_sources, parse_style_spec, style_mix, write_style_mix
 
@@ -55,6 +56,7 @@ class StylesType(LibraryParsedType):
 @outdir_option
 @batch_option
 @device_option
+@threads_option
 @quiet_option
 def style_mix_command(network: str, row_seeds: list[Source], col_seeds: list[Source], styles: StyleSpec,
                       truncation_psi: float, class_idx: int | None, noise_mode: str, outdir: Path,

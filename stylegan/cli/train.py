@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import click
 from click.core import ParameterSource
 
-from stylegan.cli.options import prepared_outdir
+from stylegan.cli.options import grid_option, prepared_outdir, threads_option
 from stylegan.devices import DEVICE_FORMS, resolve_device
 from stylegan.errors import StyleGANError
 from stylegan.process_group import Launch, launch_from_env
 from stylegan.training.augment import AUGPIPE_PRESETS
 from stylegan.training.config import AUG_MODES, CONFIG_NAMES, TrainingOptions, resolve_options, resume_options
-
-
-class GridType(click.ParamType):
-    """``WxH`` → [W, H], both at least 1."""
-
-    name = "WxH"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        parts = str(value).lower().split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            raise StyleGANError(f"--grid {value!r} is not WIDTHxHEIGHT", "write it like 8x4")
-        return [int(p) for p in parts]
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -47,19 +32,6 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path], launch: Launch)
         return None
     from stylegan.metrics import training_hook
     return training_hook(names, detector_dir=detector_dir, progress=launch.is_main)
-
-
-@contextlib.contextmanager
-def cpu_threads(count: Optional[int]) -> Iterator[None]:
-    """torch's intra-op CPU threads set to ``count`` inside (unchanged for None), the old count after."""
-    import torch
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @click.command()
@@ -113,15 +85,13 @@ def cpu_threads(count: Optional[int]) -> Iterator[None]:
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
 @click.option("--device", default="auto", show_default=True, help=f"{DEVICE_FORMS}; under torchrun "
               "auto and cuda give each process its own GPU.")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads per process (default: PyTorch's choice; 1 is often fastest on a busy machine).")
-@click.option("--grid", type=GridType(), metavar="WxH",
-              help="Images per row x rows of the snapshot grids (default: as the official code, from the resolution).")
+@threads_option
+@grid_option("Images per row x rows of the snapshot grids (default, or --grid alone: as the official code, from "
+             "the resolution).")
 @click.option("--desc", metavar="STR", help="Words to add to the run folder's name (e.g. --desc gamma2-try).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
 @click.option("--quiet", is_flag=True, default=None, help="No progress lines on the terminal (log.txt still has them).")
-def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: str, threads: Optional[int],
-          detector_dir: Optional[Path], **overrides) -> None:
+def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: str, detector_dir: Optional[Path], **overrides) -> None:
     """Train a StyleGAN2-ADA network; several processes: `torchrun --nproc_per_node=N -m stylegan train ...`.
 
     \b
@@ -130,6 +100,8 @@ def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: 
       stylegan train --data digits.zip --outdir runs --cond --kimg 500 --batch 16
       # Ctrl-C writes a snapshot; the same command plus --resume latest continues it.
     """
+    grid = overrides.get("grid")
+    overrides["grid"] = None if grid in (None, "auto") else list(grid)
     launch = launch_from_env()
     opts = _options(click.get_current_context(), outdir, data, cfg, parse_metrics(metrics), launch.world, overrides)
     if dry_run:
@@ -138,14 +110,13 @@ def train(outdir: Path, data: Optional[Path], cfg: str, dry_run: bool, metrics: 
     resolve_device(opts.device, launch.local_rank)  # a bad --device fails here, before --outdir is touched
     metrics_fn = metrics_hook(list(opts.metrics), detector_dir, launch)  # a resumed run keeps its metrics
     from stylegan.training.run import train as run_training
-    with cpu_threads(threads):
-        if not launch.is_main:
-            run_training(opts, metrics_fn=metrics_fn)
-            return
-        # Training runs inside the context: a run that fails before writing anything (a dataset without
-        # labels for --cond, a --resume network that does not fit) removes the --outdir it just created.
-        with prepared_outdir(outdir):
-            run_training(opts, metrics_fn=metrics_fn)
+    if not launch.is_main:
+        run_training(opts, metrics_fn=metrics_fn)
+        return
+    # Training runs inside the context: a run that fails before writing anything (a dataset without
+    # labels for --cond, a --resume network that does not fit) removes the --outdir it just created.
+    with prepared_outdir(outdir):
+        run_training(opts, metrics_fn=metrics_fn)
 
 
 def _options(ctx: click.Context, outdir: Path, data: Optional[Path], cfg: str, metric_names: list[str], gpus: int,

@@ -13,15 +13,18 @@ from stylegan.cli.options import (
     IndexListType,
     batch_option,
     device_option,
+    grid_option,
     load_generator,
     network_option,
     noise_mode_option,
     prepared_outdir,
     quiet_option,
+    threads_option,
 )
 from stylegan.errors import StyleGANError
 from stylegan.cli.style_mix import StylesType
 from stylegan.explore.generate import resolve_grid
+from stylegan.explore.images import check_grid
 from stylegan.explore.style_mix import StyleSpec
 from stylegan.explore.interpolate import INTERP_KINDS, cell_seeds_from
 from stylegan.explore.video import (
@@ -81,7 +84,9 @@ def report(output: Path, count: int, fps: float) -> None:
 @click.command("lerp-video")
 @network_option
 @click.option("--seeds", type=IndexListType(seeds=True), required=True,
-              help="One seed per grid cell (grid near-square), or one seed with --grid-w/--grid-h to draw them from.")
+              help="One seed per grid cell (grid near-square), or one seed with --grid WxH (or --grid-w/--grid-h) "
+                   "to draw them from.")
+@grid_option("Grid size WxH (default, or --grid alone: near-square for the seeds).")
 @click.option("--grid-w", type=click.IntRange(min=1), help="Grid columns.")
 @click.option("--grid-h", type=click.IntRange(min=1), help="Grid rows.")
 @click.option("--trunc", "truncation_psi", type=float, default=1, show_default=True, help="Truncation psi.")
@@ -93,8 +98,9 @@ def report(output: Path, count: int, fps: float) -> None:
 @output_option("lerp.mp4")
 @batch_option
 @device_option
+@threads_option
 @quiet_option
-def lerp_video(network: str, seeds: list[int], grid_w: int | None, grid_h: int | None, truncation_psi: float,
+def lerp_video(network: str, seeds: list[int], grid: str | tuple[int, int] | None, grid_w: int | None, grid_h: int | None, truncation_psi: float,
                truncation_cutoff: int | None, class_idx: int | None, duration_sec: float, fps: float, interp: str,
                space: str, keyframes: int | None, noise_mode: str, output: Path, batch_size: int,
                device: torch.device, quiet: bool) -> None:
@@ -102,15 +108,21 @@ def lerp_video(network: str, seeds: list[int], grid_w: int | None, grid_h: int |
 
     Each cell starts at its seed's image (as `generate --seeds` makes it) and walks through keyframes drawn
     from that seed, returning to the start so the video loops. Frames are rendered --batch images at a
-    time, so any grid size fits in memory.
+    time; grids over the limits (16,384 cells, 16384 pixels a side) are refused before rendering.
 
     \b
     Examples:
       stylegan lerp-video --network ffhq.pkl --seeds 0-8 --trunc 0.7 --output walk.mp4
-      stylegan lerp-video --network ffhq.pkl --seeds 42 --grid-w 4 --grid-h 2 --duration-sec 10 --output walk.gif
+      stylegan lerp-video --network ffhq.pkl --seeds 42 --grid 4x2 --duration-sec 10 --output walk.gif
     """
+    if isinstance(grid, (tuple, list)):
+        if grid_w is not None or grid_h is not None:
+            raise StyleGANError("--grid WxH and --grid-w/--grid-h both give the grid's size",
+                                "use one of them, e.g. --grid 4x2")
+        grid_w, grid_h = grid
     if len(seeds) == 1 and (grid_w or grid_h):
         cols, rows = grid_w or 1, grid_h or 1
+        check_grid(cols, rows)  # before drawing a seed per cell
         seeds = cell_seeds_from(seeds[0], cols * rows)
     else:
         cols, rows = resolve_grid(len(seeds), grid_w, grid_h)
@@ -142,6 +154,7 @@ def lerp_video(network: str, seeds: list[int], grid_w: int | None, grid_h: int |
 @output_option("style-mix.mp4")
 @batch_option
 @device_option
+@threads_option
 @quiet_option
 def style_mix_video(network: str, row_seeds: list[int], col_seeds: list[int], col_styles: StyleSpec,
                     truncation_psi: float, class_idx: int | None, duration_sec: float, fps: float, interp: str,

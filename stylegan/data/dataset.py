@@ -17,9 +17,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from stylegan.data.archives import DamagedMember, open_zip, read_member
 from stylegan.data.images import decode_error_text, decode_hwc, is_image_name
 from stylegan.data.labels import LABELS_FILE, labels_to_array, match_labels, parse_labels_json
 from stylegan.errors import StyleGANError, setting
+from stylegan.limits import MAX_JSON_BYTES, MAX_MEMBER_BYTES
 
 MAKE_FIX = "make one with `stylegan dataset --source ... --dest data.zip`"
 
@@ -104,10 +106,8 @@ class ImageDataset(torch.utils.data.Dataset):
         if root.is_dir():
             return False, {f.relative_to(root).as_posix() for f in root.rglob("*") if f.is_file()}
         if root.is_file() and root.suffix.lower() == ".zip":
-            try:
-                return True, set(self._open_archive().namelist())
-            except (zipfile.BadZipFile, OSError) as e:
-                raise StyleGANError(f"dataset {root} is not a readable ZIP ({e})", MAKE_FIX) from None
+            # Refuses damaged ZIPs and repeated member names (which copy a reader gets is up to the reader).
+            return True, set(self._open_archive().namelist())
         if root.exists():
             raise StyleGANError(f"dataset {root} is neither a folder nor a .zip", MAKE_FIX)
         raise StyleGANError(f"dataset {root} does not exist", "check the path, or " + MAKE_FIX)
@@ -128,18 +128,26 @@ class ImageDataset(torch.utils.data.Dataset):
     def _open_archive(self) -> zipfile.ZipFile:
         # A ZipFile shares one file position; after a fork (DataLoader workers) each process needs its own.
         if self._archive is None or self._archive_pid != os.getpid():
-            self._archive = zipfile.ZipFile(self._root)
+            self._archive = open_zip(self._root, f"dataset {self._root}", MAKE_FIX)
             self._archive_pid = os.getpid()
         return self._archive
 
-    def _file_bytes(self, name: str) -> bytes:
-        return self._open_archive().read(name) if self._is_zip else (self._root / name).read_bytes()
+    def _file_bytes(self, name: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+        """A member's bytes; DamagedMember when it is over ``limit`` (declared, or as it inflates) or damaged."""
+        if self._is_zip:
+            return read_member(self._open_archive(), name, limit)
+        path = self._root / name
+        if path.stat().st_size > limit:
+            raise DamagedMember(f"is {path.stat().st_size} bytes, over the {limit}-byte limit for one file")
+        return path.read_bytes()
 
     def _decode(self, image_index: int) -> np.ndarray:
         """Image ``image_index`` (in sorted file order) as uint8 HWC (pyspng for PNG when installed)."""
         name = self._image_names[image_index]
         try:
             return decode_hwc(self._file_bytes(name))
+        except StyleGANError:
+            raise
         except Exception as e:  # noqa: BLE001 - any failure here is a damaged file
             raise StyleGANError(f"dataset {self._root}: cannot read {name} ({decode_error_text(e)})",
                                 "repair or remove the file, or rebuild the dataset with `stylegan dataset`") from None
@@ -149,7 +157,11 @@ class ImageDataset(torch.utils.data.Dataset):
         if LABELS_FILE not in self._member_names:
             return None
         where = f"{self._root}:{LABELS_FILE}" if self._is_zip else f"{self._root}/{LABELS_FILE}"
-        labels = parse_labels_json(self._file_bytes(LABELS_FILE), where)
+        try:
+            text = self._file_bytes(LABELS_FILE, MAX_JSON_BYTES)
+        except (DamagedMember, OSError) as e:
+            raise StyleGANError(f"cannot read {where}: {e}", MAKE_FIX) from None
+        labels = parse_labels_json(text, where)
         return None if labels is None else labels_to_array(match_labels(labels, self._image_names, where))
 
     def close(self) -> None:

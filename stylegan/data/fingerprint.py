@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from pathlib import Path
 
+from stylegan.data.archives import open_zip
 from stylegan.data.images import is_image_name
 from stylegan.data.labels import LABELS_FILE
 from stylegan.errors import StyleGANError
@@ -37,11 +37,8 @@ def dataset_fingerprint(path: str | os.PathLike) -> str:
                 h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     elif p.is_file():
         h.update(b"zip\n")
-        try:
-            with zipfile.ZipFile(p) as z:
-                infos = sorted(z.infolist(), key=lambda i: i.filename)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise StyleGANError(f"dataset {p} is not a readable ZIP ({e})", "give a dataset ZIP or folder") from None
+        with open_zip(p, f"dataset {p}", "give a dataset ZIP or folder") as z:  # refuses repeated names too
+            infos = sorted(z.infolist(), key=lambda i: i.filename)
         for info in infos:
             if info.filename == LABELS_FILE or is_image_name(info.filename):
                 h.update(f"{info.filename}\0{info.CRC:08x}\0{info.file_size}\n".encode())

@@ -12,6 +12,8 @@ from functools import lru_cache
 import numpy as np
 import PIL.Image
 
+from stylegan.limits import MAX_IMAGE_PIXELS
+
 try:  # fast PNG decoding when the optional package is installed
     import pyspng
 except ImportError:  # pragma: no cover - depends on the environment
@@ -38,11 +40,36 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and base[dot:].lower() in image_extensions()
 
 
+class ImageTooLarge(ValueError):
+    """An image whose size, read from its header, is over the pixel limit; nothing was decoded."""
+
+
+def pixel_limit() -> int:
+    """The most pixels one image may have: ``limits.MAX_IMAGE_PIXELS``, or Pillow's own decompression-bomb
+    limit when that is lower (Pillow refuses above twice its ``MAX_IMAGE_PIXELS``)."""
+    pil = PIL.Image.MAX_IMAGE_PIXELS
+    return MAX_IMAGE_PIXELS if pil is None else min(MAX_IMAGE_PIXELS, 2 * int(pil))
+
+
+def check_pixels(width: int, height: int) -> None:
+    """ImageTooLarge unless a ``width`` x ``height`` image is within :func:`pixel_limit`."""
+    if width * height > pixel_limit():
+        raise ImageTooLarge(f"{width}x{height} pixels, over the {pixel_limit()}-pixel limit for one image")
+
+
 def open_image(data: bytes) -> PIL.Image.Image:
-    """Decode encoded image bytes fully (so truncated files fail here, not later)."""
+    """Decode encoded image bytes fully (so truncated files fail here, not later).
+
+    The size in the header is checked against :func:`pixel_limit` before the pixels are decoded
+    (ImageTooLarge), so a small file cannot decode into gigabytes.
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
-        image = PIL.Image.open(io.BytesIO(data))
+        warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # the size is checked below
+        try:
+            image = PIL.Image.open(io.BytesIO(data))
+        except PIL.Image.DecompressionBombError:
+            raise ImageTooLarge(f"over the {pixel_limit()}-pixel limit for one image") from None
+        check_pixels(*image.size)
         image.load()
     return image
 
@@ -123,6 +150,7 @@ def decode_hwc(data: bytes) -> np.ndarray:
     Palette images become RGB (RGBA with transparency); 16-bit images keep their high byte.
     """
     if _spng_can_decode(data):
+        check_pixels(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))  # IHDR
         arr = pyspng.load(data)
     else:
         image = open_image(data)
@@ -144,5 +172,7 @@ def decode_error_text(e: BaseException, limit: int = 80) -> str:
     """A short one-line reason for a failed decode, for error messages."""
     if isinstance(e, PIL.UnidentifiedImageError):
         return "not a readable image"
+    if isinstance(e, MemoryError):
+        return "out of memory while decoding it"
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -26,8 +26,7 @@ from stylegan.data.labels import LABELS_FILE, Label, cut, match_labels, parse_la
 from stylegan.errors import StyleGANError, UnsafePickleError, setting
 from stylegan.formats.unpickler import DATA_ERRORS as PICKLE_DATA_ERRORS
 from stylegan.formats.unpickler import one_line, restricted_load_numpy
-from stylegan.limits import quote
-from stylegan.limits import MAX_JSON_BYTES, MAX_MEMBER_BYTES
+from stylegan.limits import MAX_JSON_BYTES, MAX_MEMBER_BYTES, quote
 
 SKLEARN_DIGITS = "sklearn-digits"
 CIFAR10_MEMBER = "cifar-10-batches-py/data_batch_{}"

@@ -36,7 +36,7 @@ import PIL.Image
 from tqdm import tqdm
 
 from stylegan.data.images import decode_error_text, encode_png, to_array
-from stylegan.data.labels import LABELS_FILE, Label, check_same_kind, normalize_label
+from stylegan.data.labels import LABELS_FILE, Label, check_same_kind, cut, normalize_label
 from stylegan.data.sources import SOURCE, Decoded, Source, open_source
 from stylegan.data.transforms import RESOLUTION, TRANSFORM, Transform, check_square_power_of_two
 from stylegan.data.writer import DatasetWriter, archive_name
@@ -85,7 +85,7 @@ def _as_array(decoded: Decoded, channels: Optional[int]) -> tuple[np.ndarray, bo
 
 
 def _bad_error(bad: list[tuple[str, str]], seen: int) -> StyleGANError:
-    listed = "; ".join(f"{name}: {reason}" for name, reason in bad[:MAX_LISTED_BAD])
+    listed = "; ".join(f"{cut(name)}: {reason}" for name, reason in bad[:MAX_LISTED_BAD])
     more = f"; and {len(bad) - MAX_LISTED_BAD} more" if len(bad) > MAX_LISTED_BAD else ""
     return StyleGANError(f"{len(bad)} of {seen} images could not be read ({listed}{more})",
                          f"repair or delete them, or turn on {setting('skip_bad')} to leave them out")
@@ -148,7 +148,7 @@ def convert_dataset(source: str | os.PathLike, dest: str | os.PathLike, *, max_i
         report.notes.append(f"{report.too_small} image(s) narrower than {xform.resolution[0]} pixels or too short "
                             "for the band were left out by center-crop-wide")
     if report.bad:
-        listed = ", ".join(name for name, _ in report.bad[:MAX_LISTED_BAD])
+        listed = ", ".join(cut(name) for name, _ in report.bad[:MAX_LISTED_BAD])
         more = ", ..." if len(report.bad) > MAX_LISTED_BAD else ""
         report.notes.append(f"skipped {len(report.bad)} unreadable image(s): {listed}{more}")
     return report

@@ -20,6 +20,7 @@ import PIL.Image
 
 from stylegan.data.images import array_to_pil
 from stylegan.errors import StyleGANError, setting
+from stylegan.limits import quote
 
 TRANSFORMS = ("center-crop", "center-crop-wide")
 RESIZE_FILTERS = {"box": PIL.Image.Resampling.BOX, "lanczos": PIL.Image.Resampling.LANCZOS}
@@ -35,9 +36,9 @@ def is_power_of_two(n: int) -> bool:
 
 def parse_resolution(text: str) -> tuple[int, int]:
     """``'512x384'`` → (512, 384); a single number ``'64'`` means 64x64."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*", text)
+    m = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX×]\s*(\d{1,9}))?\s*", text)  # 9 digits: far above any real size
     if m is None or int(m.group(1)) == 0 or (m.group(2) is not None and int(m.group(2)) == 0):
-        raise StyleGANError(f"{RESOLUTION} {text!r} is not WIDTHxHEIGHT", "write it like 256x256")
+        raise StyleGANError(f"{RESOLUTION} {quote(text)} is not WIDTHxHEIGHT", "write it like 256x256")
     w = int(m.group(1))
     return w, int(m.group(2)) if m.group(2) is not None else w
 

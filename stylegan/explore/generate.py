@@ -14,13 +14,18 @@ import numpy as np
 import torch
 
 from stylegan.errors import StyleGANError, setting
-from stylegan.explore.images import grid_shape, make_grid, save_png, to_uint8
+from stylegan.explore.images import check_grid, grid_shape, make_grid, save_png, to_uint8
 
 
 def resolve_grid(n: int, grid_w: int | None, grid_h: int | None) -> tuple[int, int]:
-    """Grid ``(cols, rows)`` for n images: near-square by default; a given width or height is kept."""
+    """Grid ``(cols, rows)`` for n images: near-square by default; a given width or height is kept.
+
+    StyleGANError for a grid with too few cells or over the limits (see :func:`check_grid`).
+    """
     if grid_w is None and grid_h is None:
-        return grid_shape(n)
+        cols, rows = grid_shape(n)
+        check_grid(cols, rows)
+        return cols, rows
     if grid_w is None:
         grid_w = -(-n // grid_h)
     elif grid_h is None:
@@ -28,6 +33,7 @@ def resolve_grid(n: int, grid_w: int | None, grid_h: int | None) -> tuple[int, i
     if grid_w * grid_h < n:
         raise StyleGANError(f"a {grid_w}x{grid_h} grid has {grid_w * grid_h} cells but there are {n} images",
                             f"choose a larger {setting('grid_w')} or {setting('grid_h')}, or fewer images")
+    check_grid(grid_w, grid_h)
     return grid_w, grid_h
 
 
@@ -40,8 +46,12 @@ def write_images(
     """Write rendered batches as PNGs named ``names`` (in order), or as one ``grid.png`` of ``grid=(cols, rows)``."""
     outdir = Path(outdir)
     if grid is not None:
-        images = np.concatenate([to_uint8(b) for b in batches])
-        return [save_png(make_grid(images, *grid), outdir / "grid.png")]
+        images = []
+        for batch in batches:
+            if not images:  # the cell size is known now: refuse an oversized grid before rendering the rest
+                check_grid(*grid, batch.shape[-1], batch.shape[-2])
+            images.append(to_uint8(batch))
+        return [save_png(make_grid(np.concatenate(images), *grid), outdir / "grid.png")]
     paths, names = [], iter(names)
     for batch in batches:
         for image in to_uint8(batch):

@@ -14,6 +14,7 @@ import scipy.interpolate
 
 from stylegan.errors import StyleGANError, setting
 from stylegan.explore.seeds import MAX_SEED
+from stylegan.limits import MAX_GRID_CELLS
 
 INTERP_KINDS = ("linear", "slerp", "cubic")
 
@@ -41,6 +42,9 @@ def keyframe_latents(seeds: Sequence[int], num_keyframes: int, z_dim: int) -> np
 
 def cell_seeds_from(seed: int, count: int) -> list[int]:
     """``count`` seeds drawn from one seed (``RandomState(seed)``), for a grid given by one seed and its size."""
+    if count > MAX_GRID_CELLS:
+        raise StyleGANError(f"{count} grid cells are over the limit of {MAX_GRID_CELLS} (MAX_GRID_CELLS)",
+                            f"choose a smaller {setting('grid', '--grid/--grid-w/--grid-h')}")
     return [int(s) for s in np.random.RandomState(seed).randint(0, MAX_SEED, size=count, dtype=np.int64)]
 
 

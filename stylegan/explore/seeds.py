@@ -9,12 +9,14 @@ import numpy as np
 import torch
 
 from stylegan.errors import StyleGANError
+from stylegan.limits import quote
 
 INDEX_LIST_FORM = "comma-separated non-negative integers and inclusive ascending ranges, e.g. 1,2,5-100,999"
 MAX_SEED = 2**32 - 1  # numpy's RandomState accepts 32-bit seeds only
 MAX_LIST_LENGTH = 1_000_000  # guards against a typo like 0-4000000000 filling memory
 
 _NUMBER = re.compile(r"\d+")
+_MAX_DIGITS = 18  # far above any seed (< 2³²) or index, and below what int() refuses to read
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
 
@@ -25,6 +27,9 @@ def parse_index_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     for part in text.split(","):
         part = part.strip()
+        if any(len(digits) > _MAX_DIGITS for digits in _NUMBER.findall(part)):  # before int() reads them
+            raise StyleGANError(f"entry {quote(part)} has a number of more than {_MAX_DIGITS} digits",
+                                f"give {INDEX_LIST_FORM}")
         if _NUMBER.fullmatch(part):
             spans.append((int(part), int(part)))
             continue

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from stylegan.devices import module_device
 from stylegan.errors import StyleGANError, setting
-from stylegan.explore.images import make_grid, save_png, to_uint8
+from stylegan.explore.images import check_grid, make_grid, save_png, to_uint8
 from stylegan.explore.labels import class_labels
 from stylegan.explore.render import check_batch_size, check_noise_mode
 from stylegan.explore.seeds import parse_index_list, parse_seeds, seed_latents
@@ -245,6 +245,8 @@ def style_mix(
     check_noise_mode(noise_mode)
     check_batch_size(batch_size)
     check_style_indices(styles, G.num_ws)
+    # The figure is a (cols + 1) × (rows + 1) grid: refuse an oversized one before rendering any cell.
+    check_grid(len(col_seeds) + 1, len(row_seeds) + 1, G.img_resolution, G.img_resolution)
     with torch.no_grad():
         w_of = _source_ws(G, [*row_seeds, *col_seeds], truncation_psi, class_idx)
         rows, cols = [source_label(s) for s in row_seeds], [source_label(s) for s in col_seeds]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,10 +17,12 @@ from typing import Callable, Iterator
 import numpy as np
 import PIL.Image
 
+from stylegan.data.archives import open_zip, read_member, read_member_or_fail
 from stylegan.data.images import decode_error_text, has_alpha, is_image_name, open_image, to_array
 from stylegan.data.labels import LABELS_FILE, Label, parse_labels_json
 from stylegan.errors import StyleGANError
 from stylegan.explore.labels import CLASS_SETTING
+from stylegan.limits import MAX_JSON_BYTES
 
 _HIGH_DEPTH = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
@@ -94,8 +95,11 @@ def load_target(path: str | os.PathLike, resolution: int, channels: int) -> np.n
     return read_target(Target(str(path), lambda: open_image(_read_file(path))), resolution, channels)
 
 
-def _read_file(path: Path) -> bytes:
+def _read_file(path: Path, limit: int | None = None) -> bytes:
     try:
+        if limit is not None and path.stat().st_size > limit:
+            raise StyleGANError(f"{path} is {path.stat().st_size} bytes, over the {limit}-byte limit",
+                                "check the file")
         return path.read_bytes()
     except OSError as e:
         raise StyleGANError(f"cannot read target {path}: {e.strerror or e}", "check the path") from None
@@ -118,18 +122,17 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
                        key=lambda n: n.split("/"))
         names = [n for n in names if is_image_name(n)][:limit]
         meta_file = path / LABELS_FILE
-        labels, error = _labels(_read_file(meta_file), meta_file) if meta_file.is_file() else ({}, None)
+        labels, error = _labels(lambda: _read_file(meta_file, MAX_JSON_BYTES), meta_file) \
+            if meta_file.is_file() else ({}, None)
         targets = [Target(n, lambda n=n: open_image(_read_file(path / n)), labels.get(n), error) for n in names]
         kind = "folder"
     elif path.is_file() and path.suffix.lower() == ".zip":
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = sorted(n for n in z.namelist() if is_image_name(n))[:limit]
-                meta = z.read(LABELS_FILE) if LABELS_FILE in z.namelist() else None
-        except (zipfile.BadZipFile, OSError) as e:
-            raise StyleGANError(f"{path} is not a readable ZIP ({e})",
-                                "give an image, a folder or a dataset ZIP") from None
-        labels, error = _labels(meta, f"{path}:{LABELS_FILE}") if meta is not None else ({}, None)
+        fix = "give an image, a folder or a dataset ZIP"
+        with open_zip(path, str(path), fix) as z:  # refuses damaged ZIPs and repeated member names
+            names = sorted(n for n in z.namelist() if is_image_name(n))[:limit]
+            where = f"{path}:{LABELS_FILE}"
+            labels, error = _labels(lambda: read_member_or_fail(z, LABELS_FILE, where, fix, MAX_JSON_BYTES), where) \
+                if LABELS_FILE in z.namelist() else ({}, None)
         targets = [Target(n, lambda n=n: open_image(_zip_member(path, n)), labels.get(n), error) for n in names]
         kind = "ZIP"
     elif path.is_file():
@@ -141,17 +144,19 @@ def list_targets(path: str | os.PathLike, limit: int | None = None) -> tuple[lis
     return targets, True
 
 
-def _labels(text: bytes, where) -> tuple[dict[str, Label], StyleGANError | None]:
-    """``{image name: label}`` from a dataset.json (empty for ``"labels": null``), or the reason it is unusable."""
+def _labels(read: Callable[[], bytes], where) -> tuple[dict[str, Label], StyleGANError | None]:
+    """``{image name: label}`` from a dataset.json that ``read()`` returns (empty for ``"labels": null``),
+    or the reason it is unusable."""
     try:
-        return parse_labels_json(text, str(where)) or {}, None
+        return parse_labels_json(read(), str(where)) or {}, None
     except StyleGANError as e:
         return {}, e
 
 
 def _zip_member(path: Path, name: str) -> bytes:
-    with zipfile.ZipFile(path) as z:
-        return z.read(name)
+    """A member's bytes within the limits (DamagedMember, a ValueError, otherwise: the target is unreadable)."""
+    with open_zip(path, str(path), "give an image, a folder or a dataset ZIP") as z:
+        return read_member(z, name)
 
 
 def unique_names(names: list[str]) -> list[str]:

@@ -17,13 +17,14 @@ from tqdm import tqdm
 
 from stylegan.errors import StyleGANError, setting
 from stylegan.devices import module_device
-from stylegan.explore.images import make_grid, to_uint8
+from stylegan.explore.images import check_grid, make_grid, to_uint8
 from stylegan.explore.interpolate import LoopPath, check_interp, keyframe_latents, loop_positions
 from stylegan.explore.labels import class_labels
 from stylegan.explore.render import check_batch_size, check_noise_mode
 from stylegan.explore.seeds import seed_latents
 from stylegan.explore.style_mix import check_style_indices, mix_ws
 from stylegan.explore.video_io import check_frame_size
+from stylegan.limits import MAX_WALK_VALUES
 
 SPACES = ("z", "w")
 
@@ -52,20 +53,30 @@ def frame_count(duration_sec: float, fps: float) -> int:
 
 def render_animation(G: nn.Module, animation: Animation, *, noise_mode: str = "const", batch_size: int = 8,
                      progress: bool = True, desc: str = "video") -> Iterator[np.ndarray]:
-    """Render ``animation`` frame by frame, yielding uint8 frames ``[FH, FW, C]`` in order."""
+    """Render ``animation`` frame by frame, yielding uint8 frames ``[FH, FW, C]`` in order.
+
+    The progress bar counts frames; when one frame takes several batches, it also shows the cells of the
+    frame rendered so far, so a large grid shows progress before its first frame is done.
+    """
     check_noise_mode(noise_mode)
     check_batch_size(batch_size)
     device = module_device(G)
     frames_per_chunk = max(1, batch_size // animation.num_cells)
+    per_cell = animation.num_cells > batch_size
 
     def render() -> Iterator[np.ndarray]:
         with tqdm(total=animation.num_frames, unit="frame", desc=desc, disable=not progress) as bar, torch.no_grad():
             for start in range(0, animation.num_frames, frames_per_chunk):
                 frames = np.arange(start, min(start + frames_per_chunk, animation.num_frames))
                 ws = animation.ws_at(frames).flatten(0, 1)
-                cells = np.concatenate([
-                    to_uint8(G.synthesis(ws[i:i + batch_size].to(device), noise_mode=noise_mode))
-                    for i in range(0, len(ws), batch_size)])
+                parts = []
+                for i in range(0, len(ws), batch_size):
+                    parts.append(to_uint8(G.synthesis(ws[i:i + batch_size].to(device), noise_mode=noise_mode)))
+                    if per_cell:
+                        bar.set_postfix_str(f"cell {min(i + batch_size, len(ws))}/{animation.num_cells}",
+                                            refresh=False)
+                        bar.update(0)  # redraws at most every mininterval
+                cells = np.concatenate(parts)
                 for frame_cells in cells.reshape(len(frames), animation.num_cells, *cells.shape[1:]):
                     yield animation.compose(frame_cells)
                     bar.update(1)
@@ -81,6 +92,15 @@ def _map(G: nn.Module, z: np.ndarray | torch.Tensor, class_idx: int | None, trun
         return G.mapping(z, class_labels(G, class_idx, len(z)), truncation_psi=truncation_psi, **cutoff)
 
 
+def check_walk_size(num_walks: int, num_keyframes: int, values_per_key: int) -> None:
+    """Raise StyleGANError when walks would hold more than MAX_WALK_VALUES latent values (before any are drawn)."""
+    total = num_walks * num_keyframes * values_per_key
+    if total > MAX_WALK_VALUES:
+        raise StyleGANError(f"{num_walks} walks of {num_keyframes} keyframes hold {total} latent values, over the "
+                            f"limit of {MAX_WALK_VALUES} (MAX_WALK_VALUES)",
+                            f"use fewer grid cells or fewer {setting('num_keyframes', '--keyframes')}")
+
+
 def moving_ws(G: nn.Module, seeds: Sequence[int], *, num_frames: int, num_keyframes: int, kind: str = "cubic",
               space: str = "z", truncation_psi: float = 1, truncation_cutoff: int | None = None,
               class_idx: int | None = None) -> Callable[[np.ndarray], torch.Tensor]:
@@ -94,6 +114,7 @@ def moving_ws(G: nn.Module, seeds: Sequence[int], *, num_frames: int, num_keyfra
     if space not in SPACES:
         raise StyleGANError(f"unknown latent space {space!r}", f"set {setting('space')} to z or w")
     class_labels(G, class_idx, 0)  # validates the class now rather than at the first frame
+    check_walk_size(len(seeds), num_keyframes, G.z_dim if space == "z" else G.num_ws * G.w_dim)
     z_keys = keyframe_latents(seeds, num_keyframes, G.z_dim).transpose(1, 0, 2)  # [K, cells, z_dim]
     n = len(seeds)
     if space == "w":
@@ -119,6 +140,7 @@ def lerp_animation(G: nn.Module, seeds: Sequence[int], grid: tuple[int, int], *,
     if cols * rows < len(seeds):
         raise StyleGANError(f"a {cols}x{rows} grid has {cols * rows} cells but there are {len(seeds)} seeds",
                             f"choose a larger {setting('grid', '--grid-w/--grid-h')} or fewer seeds")
+    check_grid(cols, rows, G.img_resolution, G.img_resolution)
     check_frame_size(cols * G.img_resolution, rows * G.img_resolution)
     ws_at = moving_ws(G, seeds, num_frames=num_frames, num_keyframes=num_keyframes, kind=kind, space=space,
                       truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, class_idx=class_idx)
@@ -139,6 +161,7 @@ def style_mix_animation(G: nn.Module, row_seeds: Sequence[int], col_seeds: Seque
                             f"give {setting('row_seeds', '--row-seed')} and {setting('col_seeds')}")
     check_style_indices(styles, G.num_ws)
     check_noise_mode(noise_mode)
+    check_grid(len(col_seeds) + 1, len(row_seeds) + 1, G.img_resolution, G.img_resolution)
     check_frame_size((len(col_seeds) + 1) * G.img_resolution, (len(row_seeds) + 1) * G.img_resolution)
     cols_at = moving_ws(G, col_seeds, num_frames=num_frames, num_keyframes=num_keyframes, kind=kind, space=space,
                         truncation_psi=truncation_psi, class_idx=class_idx)

@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from stylegan.atomic import atomic_output
+from stylegan.data.archives import NpzArchive
 from stylegan.errors import StyleGANError
+from stylegan.limits import MAX_LATENT_DIM, MAX_LAYERS, quote
+
+# ws in one projected-W file: each renders an image or a row of a figure (the projector writes 1; a
+# file of 100,000 ws already takes hours to render on a CPU)
+MAX_WS_ROWS = 100_000
 
 
 def save_ws(ws: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
@@ -29,24 +35,35 @@ def save_ws(ws: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def read_projected_w(path: str | os.PathLike) -> np.ndarray:
-    """The array under key ``w`` of a projector ``.npz`` (official layout ``[1, num_ws, w_dim]``)."""
-    try:
-        data = np.load(path, allow_pickle=False)  # never unpickle user files
-    except (OSError, ValueError) as e:
-        # numpy calls any non-npy/npz content "pickled data" and suggests allow_pickle: never our advice.
-        reason = "not an .npz archive" if "allow_pickle" in str(e) else " ".join(str(e).split())
-        raise StyleGANError(f"cannot read projected W from {path}: {reason}",
-                            "give the projected_w.npz written by `stylegan project`") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise StyleGANError(f"{path} is a single array, not an .npz archive", "save it with np.savez(path, w=ws)")
-    with data:
-        if "w" not in data.files:
-            raise StyleGANError(f"{path} has no array named 'w' (it has: {', '.join(data.files) or 'none'})",
+    """The array under key ``w`` of a projector ``.npz`` (official layout ``[1, num_ws, w_dim]``).
+
+    Floats only, ``[num_ws, w_dim]`` or ``[N, num_ws, w_dim]`` with at most ``MAX_WS_ROWS`` ws, checked
+    from the array's header before its data is read; every problem is one StyleGANError line.
+    """
+    fix = "give the projected_w.npz written by `stylegan project`"
+
+    def fail(reason: str) -> StyleGANError:
+        return StyleGANError(f"cannot read projected W from {path}: {reason}", fix)
+
+    with NpzArchive(path, fail) as data:
+        if "w" not in data:
+            listed = ", ".join(quote(k, 40) for k in data.keys[:10]) + (", ..." if len(data.keys) > 10 else "")
+            raise StyleGANError(f"{path} has no array named 'w' (it has: {listed or 'none'})",
                                 "give the projected_w.npz written by the projector")
-        try:
-            return data["w"]
-        except ValueError as e:
-            raise StyleGANError(f"cannot read 'w' from {path}: {e}", "store w as a plain float array") from None
+        return data.array("w", "f", _ws_shape_problem)
+
+
+def _ws_shape_problem(shape: tuple) -> str | None:
+    """Why ws of ``shape`` cannot be projected ws (None when they can)."""
+    if len(shape) not in (2, 3) or 0 in shape:
+        return f"has shape {list(shape)}, expected [N, num_ws, w_dim]"
+    if len(shape) == 3 and shape[0] > MAX_WS_ROWS:
+        return f"holds {shape[0]} ws, over the limit of {MAX_WS_ROWS} in one file (split it)"
+    num_ws, w_dim = shape[-2:]
+    if num_ws > MAX_LAYERS or w_dim > MAX_LATENT_DIM:
+        return (f"has shape {list(shape)}: over the limits of {MAX_LAYERS} ws of {MAX_LATENT_DIM} values "
+                "(real networks: 18 ws of 512)")
+    return None
 
 
 def check_ws_shape(ws: np.ndarray | torch.Tensor, G: nn.Module) -> torch.Tensor:

@@ -16,6 +16,7 @@ from stylegan.errors import StyleGANError
 from stylegan.formats import builtin, official_pickle, safetensors_io, tf_pickle
 from stylegan.formats.cache import about_cached_file, download, is_url
 from stylegan.formats.unpickler import TensorFlowPickleError
+from stylegan.limits import shorten
 
 Source = str | os.PathLike
 _FILE_FIX = ("pass an official network pickle (.pkl: PyTorch, or TensorFlow StyleGAN/StyleGAN2/ADA), a stylegan "
@@ -32,8 +33,12 @@ def resolve_source(source: Source, *, progress: bool = True) -> Path | None:
     if not isinstance(source, (str, os.PathLike)):
         raise StyleGANError(f"cannot load a network from an object of type {type(source).__name__}", _FILE_FIX)
     path = Path(source).expanduser()
-    if not path.exists():
-        raise StyleGANError(f"{source} does not exist", f"check the path; {_FILE_FIX}")
+    try:
+        exists = path.exists()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise StyleGANError(f"cannot use {shorten(str(source))} as a path: {e.strerror or e}", _FILE_FIX) from None
+    if not exists:
+        raise StyleGANError(f"{shorten(str(source))} does not exist", f"check the path; {_FILE_FIX}")
     if path.is_dir():
         raise StyleGANError(f"{source} is a directory, not a network file", "pass the .pkl or .safetensors file in it")
     return path

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from stylegan.atomic import atomic_path
+from stylegan.data.archives import NpzArchive
 from stylegan.errors import StyleGANError
+from stylegan.limits import MAX_JSON_BYTES, load_json
 from stylegan.metrics.distributed import Shard, all_max, all_sum, gather_units
 
 
@@ -161,26 +163,62 @@ class FeatureStats:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FeatureStats":
-        """Read an ``.npz`` written by :meth:`save` or another FID tool (``mu``, ``sigma`` at least)."""
+        """Read an ``.npz`` written by :meth:`save` or another FID tool (``mu``, ``sigma`` at least).
+
+        Each array's dtype and shape are checked from its header before its data is read (floats;
+        ``mu`` [D], ``sigma`` [D, D], ``features`` [N, D] with D up to ``MAX_FEATURE_DIM``); ``meta`` is
+        JSON within the size and depth limits. Every problem is one StyleGANError line.
+        """
         path = Path(path)
         fix = "give an .npz with mu [D] and sigma [D, D], e.g. one written by `stylegan metrics --export-stats`"
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                missing = [k for k in ("mu", "sigma") if k not in z.files]
-                if missing:
-                    raise StyleGANError(f"reference statistics {path} lack {', '.join(missing)}", fix)
-                mu, sigma = z["mu"].astype(np.float64).reshape(-1), z["sigma"].astype(np.float64)
-                count = int(z["count"]) if "count" in z.files else 0
-                features = torch.from_numpy(z["features"].astype(np.float32)) if "features" in z.files else None
-                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-        except FileNotFoundError:
-            raise StyleGANError(f"reference statistics {path} do not exist", fix) from None
-        except (OSError, ValueError, KeyError) as e:
-            # numpy takes any file that is not .npy/.npz for a pickle and suggests allow_pickle: misleading here.
-            reason = "not an .npz archive" if "allow_pickle" in str(e) else str(e)
-            raise StyleGANError(f"reference statistics {path} are not a readable .npz ({reason})", fix) from None
-        if sigma.shape != (mu.size, mu.size):
-            raise StyleGANError(f"reference statistics {path}: sigma is {list(sigma.shape)} but mu has {mu.size} entries",
-                                fix)
+        if not path.exists():
+            raise StyleGANError(f"reference statistics {path} do not exist", fix)
+
+        def fail(reason: str) -> StyleGANError:
+            return StyleGANError(f"reference statistics {path} are not a readable .npz ({reason})", fix)
+
+        with NpzArchive(path, fail) as z:
+            missing = [k for k in ("mu", "sigma") if k not in z]
+            if missing:
+                raise StyleGANError(f"reference statistics {path} lack {', '.join(missing)}", fix)
+            mu = z.array("mu", "fiu", _vector_problem).astype(np.float64).reshape(-1)
+            dim = mu.size
+
+            def square(shape: tuple) -> None:
+                if shape != (dim, dim):
+                    raise StyleGANError(f"reference statistics {path}: sigma is {list(shape)} but mu has {dim} "
+                                        "entries", fix)
+
+            sigma = z.array("sigma", "fiu", square).astype(np.float64)
+            count = int(z.array("count", "iuf", lambda shape: None if shape in ((), (1,)) else
+                                f"has shape {list(shape)}, expected a single number").reshape(-1)[0]) \
+                if "count" in z else 0
+            features = None
+            if "features" in z:
+                rows = z.array("features", "f", lambda shape: None if len(shape) == 2 and shape[1] == dim else
+                               f"has shape {list(shape)}, expected [N, {dim}]")
+                features = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+            meta = {}
+            if "meta" in z:
+                text = z.array("meta", "U", lambda shape: None if shape == () else
+                               f"has shape {list(shape)}, expected one string", max_bytes=4 * MAX_JSON_BYTES,
+                               bound_stored=True)
+                meta = load_json(str(text[()]), f"the meta of reference statistics {path}", fix)
+                if not isinstance(meta, dict):
+                    raise StyleGANError(f"the meta of reference statistics {path} is not a JSON object", fix)
         return cls.from_arrays(mu, sigma, count, features, meta)
 
+
+# Feature vectors of the detectors (Inception 2048, VGG16 4096, CLIP/DINOv2 up to about 1536), with room
+MAX_FEATURE_DIM = 16_384
+
+
+def _vector_problem(shape: tuple) -> str | None:
+    size = 1
+    for d in shape:
+        size *= d
+    if len(shape) > 2 or (len(shape) == 2 and 1 not in shape):
+        return f"has shape {list(shape)}, expected [D]"
+    if size > MAX_FEATURE_DIM:
+        return f"has {size} entries, over the limit of {MAX_FEATURE_DIM} features"
+    return None

@@ -61,8 +61,8 @@ class RunReporter:
             for line in stats_path.read_text().splitlines():
                 try:
                     self.history.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut short by a crash ends the history
+                except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+                    break  # a line cut short by a crash (or damaged) ends the history
         self.tb = None
         if tensorboard:
             try:

@@ -304,3 +304,51 @@ def test_dataset_writer_names_dest_and_overwrite(tmp_path):
                                "(choose a new name, or turn on overwrite (--overwrite) to replace it)")
     with pytest.raises(StyleGANError, match=r"^dest \(--dest\) is empty"):
         DatasetWriter("")
+
+
+def test_pyspng_path_checks_the_size_before_decoding(monkeypatch):
+    """The fast PNG decoder gets no bomb: the size in the IHDR is checked first."""
+    import struct
+    import types
+    import zlib
+
+    import stylegan.data.images as images
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">L", len(body)) + kind + body + struct.pack(">L", zlib.crc32(kind + body))
+
+    giant = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">2L5B", 100_000, 100_000, 8, 0, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b"")
+    monkeypatch.setattr(images, "pyspng", types.SimpleNamespace(load=lambda data: pytest.fail("decoded a bomb")))
+    with pytest.raises(images.ImageTooLarge, match="100000x100000 pixels, over the"):
+        images.decode_hwc(giant)
+
+
+def test_mnist_header_is_checked_against_the_bytes_present(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(np.zeros((3, 4, 4), np.uint8)) + b"extra")
+    fails("holds 53 bytes of data but its header says", path, tmp_path / "out.zip")
+    path.write_bytes(bytes([0, 0, 8, 3]) + b"".join((2**31).to_bytes(4, "big") for _ in range(3)))
+    fails(r"\(9903520314283042199192993792 bytes\), over the 1073741824-byte limit", path, tmp_path / "out.zip")
+    gz = tmp_path / "t10k-images-idx3-ubyte.gz"
+    gz.write_bytes(b"\x1f\x8b" + b"not really gzip")
+    fails("cannot read", gz, tmp_path / "out.zip")
+    assert leftovers(tmp_path) == []
+
+
+def test_labels_are_bounded(tmp_path):
+    make_image_folder(tmp_path / "src", n=2, labels=False)
+    for labels, match in [([["img00.png", 10**12], ["sub/img01.png", 0]], "over the limit of 100000 classes"),
+                          ([["img00.png", [0.0] * 100_001], ["sub/img01.png", [0.0] * 100_001]],
+                           "vector of 100001 numbers, over the limit of 100000"),
+                          ([["img00.png", [10**400]], ["sub/img01.png", [1]]], "labels must be class integers")]:
+        write_labels(tmp_path / "src", labels)
+        fails(match, tmp_path / "src", tmp_path / "out.zip")
+    assert leftovers(tmp_path) == []
+
+
+def test_fake_cifar_tarball_is_called_a_broken_download(tmp_path):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(b"\x1f\x8b" + bytes(30))  # a gzip cut short
+    error = fails("is named like the CIFAR-10 archive but is not a valid one", path, tmp_path / "out.zip")
+    assert "unknown kind" not in str(error) and "cifar-10-python.tar.gz again" in error.fix

@@ -338,3 +338,31 @@ def test_loader_workers_leave_stop_signals_to_the_main_process():
                                          worker_init_fn=leave_stop_signals_to_the_main_process)
     assert list(loader) == [[True] * 3]
     assert list(torch.utils.data.DataLoader(_SignalHandlers(), num_workers=1, batch_size=None)) == [[False] * 3]
+
+
+def test_repeated_member_names_are_refused(tmp_path):
+    """Which copy of a repeated name a reader gets depends on the reader: such a ZIP is refused by name."""
+    import io
+    import warnings
+
+    import PIL.Image
+
+    buf = io.BytesIO()
+    PIL.Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate it writes
+        with zipfile.ZipFile(tmp_path / "dup.zip", "w") as z:
+            z.writestr("a.png", buf.getvalue())
+            z.writestr("a.png", buf.getvalue())
+    with pytest.raises(StyleGANError, match="holds two members named 'a.png'"):
+        ImageDataset(tmp_path / "dup.zip")
+    with pytest.raises(StyleGANError, match="holds two members named 'a.png'"):
+        dataset_fingerprint(tmp_path / "dup.zip")
+
+
+def test_class_labels_past_the_limit_are_refused(tmp_path):
+    make_image_folder(tmp_path / "d", n=2, labels=False)
+    write_labels(tmp_path / "d", [["img00.png", 0], ["sub/img01.png", 10**12]])
+    with pytest.raises(StyleGANError, match="over the limit of 100000 classes"):
+        ImageDataset(tmp_path / "d")
+    assert ImageDataset(tmp_path / "d", use_labels=False).label_dim == 0

@@ -132,3 +132,23 @@ def test_write_images_names_files_in_order(tmp_path):
     assert [p.name for p in paths] == ["a.png", "b.png", "c.png"]
     [grid] = write_images(iter([torch.zeros(3, 3, 4, 4)]), tmp_path, [], grid=(2, 2))
     assert grid.name == "grid.png"
+
+
+def test_resolve_grid_is_bounded():
+    with pytest.raises(StyleGANError, match=r"a 100000x100000 grid has 10000000000 cells, over the limit of 16384"):
+        resolve_grid(1, 100_000, 100_000)
+    with pytest.raises(StyleGANError, match="MAX_GRID_CELLS"):
+        resolve_grid(20_000, None, None)  # the near-square grid of too many images
+
+
+def test_write_images_refuses_an_oversized_grid_after_the_first_batch(tmp_path):
+    rendered = []
+
+    def batches():
+        for i in range(3):
+            rendered.append(i)
+            yield torch.zeros(1, 3, 2048, 2048)
+
+    with pytest.raises(StyleGANError, match="MAX_IMAGE_PIXELS"):
+        write_images(batches(), tmp_path, [], grid=(16, 8))  # 32768x16384 pixels
+    assert rendered == [0] and list(tmp_path.iterdir()) == []

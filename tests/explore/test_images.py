@@ -91,3 +91,41 @@ def test_saved_pngs_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_parse_grid():
+    from stylegan.explore.images import parse_grid
+
+    assert parse_grid("8x4") == (8, 4) and parse_grid("3") == (3, 3) and parse_grid(" 2 X 5 ") == (2, 5)
+    for junk in ["", "4y4", "0x3", "x4", "4x", "-2x2", "1.5x2", "4x4x4"]:
+        with pytest.raises(StyleGANError, match="is not WIDTHxHEIGHT") as info:
+            parse_grid(junk)
+        assert info.value.fix == "write it like 8x4"
+    with pytest.raises(StyleGANError, match="over the limit of 16384"):
+        parse_grid("100000x100000")
+    with pytest.raises(StyleGANError) as info:
+        parse_grid("9" * 100_000)  # a huge value is neither quoted in full nor parsed into a huge grid
+    assert len(str(info.value)) < 300
+
+
+def test_grids_are_bounded_in_cells_and_pixels_before_allocating():
+    from stylegan.explore.images import check_grid
+    from stylegan.limits import MAX_GRID_CELLS, MAX_IMAGE_PIXELS
+
+    check_grid(128, 128)
+    check_grid(128, 128, 128, 128)  # 16384 x 16384 pixels: exactly the limit
+    with pytest.raises(StyleGANError, match=r"a 128x129 grid has 16512 cells, over the limit of 16384 "
+                                            r"\(MAX_GRID_CELLS\)") as info:
+        check_grid(128, 129)
+    assert info.value.fix == "choose a smaller grid (--grid/--grid-w/--grid-h) or fewer images"
+    with pytest.raises(StyleGANError, match=r"a 32x16 grid of 1024x1024 images is 32768x16384 pixels, over the "
+                                            rf"limit of {MAX_IMAGE_PIXELS} pixels for one image"):
+        check_grid(32, 16, 1024, 1024)
+    with pytest.raises(StyleGANError, match="has no cells"):
+        check_grid(0, 3)
+    assert MAX_GRID_CELLS == 128 * 128
+    # make_grid checks before its canvas: a 100000x100000 grid of 8x8 images would need 640 GB.
+    with pytest.raises(StyleGANError, match="MAX_GRID_CELLS"):
+        make_grid(np.zeros([1, 8, 8, 3], np.uint8), 100_000, 100_000)
+    with pytest.raises(StyleGANError, match="MAX_IMAGE_PIXELS"):
+        make_grid(np.zeros([1, 2048, 2048, 1], np.uint8), 16, 8)

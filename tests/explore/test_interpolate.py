@@ -73,3 +73,11 @@ def test_grid_seeds_from_one_seed_are_reproducible_and_distinct():
     seeds = cell_seeds_from(42, 6)
     assert seeds == cell_seeds_from(42, 6) and len(set(seeds)) == 6
     assert seeds[:3] == cell_seeds_from(42, 3)
+
+
+def test_cell_seeds_from_one_seed_are_bounded_before_drawing():
+    from stylegan.limits import MAX_GRID_CELLS
+
+    assert len(cell_seeds_from(5, MAX_GRID_CELLS)) == MAX_GRID_CELLS
+    with pytest.raises(StyleGANError, match=r"10000000000 grid cells are over the limit of 16384 \(MAX_GRID_CELLS\)"):
+        cell_seeds_from(5, 10**10)  # would be an 80 GB draw

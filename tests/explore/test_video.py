@@ -215,3 +215,43 @@ def test_ffmpeg_failing_while_encoding_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(StyleGANError, match=r"ffmpeg failed to encode.*" + GIF_FIX_RE):
         write_video(out / "v.mp4", moving_frames(40, h=64, w=64), fps=10)  # ...but encoding fails
     assert list(out.iterdir()) == []
+
+
+def test_a_grid_over_the_cell_limit_is_refused_before_any_walk_is_drawn(G, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("stylegan.explore.video.keyframe_latents", lambda *a: drawn.append(a))
+    with pytest.raises(StyleGANError, match=r"a 200x100 grid has 20000 cells, over the limit of 16384 "
+                                            r"\(MAX_GRID_CELLS\)") as info:
+        lerp_animation(G, [1], (200, 100), num_frames=4, num_keyframes=2)
+    assert info.value.fix == "choose a smaller grid (--grid/--grid-w/--grid-h) or fewer images"
+    with pytest.raises(StyleGANError, match="MAX_GRID_CELLS"):
+        style_mix_animation(G, [1] * 99, [2] * 199, [0], num_frames=4, num_keyframes=2)
+    assert drawn == []
+
+
+def test_walks_over_the_latent_value_limit_are_refused_before_drawing(G, monkeypatch):
+    from stylegan.limits import MAX_WALK_VALUES
+
+    drawn = []
+    monkeypatch.setattr("stylegan.explore.video.keyframe_latents", lambda *a: drawn.append(a))
+    keyframes = MAX_WALK_VALUES // (4 * G.z_dim) + 1  # 4 cells of z_dim values per keyframe: one keyframe too many
+    with pytest.raises(StyleGANError, match=r"4 walks of \d+ keyframes hold \d+ latent values, over the limit of "
+                                            rf"{MAX_WALK_VALUES} \(MAX_WALK_VALUES\)") as info:
+        moving_ws(G, [1, 2, 3, 4], num_frames=4, num_keyframes=keyframes)
+    assert info.value.fix == "use fewer grid cells or fewer num_keyframes (--keyframes)"
+    # In W each keyframe holds num_ws x w_dim values, so the same walks are refused with fewer keyframes.
+    with pytest.raises(StyleGANError, match="MAX_WALK_VALUES"):
+        moving_ws(G, [1, 2, 3, 4], num_frames=4, num_keyframes=keyframes // G.num_ws + 1, space="w")
+    assert drawn == []
+
+
+def test_a_frame_larger_than_a_batch_shows_its_cells_on_the_progress_bar(G, capsys):
+    anim = lerp_animation(G, list(range(9)), (3, 3), num_frames=2, num_keyframes=2)
+    frames = list(render_animation(G, anim, batch_size=4, progress=True, desc="walk"))
+    assert len(frames) == 2
+    err = capsys.readouterr().err
+    assert "cell 9/9" in err and "2/2" in err
+    # Frames that fit in a batch keep the plain frame counter.
+    anim = lerp_animation(G, [1, 2], (2, 1), num_frames=2, num_keyframes=2)
+    list(render_animation(G, anim, batch_size=4, progress=True, desc="walk"))
+    assert "cell" not in capsys.readouterr().err
