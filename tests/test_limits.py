@@ -1,6 +1,9 @@
 """The bounded readers in stylegan/limits.py, and the hostile-input harness on a known refusal."""
 
 import io
+import os
+import signal
+import subprocess
 
 import pytest
 
@@ -51,3 +54,41 @@ def test_the_harness_sees_a_one_line_refusal(tmp_path):
                        expect="descending range")
     assert line.startswith("error: --seeds")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_harness_runs_a_good_command_to_its_end(tmp_path):
+    from tests.hostile.harness import run_stylegan
+
+    result = run_stylegan(["generate", "--seeds", "1", "--class", "2", "--outdir", "out", "--quiet"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "seed0001.png").is_file()
+    with pytest.raises(AssertionError, match="exit 0"):  # run_refused must fail for a command that succeeds
+        run_refused(["generate", "--seeds", "1", "--class", "2", "--outdir", "out2", "--quiet"], cwd=tmp_path)
+
+
+def test_the_warm_and_the_fresh_harness_agree(tmp_path, monkeypatch):
+    args = ["generate", "--seeds", "1", "--class", "99", "--outdir", "out"]
+    warm = run_refused(args, cwd=tmp_path)
+    monkeypatch.setenv("STYLEGAN_HOSTILE_FRESH", "1")
+    assert run_refused(args, cwd=tmp_path) == warm
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("tests.hostile.misbehaving:killed_by_a_signal", -signal.SIGSEGV),
+    ("tests.hostile.misbehaving:allocate_past_the_cap", 1),  # MemoryError: a traceback, exit 1
+    ("tests.hostile.misbehaving:uncaught_error", 1),
+])
+def test_the_warm_harness_reports_what_a_fresh_process_would(tmp_path, entry, expected):
+    from tests.hostile.harness import _Zygote
+
+    result = _Zygote.shared().run([], tmp_path, dict(os.environ), entry=entry)
+    assert result.returncode == expected, result.stderr
+    if expected == 1:
+        assert "Traceback" in result.stderr
+
+
+def test_the_warm_harness_stops_a_command_at_the_time_limit(tmp_path):
+    from tests.hostile.harness import _Zygote
+
+    with pytest.raises(subprocess.TimeoutExpired):
+        _Zygote.shared().run([], tmp_path, dict(os.environ), entry="tests.hostile.misbehaving:hang", time_limit=1)
