@@ -9,7 +9,7 @@ error says which limit was hit.
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from stylegan.errors import StyleGANError
 
@@ -91,8 +91,9 @@ def load_json(text: str | bytes, what: str, fix: str) -> Any:
         raise StyleGANError(f"{what} is not valid JSON: {quote(str(e))}", fix) from None
 
 
-def read_capped(stream: BinaryIO, limit: int, what: str, fix: str, chunk: int = 2**20) -> bytes:
-    """Read ``stream`` to its end, refusing (before holding more than ``limit`` bytes) if it inflates past it.
+def read_capped(stream: BinaryIO, limit: int, overflow: Callable[[], Exception], chunk: int = 2**20) -> bytes:
+    """Read ``stream`` to its end, raising ``overflow()`` (before holding more than ``limit`` bytes) if it
+    inflates past ``limit``.
 
     For decompressing streams (zipfile, gzip, tarfile members): the declared size in a header can lie,
     so the bytes are counted as they come.
@@ -104,7 +105,7 @@ def read_capped(stream: BinaryIO, limit: int, what: str, fix: str, chunk: int = 
             return b"".join(parts)
         total += len(block)
         if total > limit:
-            raise StyleGANError(f"{what} inflates to more than {limit} bytes (the limit for one member)", fix)
+            raise overflow()
         parts.append(block)
 
 # What a command may be asked to render (image grids and grid videos)

@@ -44,9 +44,12 @@ def test_load_json_refuses_junk_in_one_line(raw, message):
 
 
 def test_read_capped_stops_at_the_limit():
-    assert read_capped(io.BytesIO(b"a" * 10), 10, "member", "fix") == b"a" * 10
+    def overflow():
+        return StyleGANError("member inflates to more than 10 bytes", "fix")
+
+    assert read_capped(io.BytesIO(b"a" * 10), 10, overflow) == b"a" * 10
     with pytest.raises(StyleGANError, match="more than 10 bytes"):
-        read_capped(io.BytesIO(b"a" * 11), 10, "member", "fix")
+        read_capped(io.BytesIO(b"a" * 11), 10, overflow)
 
 
 def test_the_harness_sees_a_one_line_refusal(tmp_path):

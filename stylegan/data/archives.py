@@ -18,7 +18,7 @@ from typing import BinaryIO, Callable, Optional
 import numpy as np
 
 from stylegan.errors import StyleGANError
-from stylegan.limits import MAX_MEMBER_BYTES, quote
+from stylegan.limits import MAX_MEMBER_BYTES, quote, read_capped
 
 
 class DamagedMember(ValueError):
@@ -66,7 +66,8 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int = MAX_MEMBER_BYT
         raise DamagedMember(f"declares {info.file_size} bytes, over the {limit}-byte limit for one member")
     try:
         with archive.open(info) as stream:
-            return read_limited(stream, limit)
+            return read_capped(stream, limit, lambda: DamagedMember(
+                f"inflates past the {limit}-byte limit for one member"))
     except DamagedMember:
         raise
     except Exception as e:  # noqa: BLE001 - zlib.error, BadZipFile (CRC), EOFError, NotImplementedError, ...
@@ -80,19 +81,6 @@ def read_member_or_fail(archive: zipfile.ZipFile, name: str, what: str, fix: str
         return read_member(archive, name, limit)
     except DamagedMember as e:
         raise StyleGANError(f"cannot read {what}: {e}", fix) from None
-
-
-def read_limited(stream: BinaryIO, limit: int, chunk: int = 2**20) -> bytes:
-    """Read ``stream`` to its end; DamagedMember as soon as it passes ``limit`` bytes."""
-    parts, total = [], 0
-    while True:
-        block = stream.read(min(chunk, limit + 1 - total))
-        if not block:
-            return b"".join(parts)
-        total += len(block)
-        if total > limit:
-            raise DamagedMember(f"inflates past the {limit}-byte limit for one member")
-        parts.append(block)
 
 
 def read_exactly(stream: BinaryIO, count: int) -> Optional[bytearray]:
