@@ -24,12 +24,12 @@ from torch.overrides import TorchFunctionMode
 
 from stylegan import limits
 from stylegan.errors import StyleGANError
+from stylegan.networks.stylegan1 import ACTIVATIONS as V1_ACTIVATIONS
+from stylegan.networks.stylegan2 import ARCHITECTURES
 from stylegan.ops import ACTIVATIONS
 
 _FIX = "the file is damaged, or its settings were edited to ask for more than any real network needs"
 V1_CLASSES = ("StyleGAN1Generator", "StyleGAN1Discriminator")
-V1_ACTIVATIONS = ("lrelu", "relu")
-ARCHITECTURES = ("orig", "skip", "resnet")
 NESTED_KWARGS = ("mapping_kwargs", "synthesis_kwargs", "block_kwargs", "epilogue_kwargs", "layer_kwargs")
 MAX_FILTER_TAPS = 64  # resample/blur filter taps per axis (real: 4, or 12 for stylegan3's filters)
 MAX_KWARG_ITEMS = 10_000  # values in one network's settings, nested ones included (real: under 100)

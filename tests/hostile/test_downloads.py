@@ -11,8 +11,8 @@ import resource
 import pytest
 
 from tests.formats.test_cache import (
-    Server,
     announces,
+    cache_files,
     chunked_then_drop,
     cut_without_length,
     empty,
@@ -24,25 +24,10 @@ from tests.hostile import harness
 from tests.hostile.harness import run_refused, run_stylegan
 
 
-@pytest.fixture
-def server(monkeypatch):
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    s = Server()
-    yield s
-    s.close()
-
-
-def cached(tmp_path) -> list[str]:
-    folder = tmp_path / "cache"  # the harness points STYLEGAN_CACHE_DIR here
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
 def refuse_info(tmp_path, url: str, expect: str) -> str:
     line = run_refused(["info", "--network", url], cwd=tmp_path, expect=expect)
     assert url in line
-    assert cached(tmp_path) == []
+    assert cache_files(tmp_path) == []
     return line
 
 
@@ -85,7 +70,7 @@ def test_a_body_cut_short_without_a_length_is_validated_and_fetched_again(server
     server.files["/G.safetensors"] = data
     result = run_stylegan(["info", "--network", url], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert server.requests == ["/G.safetensors"] * 2 and len(cached(tmp_path)) == 1
+    assert server.requests == ["/G.safetensors"] * 2 and len(cache_files(tmp_path)) == 1
 
 
 def test_garbage_with_status_200_is_not_cached(server, tmp_path):
