@@ -35,21 +35,6 @@ def quote(value: Any, limit: int = MAX_QUOTE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of plain JSON data, computed without recursion; stops counting past ``limit``."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
-
-
 def _bracket_depth(text: str) -> int:
     """Deepest ``[``/``{`` nesting outside strings: checked before ``json.loads``, whose parser recurses."""
     depth = deepest = 0

@@ -29,7 +29,6 @@ _REDOWNLOAD = "the file is damaged; download or copy it again"
 STYLEGAN1 = "StyleGAN (v1)"
 STYLEGAN2 = "StyleGAN2"
 STYLEGAN2_ADA = "StyleGAN2-ADA"
-FAMILIES = (STYLEGAN1, STYLEGAN2, STYLEGAN2_ADA)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,6 @@ class RealRequest:
     need_features: bool = False  # KID and PR need every feature row, FID only mean and covariance
     users: list[str] = field(default_factory=list)
     stats: FeatureStats | None = None
-    cached: bool = False  # read from the cache instead of computed
 
     @property
     def key(self) -> tuple[str, bool, int]:
@@ -135,7 +134,6 @@ def _take_from_cache(r: RealRequest, path: Path, shard: Shard) -> None:
     if r.stats is None:
         raise StyleGANError(f"rank {shard.rank} cannot read the cached statistics {path}",
                             "put STYLEGAN_CACHE_DIR on a disk all ranks share, or turn the cache off")
-    r.cached = True
 
 
 def _real_pass(todo: list[RealRequest], base: ImageDataset, xflip: bool, num: int, detectors: Detectors,
