@@ -23,13 +23,20 @@ _FILE_FIX = ("pass an official network pickle (.pkl: PyTorch, or TensorFlow Styl
              ".safetensors file, an http(s) URL, or 'default'")
 
 
-def resolve_source(source: Source, *, progress: bool = True) -> Path | None:
-    """The local file for ``source`` (downloading a URL once), or None for a built-in name."""
+def resolve_source(source: Source, *, progress: bool = True, parsed: list | None = None) -> Path | None:
+    """The local file for ``source`` (downloading a URL once), or None for a built-in name.
+
+    A fresh download is parsed before it enters the cache (a cut or HTML body must not); ``parsed``, if
+    given, receives that parse, so a caller that wants the network need not read the file twice.
+    """
     if isinstance(source, str) and source in builtin.BUILTIN_NAMES:
         return None
     if isinstance(source, str) and is_url(source):
-        # Only a download that reads as a network enters the cache (a cut or HTML body must not).
-        return download(source, progress=progress, validate=lambda path: _load_file(path, str(path)))
+        def validate(path: Path) -> None:
+            result = _load_file(path, str(path))
+            if parsed is not None:
+                parsed.append(result)
+        return download(source, progress=progress, validate=validate)
     if not isinstance(source, (str, os.PathLike)):
         raise StyleGANError(f"cannot load a network from an object of type {type(source).__name__}", _FILE_FIX)
     path = Path(source).expanduser()
@@ -91,9 +98,12 @@ def load_network_file(source: Source, *, progress: bool = True) -> tuple[dict[st
     Extra tensors and training metadata come only from stylegan ``.safetensors`` training snapshots;
     other sources give empty dicts.
     """
-    path = resolve_source(source, progress=progress)
+    fresh_download: list = []
+    path = resolve_source(source, progress=progress, parsed=fresh_download)
     if path is None:
         return builtin.build_default_network(), {}, {}
+    if fresh_download:  # just downloaded and already parsed to validate it
+        return fresh_download[0]
     with about_cached_file(source, path):  # a damaged cached download names its file and how to renew it
         return _load_file(path, str(source))
 

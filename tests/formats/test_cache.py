@@ -145,6 +145,22 @@ def test_load_network_from_a_url_uses_the_cache(server, tmp_path):
     assert cached_path(url).is_file()
 
 
+def test_a_fresh_download_is_parsed_once(server, tmp_path, monkeypatch):
+    from stylegan.formats import loader
+
+    G = tiny_generator(1)
+    local = tmp_path / "net.safetensors"
+    stylegan.save_network({"G_ema": G}, local)
+    server.files["/net.safetensors"] = local.read_bytes()
+    reads = []
+    real_load_file = loader._load_file
+    monkeypatch.setattr(loader, "_load_file", lambda *a: reads.append(a) or real_load_file(*a))
+    assert_same_tensors(stylegan.load_network(server.url("/net.safetensors"))["G_ema"], G)
+    assert len(reads) == 1  # the validation's parse is the result
+    stylegan.load_network(server.url("/net.safetensors"))
+    assert len(reads) == 2  # from the cache: one parse, no download
+
+
 def test_an_already_cached_url_needs_no_server(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLEGAN_CACHE_DIR", str(tmp_path / "cache"))
     url = "https://example.invalid/some/model.pkl"  # never contacted: the file is already cached
