@@ -24,7 +24,8 @@ class ResolutionType(click.ParamType):
 
 @click.option("--source", required=True, metavar="PATH", callback=not_empty,
               help="Folder or .zip of images, cifar-10-python.tar.gz, MNIST *-images-idx3-ubyte(.gz), "
-                   "LSUN *_lmdb folder, or sklearn-digits.")
+                   "LSUN *_lmdb folder, StyleGAN TFRecords folder (*-rNN.tfrecords), "
+                   "or sklearn-digits.")
 @click.option("--dest", required=True, metavar="PATH", callback=not_empty, help="Output .zip (stored uncompressed) or new/empty folder.")
 @click.option("--max-images", type=click.IntRange(min=1), help="Write at most this many images.")
 @click.option("--transform", type=click.Choice(TRANSFORMS), help="Crop mode (needs --resolution).")
@@ -51,6 +52,8 @@ def dataset_command(source: str, dest: str, max_images: Optional[int], transform
       cifar-10-python.tar.gz       CIFAR-10 training set, 32x32 RGB, 10 classes
       train-images-idx3-ubyte.gz   MNIST (labels from train-labels-idx1-ubyte.gz), padded to 32x32
       bedroom_train_lmdb/          LSUN (needs the lmdb package)
+      ffhq/                        StyleGAN (v1) TFRecords: the highest ffhq-rNN.tfrecords, labels from
+                                   ffhq-rxx.labels (no TensorFlow needed; both CRCs of every record checked)
       sklearn-digits               scikit-learn's 1,797 8x8 digits, 10 classes (works offline)
 
     \b

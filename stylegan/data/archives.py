@@ -194,36 +194,42 @@ class NpzArchive:
         return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))  # torch takes native order only
 
     def _header(self, key: str, stream: BinaryIO) -> tuple[np.dtype, tuple, bool, int]:
-        """(dtype, shape, fortran_order, header length) from the start of an .npy member."""
-        magic = stream.read(8)
-        if len(magic) != 8 or magic[:6] != _NPY_MAGIC or magic[6] not in (1, 2, 3):
-            raise self._fail(key, "is not an .npy array")
-        size_format = "<H" if magic[6] == 1 else "<I"
-        raw = stream.read(struct.calcsize(size_format))
-        if len(raw) != struct.calcsize(size_format):
-            raise self._fail(key, "is cut short")
-        (length,) = struct.unpack(size_format, raw)
-        if length > MAX_NPY_HEADER:
-            raise self._fail(key, f"has a header of {length} bytes, over the {MAX_NPY_HEADER}-byte limit")
-        text = stream.read(length)
-        if len(text) != length:
-            raise self._fail(key, "is cut short")
-        try:
-            header = ast.literal_eval(text.decode("utf-8" if magic[6] == 3 else "latin1"))
-            descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
-            if isinstance(descr, list):
-                raise _Structured()
-            if not (isinstance(descr, str) and isinstance(fortran, bool) and isinstance(shape, tuple)
-                    and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-                raise ValueError("unexpected header fields")
-            dtype = np.dtype(descr)  # a plain type string only: no fields, no objects (checked by the caller)
-        except _Structured:
-            raise self._fail(key, "has a structured dtype (named fields)") from None
-        except Exception as e:  # noqa: BLE001 - SyntaxError, ValueError, TypeError, KeyError, RecursionError
-            raise self._fail(key, f"has an unreadable header ({_reason(e, 60)})") from None
-        if dtype.hasobject:
-            raise self._fail(key, "holds Python objects, which are never loaded")
-        return dtype, shape, fortran, 8 + len(raw) + length
+        return read_npy_header(stream, lambda reason: self._fail(key, reason))
+
+
+def read_npy_header(stream: BinaryIO, fail: Callable[[str], StyleGANError]) -> tuple[np.dtype, tuple, bool, int]:
+    """(dtype, shape, fortran_order, header length) from the start of an .npy stream, parsed as a literal
+    (never unpickled); ``fail(reason)`` makes the caller's error (``is cut short``, ``holds Python objects…``).
+    """
+    magic = stream.read(8)
+    if len(magic) != 8 or magic[:6] != _NPY_MAGIC or magic[6] not in (1, 2, 3):
+        raise fail("is not an .npy array")
+    size_format = "<H" if magic[6] == 1 else "<I"
+    raw = stream.read(struct.calcsize(size_format))
+    if len(raw) != struct.calcsize(size_format):
+        raise fail("is cut short")
+    (length,) = struct.unpack(size_format, raw)
+    if length > MAX_NPY_HEADER:
+        raise fail(f"has a header of {length} bytes, over the {MAX_NPY_HEADER}-byte limit")
+    text = stream.read(length)
+    if len(text) != length:
+        raise fail("is cut short")
+    try:
+        header = ast.literal_eval(text.decode("utf-8" if magic[6] == 3 else "latin1"))
+        descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
+        if isinstance(descr, list):
+            raise _Structured()
+        if not (isinstance(descr, str) and isinstance(fortran, bool) and isinstance(shape, tuple)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise ValueError("unexpected header fields")
+        dtype = np.dtype(descr)  # a plain type string only: no fields, no objects (checked by the caller)
+    except _Structured:
+        raise fail("has a structured dtype (named fields)") from None
+    except Exception as e:  # noqa: BLE001 - SyntaxError, ValueError, TypeError, KeyError, RecursionError
+        raise fail(f"has an unreadable header ({_reason(e, 60)})") from None
+    if dtype.hasobject:
+        raise fail("holds Python objects, which are never loaded")
+    return dtype, shape, fortran, 8 + len(raw) + length
 
 
 class _Structured(Exception):

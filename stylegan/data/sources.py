@@ -1,4 +1,5 @@
-"""Inputs of the dataset tool: folders and ZIPs of images, CIFAR-10, MNIST, LSUN LMDB, sklearn digits.
+"""Inputs of the dataset tool: folders and ZIPs of images, CIFAR-10, MNIST, LSUN LMDB, StyleGAN TFRecords,
+sklearn digits.
 
 :func:`open_source` guesses the format from the path and returns a :class:`Source`: its length, whether
 it has labels, and an iterator of :class:`SourceImage` in a fixed order. Nothing is decoded until an
@@ -23,6 +24,7 @@ import PIL.Image
 from stylegan.data.archives import DamagedMember, open_zip, read_exactly, read_member, read_member_or_fail
 from stylegan.data.images import is_image_name, open_image
 from stylegan.data.labels import LABELS_FILE, Label, cut, match_labels, parse_labels_json
+from stylegan.data.tfrecords import holds_tfrecords, open_tfrecords_dataset
 from stylegan.errors import StyleGANError, UnsafePickleError, setting
 from stylegan.formats.unpickler import DATA_ERRORS as PICKLE_DATA_ERRORS
 from stylegan.formats.unpickler import one_line, restricted_load_numpy
@@ -35,7 +37,8 @@ _CIFAR_NAME = re.compile(r"cifar.*\.(tar|tgz|tar\.gz|tar\.bz2|tar\.xz)$", re.IGN
 CIFAR_BATCH_BYTES = 64 * 2**20  # one pickled batch (real: 31 MB, 10,000 images of 3,072 bytes)
 MAX_TAR_MEMBERS = 1000  # members looked at in a tarball (the CIFAR-10 tarball has 8)
 SOURCE_FORMS = ("a folder of images, a .zip of images, cifar-10-python.tar.gz, "
-                "an MNIST *-images-idx3-ubyte(.gz) file, an LSUN *_lmdb folder, or sklearn-digits")
+                "an MNIST *-images-idx3-ubyte(.gz) file, an LSUN *_lmdb folder, "
+                "a folder of StyleGAN *-rNN.tfrecords, or sklearn-digits")
 SOURCE = setting("source")  # how messages name the input: the Python argument and the dataset command's flag
 
 Decoded = Union[PIL.Image.Image, np.ndarray]  # arrays are uint8 [H, W] or [H, W, C]
@@ -50,7 +53,7 @@ class SourceImage:
 
 @dataclass
 class Source:
-    kind: str                       # 'folder', 'zip', 'cifar10', 'mnist', 'lsun', 'sklearn-digits'
+    kind: str                       # 'folder', 'zip', 'cifar10', 'mnist', 'lsun', 'tfrecords', 'sklearn-digits'
     path: str
     count: int
     labeled: bool
@@ -75,8 +78,12 @@ def open_source(source: str | os.PathLike) -> Source:
     if path.is_dir():
         if (path / "data.mdb").is_file() or path.name.endswith("_lmdb"):
             src = open_lmdb(path)
+        elif holds_tfrecords(path):
+            src = open_tfrecords(path)
         else:
             src = open_image_folder(path)
+    elif path.suffix == ".tfrecords":
+        src = open_tfrecords(path)
     elif _is_idx_images(path):
         src = open_mnist(path)
     elif zipfile.is_zipfile(path):
@@ -248,6 +255,23 @@ def open_lmdb(path: Path) -> Source:
             env.close()
 
     return Source("lsun", str(path), count, False, iterate)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# StyleGAN (v1) TFRecords
+
+
+def open_tfrecords(path: Path) -> Source:
+    """The official StyleGAN multi-resolution TFRecords (a folder, or one .tfrecords file): the highest
+    resolution's images with labels from the -rxx.labels file (see stylegan.data.tfrecords)."""
+    dataset = open_tfrecords_dataset(path)
+    labels = dataset.labels
+
+    def iterate() -> Iterator[SourceImage]:
+        for i, image in enumerate(dataset.images()):
+            yield SourceImage(f"{dataset.path.name}[{i}]", labels[i] if labels else None, lambda image=image: image)
+
+    return Source("tfrecords", str(dataset.path), dataset.count, labels is not None, iterate, dataset.notes)
 
 
 # ---------------------------------------------------------------------------------------------------------
