@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "project": "stylegan.cli.project:project_command",
     "mass-project": "stylegan.cli.mass_project:mass_project_command",
     "metrics": "stylegan.cli.metrics:metrics",
+    "figures": "stylegan.cli.figures:figures",
 }
 
 
