@@ -11,7 +11,8 @@ import stylegan
 from stylegan.cli.options import network_option
 from stylegan.explore.style_mix import format_indices, style_groups
 from stylegan.formats.records import AugmentPipeRecord
-from stylegan.networks import StyleGAN1Generator
+from stylegan.networks import StyleGAN1Discriminator, StyleGAN1Generator
+from stylegan.networks.stylegan1 import describe_lod
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -60,6 +61,10 @@ def describe_network(net: dict[str, Any]) -> list[str]:
     if isinstance(G, StyleGAN1Generator):  # the TF graph's default truncation, which we do not apply unasked
         lines.append(f"truncation:  v1 default psi {G.default_truncation_psi}, cutoff {G.default_truncation_cutoff} "
                      f"(--trunc {G.default_truncation_psi} --trunc-cutoff {G.default_truncation_cutoff})")
+    lods = {key: float(m.lod) for key, m in net.items() if isinstance(m, (StyleGAN1Generator, StyleGAN1Discriminator))}
+    if any(lods.values()):  # a progressive-growing snapshot: outputs still blended from lower resolutions
+        lines.append("growing:     mid-training snapshot (images are drawn at full size, upsampled)")
+        lines += [f"  {key + ':':<13}{describe_lod(lod, G.img_resolution)}" for key, lod in lods.items()]
     extra = {k: v for k, v in net.items() if not isinstance(v, nn.Module) and k != "format" and v is not None}
     for key, value in extra.items():
         lines.append(f"{key}:")

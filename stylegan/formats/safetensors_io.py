@@ -29,6 +29,7 @@ from stylegan.atomic import atomic_path
 from stylegan.errors import StyleGANError
 from stylegan.limits import load_json, quote
 from stylegan.formats.rebuild import build_with_tensors
+from stylegan.networks import network_class
 from stylegan.formats.records import AugmentPipeRecord, plain_data
 from stylegan.networks import NETWORK_CLASSES
 
@@ -190,6 +191,8 @@ def networks_from_safetensors(header: dict[str, Any], tensors: dict[str, torch.T
     for key, info in header["networks"].items():
         kind, class_name, init_kwargs = info["kind"], info["class_name"], dict(info["init_kwargs"])
         if kind == "module":
+            # Settings added after a class's first release: a record written before them lacks the key.
+            init_kwargs = {**getattr(network_class(class_name)[1], "record_defaults", {}), **init_kwargs}
             net[key] = build_with_tensors(class_name, init_kwargs, grouped[key], f"{key} in {source}")
         else:
             net[key] = AugmentPipeRecord(class_name=class_name, init_kwargs=init_kwargs, tensors=grouped[key])

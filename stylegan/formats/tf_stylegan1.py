@@ -4,8 +4,9 @@ Kernels ``[kh, kw, in, out]`` become ``[out, in, kh, kw]`` (no flips: our layers
 TF does, fused transposed convolutions included), dense weights ``[in, out]`` become ``[out, in]``, the
 constant loses its batch axis and each noise input ``noise{i}`` ``[1, 1, r, r]`` becomes the
 ``noise_const`` of layer i (const layer 0, 4×4 conv 1, at 2^k: upsampling conv 2k − 4, conv 2k − 3).
-Only the full-resolution output layers (``ToRGB_lod0``, ``FromRGB_lod0``) of a finished network
-(``lod`` = 0) are used; the lower-resolution ones that progressive growing left behind are dropped.
+Every level's output layer (``ToRGB_lod{k}``, ``FromRGB_lod{k}``, k = 0 at full resolution) is kept, and each
+network keeps its own ``lod`` (a snapshot taken mid-training has lod > 0: its output is still blended from
+lower resolutions); a network saved without the lower levels (lod 0 only) loads as a fixed full-resolution one.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import torch
 from torch import nn
 
 from stylegan.errors import StyleGANError
-from stylegan.formats.tf_common import (Kwargs, TensorMap, TFNetwork, Variables, build_converted, check_lod,
+from stylegan.formats.tf_common import (Kwargs, TensorMap, TFNetwork, Variables, build_converted,
                                        check_positive_int, latent_sizes, network_size)
 from stylegan.limits import shorten
+from stylegan.networks.stylegan1 import lod_problem
 
 _GRAPH_KWARGS = ("truncation_psi_val", "truncation_cutoff_val", "style_mixing_prob", "randomize_noise", "dtype",
                  "structure", "is_template_graph", "force_clean_graph", "is_training", "is_validation",
@@ -43,6 +45,32 @@ def _default_truncation(kw: Kwargs) -> tuple[float, int | None]:
     if psi is None or cutoff is None or cutoff <= 0:
         return 1.0, 8
     return float(psi), int(cutoff)
+
+
+def _stored_lod(variables: Variables, name: str, max_lod: int) -> float | None:
+    """The network's level of detail ``name`` (None when absent): finite and within ``[0, max_lod]``."""
+    if name not in variables:
+        return None
+    value = variables.take(name)
+    if value.shape != ():
+        raise StyleGANError(f"{variables.what} has a {name} of shape {list(value.shape)}, expected a number",
+                            "the file is damaged")
+    lod = float(value)
+    problem = lod_problem(lod, max_lod, name)
+    if problem:
+        raise StyleGANError(f"{variables.what} is damaged: its {problem}",
+                            "a snapshot's lod lies between 0 and log2(resolution) - 2; get the file again")
+    return lod
+
+
+def _levels_present(variables: Variables, pattern: str, max_lod: int) -> bool:
+    """Whether the file has output layers beyond level 0 (``pattern`` formatted with k = 1, 2, ...); False
+    for a network built without progressive growing. Then every level must be there: a gap fails by name."""
+    return any(pattern.format(k) in variables for k in range(1, max_lod + 1))
+
+
+def _lod_tensor(lod: float | None) -> torch.Tensor:
+    return torch.tensor(0.0 if lod is None else lod, dtype=torch.float32)
 
 
 def convert_generator(net: TFNetwork, what: str) -> nn.Module:
@@ -77,18 +105,24 @@ def convert_generator(net: TFNetwork, what: str) -> nn.Module:
                             "only G_style with G_mapping and G_synthesis is supported")
 
     variables = Variables(net.all_variables(), what)
-    check_lod(variables, "lod")
-    check_lod(variables, "synthesis/lod")
-    tensors = _generator_tensors(variables, resolution, mapping_kwargs["num_layers"], c_dim, use_noise)
+    max_lod = int(math.log2(resolution)) - 2
+    progressive = _levels_present(variables, "synthesis/ToRGB_lod{}/weight", max_lod)
+    # G_style feeds its own lod to the synthesis network on every run; the synthesis copy is only checked.
+    lod = _stored_lod(variables, "lod", max_lod if progressive else 0)
+    synthesis_lod = _stored_lod(variables, "synthesis/lod", max_lod if progressive else 0)
+    tensors = _generator_tensors(variables, resolution, mapping_kwargs["num_layers"], c_dim, use_noise,
+                                 max_lod if progressive else 0)
+    if progressive:
+        tensors["synthesis.lod"] = _lod_tensor(lod if lod is not None else synthesis_lod)
     variables.finish()
     init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
                        mapping_kwargs=mapping_kwargs, synthesis_kwargs=synthesis_kwargs,
-                       truncation_psi=psi, truncation_cutoff=cutoff)
+                       truncation_psi=psi, truncation_cutoff=cutoff, progressive=progressive)
     return build_converted("StyleGAN1Generator", init_kwargs, tensors, what)
 
 
 def _generator_tensors(variables: Variables, resolution: int, mapping_layers: int, c_dim: int,
-                       use_noise: bool) -> dict[str, torch.Tensor]:
+                       use_noise: bool, max_lod: int) -> dict[str, torch.Tensor]:
     """Our StyleGAN1Generator state dict from G_style's variables (see the module docstring)."""
     tm = TensorMap(variables)
     tm.value("mapping.w_avg", "dlatent_avg")
@@ -115,7 +149,8 @@ def _generator_tensors(variables: Variables, resolution: int, mapping_layers: in
         styled_layer(f"synthesis.b{side}.conv0", f"synthesis/{side}x{side}/Conv0_up", 2 * log2_res - 4)
         styled_layer(f"synthesis.b{side}.conv1", f"synthesis/{side}x{side}/Conv1", 2 * log2_res - 3)
     tm.conv_layer("synthesis.torgb_weight", "synthesis.torgb_bias", "synthesis/ToRGB_lod0")
-    variables.ignore(r"synthesis/ToRGB_lod[1-9]\d*/(weight|bias)")  # outputs of earlier growing phases
+    for k in range(1, max_lod + 1):
+        tm.conv_layer(f"synthesis.torgb_lod{k}_weight", f"synthesis.torgb_lod{k}_bias", f"synthesis/ToRGB_lod{k}")
     return tm.tensors
 
 
@@ -138,10 +173,15 @@ def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
     kw.finish()
 
     variables = Variables(net.all_variables(), what)
-    check_lod(variables, "lod")
+    max_lod = int(math.log2(resolution)) - 2
+    progressive = init_kwargs["progressive"] = _levels_present(variables, "FromRGB_lod{}/weight", max_lod)
+    lod = _stored_lod(variables, "lod", max_lod if progressive else 0)
     tm = TensorMap(variables)
     tm.conv_layer("fromrgb_weight", "fromrgb_bias", "FromRGB_lod0")
-    variables.ignore(r"FromRGB_lod[1-9]\d*/(weight|bias)")
+    for k in range(1, max_lod + 1 if progressive else 1):
+        tm.conv_layer(f"fromrgb_lod{k}_weight", f"fromrgb_lod{k}_bias", f"FromRGB_lod{k}")
+    if progressive:
+        tm.tensors["lod"] = _lod_tensor(lod)
     for log2_res in range(int(math.log2(resolution)), 2, -1):
         side = 2**log2_res
         tm.conv_layer(f"b{side}.conv0_weight", f"b{side}.conv0_bias", f"{side}x{side}/Conv0")

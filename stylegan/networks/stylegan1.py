@@ -1,7 +1,6 @@
 """StyleGAN (v1) generator and discriminator (Karras et al. 2019, "A Style-Based Generator Architecture").
 
-The arithmetic is the paper's, at the fixed full-resolution structure of a finished network
-(progressive growing done, ``lod`` = 0):
+The arithmetic is the paper's:
 
 * equalised learning rate: weights are stored at unit scale and multiplied at run time by
   ``gain / sqrt(fan_in) · lr_multiplier`` (gain √2 before an activation, 1 for styles, ToRGB and D's
@@ -10,7 +9,13 @@ The arithmetic is the paper's, at the fixed full-resolution structure of a finis
 * synthesis: a learned 4×4 constant, then per resolution an upsampling conv and a conv; every layer ends
   with noise (per-channel weights) → bias → activation → instance norm → style (AdaIN,
   ``x · (s0 + 1) + s1``); upsampling is nearest ×2 then conv below 128², a transposed conv with the
-  box-summed kernel from 128² on ("fused scale"), followed by a ``[1, 2, 1]`` blur; ToRGB at the end only;
+  box-summed kernel from 128² on ("fused scale"), followed by a ``[1, 2, 1]`` blur;
+* progressive growing: a ToRGB (D: FromRGB) at every resolution and a level of detail ``lod`` (0 = full
+  resolution, ``log2(res) − 2`` = 4×4), a buffer that forward reads on every call. At ``lod = L + f``
+  (L an integer, 0 ≤ f < 1) the output is the block at ``res / 2^L`` blended with the nearest-upsampled
+  output of the block below by f, then nearest-upsampled to full size; D mirrors it on the input
+  averaged down. This equals the official 'linear' structure (each level blended by
+  ``clip(lod − level, 0, 1)``); blocks whose weight is 0 are not computed, as in its 'recursive' one;
 * truncation towards ``w_avg`` on the first ``truncation_cutoff`` ws; v1's own defaults are ψ 0.7 and
   cutoff 8 (see ``StyleGAN1Generator`` for how they fit our calling convention).
 
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylegan.errors import StyleGANError
 from stylegan.networks.init_record import records_init_kwargs
 from stylegan.networks.label_concat import LabelConcat
 from stylegan.networks.layers import (NOISE_MODES, MinibatchStdLayer, broadcast_w, expect_shape,
@@ -149,6 +155,77 @@ def box_summed(w: torch.Tensor) -> torch.Tensor:
     """
     w = F.pad(w, [1, 1, 1, 1])
     return w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Level of detail (progressive growing)
+
+# What a stored record that lacks these settings meant: files saved before the growing layers existed
+# hold the finished full-resolution network only. A loader of stored records fills them in for absent keys.
+RECORD_DEFAULTS: dict[str, Any] = {"progressive": False}
+
+
+def lod_problem(lod: float, max_lod: int, name: str = "lod") -> str | None:
+    """Why ``lod`` is not a level of detail of a network whose coarsest level is ``max_lod`` (None: it is one);
+    ``name`` is how the message calls it."""
+    if not math.isfinite(lod):
+        return f"{name} is {lod}, not a finite number"
+    if not 0 <= lod <= max_lod:
+        coarsest = f"{max_lod} = 4x4" if max_lod else "a network without growing layers has only lod 0"
+        return f"{name} is {lod:g}, outside 0 to {max_lod} (0 = full resolution, {coarsest})"
+    return None
+
+
+def lod_parts(lod: float) -> tuple[int, float]:
+    """(L, f) of ``lod = L + f``: the finest level computed (its block works at ``res / 2^L``) and the
+    weight, in [0, 1), of the upsampled level below it in the blend."""
+    level = math.floor(lod)
+    return level, lod - level
+
+
+def describe_lod(lod: float, img_resolution: int) -> str:
+    """``lod 1.5 (mid-training: 16x16 fading into 32x32)`` for a 64×64 network, ``lod 2 (mid-training:
+    16x16)``; lod 0 is a finished network. Images always come out at full size (nearest-upsampled)."""
+    if lod == 0:
+        return "lod 0 (full resolution)"
+    level, fade = lod_parts(lod)
+    side = img_resolution >> level
+    state = f"{side // 2}x{side // 2} fading into {side}x{side}" if fade else f"{side}x{side}"
+    return f"lod {lod:g} (mid-training: {state})"
+
+
+def upscale_nearest(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``[N, C, H, W]`` → ``[N, C, H·factor, W·factor]``, each pixel repeated (v1's upscale2d)."""
+    return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode="nearest")
+
+
+def downscale_box(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``[N, C, H, W]`` → ``[N, C, H/factor, W/factor]``, the mean of each factor×factor box (v1's downscale2d)."""
+    return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
+def _register_lod(module: nn.Module, max_lod: int, progressive: bool) -> None:
+    """Give ``module`` its ``lod`` buffer (0-dim float32, 0 = full resolution; saved with the network only
+    when it has growing layers) and ``max_lod``, and refuse a loaded lod outside ``[0, max_lod]``."""
+    module.max_lod = max_lod
+    module.register_buffer("lod", torch.zeros([]), persistent=progressive)
+    module.register_load_state_dict_post_hook(_refuse_bad_loaded_lod)
+
+
+def _refuse_bad_loaded_lod(module: nn.Module, _incompatible_keys: Any) -> None:
+    problem = lod_problem(float(module.lod), module.max_lod)
+    if problem:
+        raise StyleGANError(f"the stored network's {problem}",
+                            "the file is damaged: a snapshot's lod lies between 0 and log2(resolution) - 2")
+
+
+def current_lod(module: nn.Module) -> float:
+    """The module's ``lod`` buffer as a float, checked (ValueError when out of range or not finite)."""
+    lod = float(module.lod)
+    problem = lod_problem(lod, module.max_lod)
+    if problem:
+        raise ValueError(problem)
+    return lod
 
 
 # --------------------------------------------------------------------------------------------------
@@ -325,12 +402,14 @@ class SynthesisNetwork(nn.Module):
         activation: str = "lrelu",
         blur_filter: Sequence[float] | None = (1, 2, 1),  # low-pass after each upsampling, None = none
         fused_scale: bool | str = "auto",  # transposed-conv upsampling; 'auto' = from 128×128 on
+        progressive: bool = True,  # ToRGB at every resolution and a saved lod; False = full resolution only
     ):
         super().__init__()
         top = _log2_resolution(img_resolution)
         _check_fused_scale(fused_scale)
         _check_activation(activation)
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.progressive = bool(progressive)
         # Block k works at 2^(k+2) pixels with stage k+1 of the channel rule; the first starts from a constant.
         self.block_resolutions = [4 << k for k in range(top - 1)]
         widths = [feature_maps(k + 1, fmap_base, fmap_decay, fmap_max) for k in range(top - 1)]
@@ -339,30 +418,55 @@ class SynthesisNetwork(nn.Module):
             block = SynthesisBlock(c_in, c_out, w_dim, res, fused_scale=_uses_fused_scale(res, fused_scale),
                                    use_noise=use_noise, activation=activation, blur_filter=blur_filter)
             self.add_module(f"b{res}", block)
-        self.torgb_weight = nn.Parameter(torch.randn([img_channels, widths[-1], 1, 1]))
-        self.torgb_bias = nn.Parameter(torch.zeros([img_channels]))
+        # ToRGB of level k (TF ToRGB_lod{k}) reads the block at res / 2^k: 1×1 conv, gain 1, linear.
+        _register_lod(self, top - 2 if progressive else 0, progressive)
+        for k in range(self.max_lod + 1):
+            weight, bias = self._torgb_names(k)
+            setattr(self, weight, nn.Parameter(torch.randn([img_channels, widths[-1 - k], 1, 1])))
+            setattr(self, bias, nn.Parameter(torch.zeros([img_channels])))
+
+    @staticmethod
+    def _torgb_names(level: int) -> tuple[str, str]:
+        """(weight, bias) attribute names of level ``level``'s ToRGB; level 0 keeps the names it always had."""
+        return ("torgb_weight", "torgb_bias") if level == 0 else (f"torgb_lod{level}_weight", f"torgb_lod{level}_bias")
 
     def blocks(self) -> Iterator[SynthesisBlock]:
         """The blocks from 4×4 up to the output resolution."""
         return (getattr(self, f"b{res}") for res in self.block_resolutions)
 
+    def torgb(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        """Level ``level``'s ToRGB: ``[N, C, r, r]`` features of the block at ``res / 2^level`` → ``[N, img_channels, r, r]``."""
+        weight, bias = (getattr(self, name) for name in self._torgb_names(level))
+        return F.conv2d(x, conv_weight(weight, 1.0), bias)
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", **_ignored: Any) -> torch.Tensor:
         """ws ``[N, num_ws, w_dim]`` → image ``[N, img_channels, res, res]`` (float32, about [-1, 1]).
 
+        At ``lod = L + f`` (the ``lod`` buffer) the blocks up to ``res / 2^L`` run; that block's ToRGB output
+        is blended with the nearest-upsampled ToRGB output of the block below by f, and the result is
+        nearest-upsampled to full size. ws of blocks that do not run are not read.
         Options of the StyleGAN2 synthesis that do not apply here (``force_fp32``, ``fused_modconv``)
         are accepted and ignored: this network always computes in float32.
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         expect_shape(ws, [None, self.num_ws, self.w_dim], "ws")
-        x = None
-        for block, block_ws in zip(self.blocks(), ws.to(torch.float32).split(self.WS_PER_BLOCK, dim=1)):
+        level, fade = lod_parts(current_lod(self))
+        num_blocks = len(self.block_resolutions) - level
+        x = below = None
+        for i, block, block_ws in zip(range(num_blocks), self.blocks(), ws.to(torch.float32).split(self.WS_PER_BLOCK, dim=1)):
+            if i == num_blocks - 1 and fade > 0:
+                below = x
             x = block(x, block_ws, noise_mode)
-        return F.conv2d(x, conv_weight(self.torgb_weight, 1.0), self.torgb_bias)
+        img = self.torgb(x, level)
+        if below is not None:  # the new block still fading in over the upsampled one below
+            img = torch.lerp(img, upscale_nearest(self.torgb(below, level + 1), 2), fade)
+        return upscale_nearest(img, 1 << level)
 
     def extra_repr(self) -> str:
+        lod = f", lod={float(self.lod):g}" if self.lod.device.type != "meta" and float(self.lod) != 0 else ""
         return (f"w_dim={self.w_dim}, resolution={self.img_resolution}, channels={self.img_channels}, "
-                f"num_ws={self.num_ws}")
+                f"num_ws={self.num_ws}, progressive={self.progressive}{lod}")
 
 
 def _generator_record(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -386,6 +490,7 @@ class StyleGAN1Generator(nn.Module):
     """
 
     class_name = "StyleGAN1Generator"
+    record_defaults = RECORD_DEFAULTS  # what a saved record without ``progressive`` meant
 
     @records_init_kwargs(normalize=_generator_record)
     def __init__(
@@ -399,19 +504,27 @@ class StyleGAN1Generator(nn.Module):
         synthesis_kwargs: dict | None = None,  # SynthesisNetwork options: fmap_base, fmap_max, blur_filter, ...
         truncation_psi: float = 0.7,  # v1's default ψ, recorded (G(z, c) itself does not truncate)
         truncation_cutoff: int | None = 8,  # v1's default cutoff: used when ψ is given without a cutoff
+        progressive: bool = True,  # ToRGB at every resolution and a saved lod (see SynthesisNetwork)
     ):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.default_truncation_psi, self.default_truncation_cutoff = truncation_psi, truncation_cutoff
         # The synthesis network decides how many ws there are; the mapping network repeats w that often.
-        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, progressive=progressive,
+                                          **(synthesis_kwargs or {}))
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.synthesis.num_ws, **(mapping_kwargs or {}))
         self.mapping.default_truncation_cutoff = truncation_cutoff
 
     @property
     def num_ws(self) -> int:
         return self.synthesis.num_ws
+
+    @property
+    def lod(self) -> float:
+        """The level of detail the synthesis network draws at (0 = full resolution); set it through
+        ``G.synthesis.lod.fill_(value)``."""
+        return float(self.synthesis.lod)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = DEFAULT, skip_w_avg_update: bool = False,
@@ -475,6 +588,7 @@ class StyleGAN1Discriminator(nn.Module):
     """
 
     class_name = "StyleGAN1Discriminator"
+    record_defaults = RECORD_DEFAULTS  # what a saved record without ``progressive`` meant
 
     @records_init_kwargs(normalize=_discriminator_record)
     def __init__(
@@ -490,18 +604,24 @@ class StyleGAN1Discriminator(nn.Module):
         mbstd_num_channels: int = 1,
         blur_filter: Sequence[float] | None = (1, 2, 1),
         fused_scale: bool | str = "auto",  # strided-conv downscaling; 'auto' = at inputs of 128×128 and up
+        progressive: bool = True,  # FromRGB at every resolution and a saved lod; False = full resolution only
     ):
         super().__init__()
         top = _log2_resolution(img_resolution)
         _check_fused_scale(fused_scale)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.activation = _check_activation(activation)
+        self.progressive = bool(progressive)
         # widths[s] = channels of channel-rule stage s; the block at 2^r pixels maps stage r−1 to r−2.
         widths = [feature_maps(stage, fmap_base, fmap_decay, fmap_max) for stage in range(top)]
         self.block_resolutions = [1 << r for r in range(top, 2, -1)]
 
-        self.fromrgb_weight = nn.Parameter(torch.randn([widths[top - 1], img_channels, 1, 1]))
-        self.fromrgb_bias = nn.Parameter(torch.zeros([widths[top - 1]]))
+        # FromRGB of level k (TF FromRGB_lod{k}) feeds the block at res / 2^k (k = log2(res) − 2: the 4×4 layers).
+        _register_lod(self, top - 2 if progressive else 0, progressive)
+        for k in range(self.max_lod + 1):
+            weight, bias = self._fromrgb_names(k)
+            setattr(self, weight, nn.Parameter(torch.randn([widths[top - 1 - k], img_channels, 1, 1])))
+            setattr(self, bias, nn.Parameter(torch.zeros([widths[top - 1 - k]])))
         for r in range(top, 2, -1):
             block = DiscriminatorBlock(widths[r - 1], widths[r - 2], 1 << r, _uses_fused_scale(1 << r, fused_scale),
                                        blur_filter, activation)
@@ -514,12 +634,28 @@ class StyleGAN1Discriminator(nn.Module):
         self.fc = EqualizedLinear(widths[1] * 16, widths[0], gain=SQRT2, activation=activation)
         self.out = EqualizedLinear(widths[0], max(c_dim, 1), gain=1)
 
+    @staticmethod
+    def _fromrgb_names(level: int) -> tuple[str, str]:
+        """(weight, bias) attribute names of level ``level``'s FromRGB; level 0 keeps the names it always had."""
+        if level == 0:
+            return "fromrgb_weight", "fromrgb_bias"
+        return f"fromrgb_lod{level}_weight", f"fromrgb_lod{level}_bias"
+
     def blocks(self) -> Iterator[DiscriminatorBlock]:
         """The downscaling blocks, from the input resolution down to 8×8."""
         return (getattr(self, f"b{res}") for res in self.block_resolutions)
 
+    def fromrgb(self, img: torch.Tensor, level: int) -> torch.Tensor:
+        """Level ``level``'s FromRGB on the input averaged down by 2^level: ``[N, C, res, res]`` →
+        ``[N, ch, res / 2^level, res / 2^level]``."""
+        weight, bias = (getattr(self, name) for name in self._fromrgb_names(level))
+        return _activate(F.conv2d(downscale_box(img, 1 << level), conv_weight(weight, SQRT2), bias), self.activation)
+
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_ignored: Any) -> torch.Tensor:
-        """img ``[N, C, res, res]`` in about [-1, 1], c ``[N, c_dim]`` → logits ``[N, 1]``."""
+        """img ``[N, C, res, res]`` in about [-1, 1], c ``[N, c_dim]`` → logits ``[N, 1]``.
+
+        The input is always full size; at ``lod`` ≠ 0 it is read at the resolutions the generator draws.
+        """
         expect_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
         x = self._features_4x4(img.to(torch.float32))
         if self.mbstd is not None:
@@ -528,10 +664,19 @@ class StyleGAN1Discriminator(nn.Module):
         return self._score(self.out(self.fc(x)), c)
 
     def _features_4x4(self, img: torch.Tensor) -> torch.Tensor:
-        """FromRGB and every downscaling block: ``[N, C, res, res]`` → ``[N, ch, 4, 4]``."""
-        x = _activate(F.conv2d(img, conv_weight(self.fromrgb_weight, SQRT2), self.fromrgb_bias), self.activation)
-        for block in self.blocks():
+        """FromRGB and the downscaling blocks: ``[N, C, res, res]`` → ``[N, ch, 4, 4]``.
+
+        At ``lod = L + f`` the input enters through level L's FromRGB; after that level's block, the
+        output is blended with level L + 1's FromRGB of the input averaged down by 2^(L+1), by f (the
+        mirror of the generator's fade-in). Finer blocks do not run.
+        """
+        level, fade = lod_parts(current_lod(self))
+        x = self.fromrgb(img, level)
+        for block in list(self.blocks())[level:]:
             x = block(x)
+            if fade > 0:  # only right after level L's block: the next levels have weight 0
+                x = torch.lerp(x, self.fromrgb(img, level + 1), fade)
+                fade = 0.0
         return x
 
     def _score(self, out: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -544,8 +689,10 @@ class StyleGAN1Discriminator(nn.Module):
         return (out * c.to(out.dtype)).sum(dim=1, keepdim=True)
 
     def extra_repr(self) -> str:
-        return f"c_dim={self.c_dim}, resolution={self.img_resolution}, channels={self.img_channels}"
+        lod = f", lod={float(self.lod):g}" if self.lod.device.type != "meta" and float(self.lod) != 0 else ""
+        return (f"c_dim={self.c_dim}, resolution={self.img_resolution}, channels={self.img_channels}, "
+                f"progressive={self.progressive}{lod}")
 
 
 __all__ = ["StyleGAN1Generator", "StyleGAN1Discriminator", "MappingNetwork", "SynthesisNetwork", "DEFAULT",
-           "feature_maps"]
+           "feature_maps", "RECORD_DEFAULTS", "lod_problem", "lod_parts", "describe_lod"]

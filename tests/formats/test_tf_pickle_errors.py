@@ -50,15 +50,14 @@ def test_unsupported_discriminator_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("which", ["G", "D"])
-def test_progressive_growing_snapshot_is_refused(tmp_path, which):
+def test_a_snapshot_with_a_lod_out_of_range_is_refused(tmp_path, which):
     G, D, Gs = stylegan1_snapshot(0)
     if which == "G":
-        G = stylegan1_generator(0, lod=2.0)
+        G = stylegan1_generator(0, lod=3.0)  # 16x16: lods 0 (full resolution) to 2 (4x4)
     else:
-        D = stylegan1_discriminator(2, lod=1.5)
+        D = stylegan1_discriminator(2, lod=-0.5)
     message = error_for(write_tf_pickle(tmp_path / "growing.pkl", (G, D, Gs)))
-    assert f"{which} in" in message and "progressive-growing snapshot at lod" in message
-    assert "lod 0" in message
+    assert f"{which} in" in message and "lod is" in message and "outside 0 to 2" in message
 
 
 def test_missing_variables_are_named(tmp_path):

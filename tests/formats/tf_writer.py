@@ -248,9 +248,11 @@ def v1_nf(stage: int, fmap_base: int, fmap_max: int, fmap_decay: float = 1.0) ->
 
 def stylegan1_generator(seed: int, *, c_dim: int = 0, resolution: int = 16, z_dim: int = 8, w_dim: int = 8,
                         img_channels: int = 3, mapping_layers: int = 2, mapping_fmaps: int = 8, fmap_base: int = 32,
-                        fmap_max: int = 8, lod: float = 0.0, extra_kwargs: dict | None = None) -> TFNet:
-    """A ``G_style`` network with random variables, as a finished (lod 0) training run leaves it,
-    including the ToRGB layers of every growing phase."""
+                        fmap_max: int = 8, lod: float = 0.0, synthesis_lod: float | None = None,
+                        growing_layers: bool = True, extra_kwargs: dict | None = None) -> TFNet:
+    """A ``G_style`` network with random variables, as a training run leaves it at ``lod`` (0 = finished),
+    including the ToRGB layers of every growing phase (``growing_layers=False``: ToRGB_lod0 only, as the
+    'fixed' structure builds it). ``synthesis_lod``: the synthesis network's own copy (default ``lod``)."""
     r = _Random(seed, 0.5)
     nf = lambda s: v1_nf(s, fmap_base, fmap_max)  # noqa: E731
     log2 = int(math.log2(resolution))
@@ -268,7 +270,7 @@ def stylegan1_generator(seed: int, *, c_dim: int = 0, resolution: int = 16, z_di
         mapping[f"Dense{i}/weight"] = r(width, out, scale=50.0)  # ~1/lrmul
         mapping[f"Dense{i}/bias"] = r(out, scale=20.0)
         width = out
-    syn: dict[str, Any] = {"lod": np.float32(lod)}
+    syn: dict[str, Any] = {"lod": np.float32(lod if synthesis_lod is None else synthesis_lod)}
     num_layers = 2 * log2 - 2
     for i in range(num_layers):
         res = 2 ** (i // 2 + 2)
@@ -292,8 +294,9 @@ def stylegan1_generator(seed: int, *, c_dim: int = 0, resolution: int = 16, z_di
         epilogue(f"{s}/Conv1", nf(res_log2 - 1))
     for res_log2 in range(2, log2 + 1):
         lod_index = log2 - res_log2
-        syn[f"ToRGB_lod{lod_index}/weight"] = r(1, 1, nf(res_log2 - 1), img_channels, scale=1.0)
-        syn[f"ToRGB_lod{lod_index}/bias"] = r(img_channels)
+        weight, bias = r(1, 1, nf(res_log2 - 1), img_channels, scale=1.0), r(img_channels)
+        if growing_layers or lod_index == 0:  # drawn either way: the other variables do not depend on it
+            syn[f"ToRGB_lod{lod_index}/weight"], syn[f"ToRGB_lod{lod_index}/bias"] = weight, bias
     own = {"lod": np.float32(lod), "dlatent_avg": r(w_dim, scale=0.3)}
     components = {
         "synthesis": TFNet("G_synthesis", "G_synthesis", dict(kwargs), syn, version=3),
@@ -304,8 +307,9 @@ def stylegan1_generator(seed: int, *, c_dim: int = 0, resolution: int = 16, z_di
 
 def stylegan1_discriminator(seed: int, *, c_dim: int = 0, resolution: int = 16, img_channels: int = 3,
                             fmap_base: int = 32, fmap_max: int = 8, lod: float = 0.0,
-                            extra_kwargs: dict | None = None) -> TFNet:
-    """A ``D_basic`` network with random variables (FromRGB layers of every growing phase included)."""
+                            growing_layers: bool = True, extra_kwargs: dict | None = None) -> TFNet:
+    """A ``D_basic`` network with random variables at ``lod`` (FromRGB layers of every growing phase included,
+    or FromRGB_lod0 only with ``growing_layers=False``)."""
     r = _Random(seed, 1.0)
     nf = lambda s: v1_nf(s, fmap_base, fmap_max)  # noqa: E731
     log2 = int(math.log2(resolution))
@@ -315,8 +319,9 @@ def stylegan1_discriminator(seed: int, *, c_dim: int = 0, resolution: int = 16, 
     v: dict[str, Any] = {"lod": np.float32(lod)}
     for res_log2 in range(log2, 1, -1):
         lod_index = log2 - res_log2
-        v[f"FromRGB_lod{lod_index}/weight"] = r(1, 1, img_channels, nf(res_log2 - 1))
-        v[f"FromRGB_lod{lod_index}/bias"] = r(nf(res_log2 - 1), scale=0.2)
+        weight, bias = r(1, 1, img_channels, nf(res_log2 - 1)), r(nf(res_log2 - 1), scale=0.2)
+        if growing_layers or lod_index == 0:  # drawn either way: the other variables do not depend on it
+            v[f"FromRGB_lod{lod_index}/weight"], v[f"FromRGB_lod{lod_index}/bias"] = weight, bias
     for res_log2 in range(log2, 2, -1):
         s = f"{2**res_log2}x{2**res_log2}"
         v[f"{s}/Conv0/weight"], v[f"{s}/Conv0/bias"] = r(3, 3, nf(res_log2 - 1), nf(res_log2 - 1)), r(nf(res_log2 - 1))

@@ -84,6 +84,21 @@ def blur_121(x):
     return np.stack([np.stack([correlate2d(ch, f, mode="same") for ch in s]) for s in x])
 
 
+def upscale2d(x):
+    """v1's upscale2d: every pixel repeated 2×2 (nearest)."""
+    return x.repeat(2, axis=2).repeat(2, axis=3)
+
+
+def downscale2d(x):
+    """v1's downscale2d: the mean of each 2×2 box."""
+    return (x[:, :, 0::2, 0::2] + x[:, :, 1::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 1::2]) / 4
+
+
+def lerp_clip(a, b, t):
+    """tflib.lerp_clip: a + (b − a) · clip(t, 0, 1)."""
+    return a + (b - a) * min(max(t, 0.0), 1.0)
+
+
 def ref_mapping(v, z, c, num_layers, lrmul=0.01):
     x = z if c is None else np.concatenate([z, c @ v["mapping/LabelConcat/weight"]], axis=1)
     x = x / np.sqrt(np.mean(x**2, axis=1, keepdims=True) + 1e-8)
@@ -99,7 +114,13 @@ def ref_truncate(v, w, num_ws, psi, cutoff):
     return avg + (ws - avg) * coefs
 
 
-def ref_synthesis(v, ws, log2, fused_from=128, noise=True):
+def ref_synthesis(v, ws, log2, fused_from=128, noise=True, lod=0.0):
+    """G_synthesis with the 'linear' structure: every block runs; after block r the running image is
+    upscaled and blended with ToRGB_lod{log2 − r} by lerp_clip(new, upscaled, lod − (log2 − r))."""
+    def torgb(x, k):
+        scope = f"synthesis/ToRGB_lod{k}"
+        return conv_same(x, runtime_kernel(v[f"{scope}/weight"], 1.0)) + v[f"{scope}/bias"][None, :, None, None]
+
     def epilogue(x, scope, idx):
         if noise:
             x = x + v[f"synthesis/noise{idx}"] * v[f"{scope}/Noise/weight"][None, :, None, None]
@@ -113,6 +134,7 @@ def ref_synthesis(v, ws, log2, fused_from=128, noise=True):
     x = np.repeat(v["synthesis/4x4/Const/const"], len(ws), axis=0)
     x = epilogue(x, "synthesis/4x4/Const", 0)
     x = epilogue(conv_same(x, runtime_kernel(v["synthesis/4x4/Conv/weight"], SQRT2)), "synthesis/4x4/Conv", 1)
+    images = torgb(x, log2 - 2)
     for r in range(3, log2 + 1):
         scope = f"synthesis/{2**r}x{2**r}"
         w = runtime_kernel(v[f"{scope}/Conv0_up/weight"], SQRT2)
@@ -122,12 +144,18 @@ def ref_synthesis(v, ws, log2, fused_from=128, noise=True):
             x = conv_same(x.repeat(2, axis=2).repeat(2, axis=3), w)
         x = epilogue(blur_121(x), f"{scope}/Conv0_up", 2 * r - 4)
         x = epilogue(conv_same(x, runtime_kernel(v[f"{scope}/Conv1/weight"], SQRT2)), f"{scope}/Conv1", 2 * r - 3)
-    return conv_same(x, runtime_kernel(v["synthesis/ToRGB_lod0/weight"], 1.0)) + \
-        v["synthesis/ToRGB_lod0/bias"][None, :, None, None]
+        images = lerp_clip(torgb(x, log2 - r), upscale2d(images), lod - (log2 - r))
+    return images
 
 
-def ref_discriminator(v, img, c, log2, fused_from=128, group_size=4):
-    x = lrelu(conv_same(img, runtime_kernel(v["FromRGB_lod0/weight"], SQRT2)) + v["FromRGB_lod0/bias"][None, :, None, None])
+def ref_discriminator(v, img, c, log2, fused_from=128, group_size=4, lod=0.0):
+    """D_basic with the 'linear' structure: after block r the features are blended with FromRGB_lod{k+1} of
+    the input averaged down once more, by lerp_clip(features, fromrgb, lod − k), k = log2 − r."""
+    def fromrgb(img, k):
+        scope = f"FromRGB_lod{k}"
+        return lrelu(conv_same(img, runtime_kernel(v[f"{scope}/weight"], SQRT2)) + v[f"{scope}/bias"][None, :, None, None])
+
+    x = fromrgb(img, 0)
     for r in range(log2, 2, -1):
         scope = f"{2**r}x{2**r}"
         x = lrelu(conv_same(x, runtime_kernel(v[f"{scope}/Conv0/weight"], SQRT2)) + v[f"{scope}/Conv0/bias"][None, :, None, None])
@@ -139,6 +167,8 @@ def ref_discriminator(v, img, c, log2, fused_from=128, group_size=4):
             y = conv_same(x, w)
             x = (y[:, :, 0::2, 0::2] + y[:, :, 1::2, 0::2] + y[:, :, 0::2, 1::2] + y[:, :, 1::2, 1::2]) / 4
         x = lrelu(x + v[f"{scope}/Conv1_down/bias"][None, :, None, None])
+        img = downscale2d(img)
+        x = lerp_clip(x, fromrgb(img, log2 - r + 1), lod - (log2 - r))
     n = len(x)
     g = min(group_size, n)
     y = x.reshape(g, n // g, *x.shape[1:])
@@ -347,14 +377,14 @@ def test_init_kwargs_record_every_argument_as_plain_data():
                            synthesis_kwargs=dict(fmap_base=16, fmap_max=4, blur_filter=(1, 3, 3, 1)))
     assert G.init_kwargs == dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs={},
                                  synthesis_kwargs=dict(fmap_base=16, fmap_max=4, blur_filter=[1, 3, 3, 1]),
-                                 truncation_psi=0.7, truncation_cutoff=8)
+                                 truncation_psi=0.7, truncation_cutoff=8, progressive=True)
     assert list(G.init_kwargs) == ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
-                                   "synthesis_kwargs", "truncation_psi", "truncation_cutoff"]
+                                   "synthesis_kwargs", "truncation_psi", "truncation_cutoff", "progressive"]
     D = StyleGAN1Discriminator(c_dim=2, img_resolution=8, img_channels=3, fmap_base=16, fmap_max=4,
                                blur_filter=(1, 2, 1))
     assert D.init_kwargs == dict(c_dim=2, img_resolution=8, img_channels=3, fmap_base=16, fmap_decay=1.0, fmap_max=4,
                                  activation="lrelu", mbstd_group_size=4, mbstd_num_channels=1, blur_filter=[1, 2, 1],
-                                 fused_scale="auto")
+                                 fused_scale="auto", progressive=True)
     for no_blur in (None, ()):
         D = StyleGAN1Discriminator(c_dim=0, img_resolution=8, img_channels=3, fmap_base=16, fmap_max=4,
                                    blur_filter=no_blur)
