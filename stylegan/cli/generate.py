@@ -22,7 +22,14 @@ from stylegan.cli.options import (
 )
 from stylegan.errors import StyleGANError
 from stylegan.explore.images import check_grid
-from stylegan.explore.generate import projected_file_name, resolve_grid, seed_file_name, write_images
+from stylegan.explore.generate import (
+    apply_input_transform,
+    parse_translate,
+    projected_file_name,
+    resolve_grid,
+    seed_file_name,
+    write_images,
+)
 from stylegan.explore.labels import check_class
 from stylegan.explore.render import images_from_seeds, images_from_ws
 from stylegan.explore.ws_files import check_ws_shape, read_projected_w
@@ -43,14 +50,17 @@ from stylegan.explore.ws_files import check_ws_shape, read_projected_w
 @click.option("--grid-h", type=click.IntRange(min=1), help="Grid rows (implies --grid).")
 @click.option("--projected-w", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz",
               help="Render the ws saved by the projector instead of seeds.")
+@click.option("--translate", metavar="X,Y", help="StyleGAN3 only: shift the image by X,Y (input coordinates, "
+              "as the official gen_images.py), e.g. 0.3,1.")
+@click.option("--rotate", type=float, metavar="DEG", help="StyleGAN3 only: rotate the image by DEG degrees.")
 @batch_option
 @device_option
 @threads_option
 @quiet_option
 def generate(network: str, seeds: list[int] | None, truncation_psi: float, truncation_cutoff: int | None,
              class_idx: int | None, noise_mode: str, outdir: Path, grid: str | tuple[int, int] | None, grid_w: int | None,
-             grid_h: int | None, projected_w: Path | None, batch_size: int, device: torch.device,
-             quiet: bool) -> None:
+             grid_h: int | None, projected_w: Path | None, translate: str | None, rotate: float | None,
+             batch_size: int, device: torch.device, quiet: bool) -> None:
     """Generate images from seeds (seed0042.png ...) or from projected W (proj00.png ...).
 
     \b
@@ -59,6 +69,7 @@ def generate(network: str, seeds: list[int] | None, truncation_psi: float, trunc
       stylegan generate --network cifar10.pkl --seeds 0-35 --class 1 --grid
       stylegan generate --seeds 0-31 --class 3 --grid 8x4
       stylegan generate --network ffhq.pkl --projected-w projected_w.npz
+      stylegan generate --network stylegan3-r-ffhq.pkl --seeds 0-3 --translate 0.2,0 --rotate 10
     """
     if (seeds is None) == (projected_w is None):
         raise StyleGANError("give exactly one of --seeds and --projected-w",
@@ -66,12 +77,14 @@ def generate(network: str, seeds: list[int] | None, truncation_psi: float, trunc
     if projected_w is not None and (class_idx is not None or truncation_cutoff is not None or truncation_psi != 1):
         raise StyleGANError("--class, --trunc and --trunc-cutoff do not apply to --projected-w",
                             "the projected ws already include them; leave these options out")
+    shift = parse_translate(translate) if translate is not None else None
     ws = read_projected_w(projected_w) if projected_w is not None else None
     count = len(seeds) if seeds is not None else (ws.shape[0] if ws.ndim == 3 else 1)
     grid_cells = generate_grid(count, grid, grid_w, grid_h)
 
     with prepared_outdir(outdir):
         G = load_generator(network, device)
+        apply_input_transform(G, shift, rotate)
         if grid_cells is not None:  # refuse a grid too large to hold before rendering anything
             check_grid(*grid_cells, G.img_resolution, G.img_resolution)
         if seeds is not None:

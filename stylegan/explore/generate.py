@@ -6,6 +6,7 @@ The images themselves come from :mod:`stylegan.explore.render`.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -15,6 +16,7 @@ import torch
 
 from stylegan.errors import StyleGANError, setting
 from stylegan.explore.images import check_grid, grid_shape, make_grid, save_png, to_uint8
+from stylegan.networks.stylegan3 import set_input_transform
 
 
 def resolve_grid(n: int, grid_w: int | None, grid_h: int | None) -> tuple[int, int]:
@@ -67,3 +69,28 @@ def seed_file_name(seed: int) -> str:
 def projected_file_name(index: int) -> str:
     """The official per-projection file name, e.g. ``proj00.png``."""
     return f"proj{index:02d}.png"
+
+
+def parse_translate(text: str) -> tuple[float, float]:
+    """``'X,Y'`` (two finite numbers) → ``(X, Y)``, for ``--translate``."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+        raise StyleGANError(f"--translate {text[:60]!r} is not two numbers X,Y", "e.g. --translate 0.3,-0.1")
+    return values[0], values[1]
+
+
+def apply_input_transform(G: torch.nn.Module, translate: tuple[float, float] | None, rotate: float | None) -> None:
+    """Shift and turn a StyleGAN3 network's images (as the official gen_images.py), when either is given.
+
+    Left out, the network keeps the transform its file stored. Other networks have no input transform:
+    asking for one is a StyleGANError.
+    """
+    if translate is None and rotate is None:
+        return
+    if rotate is not None and not math.isfinite(rotate):
+        raise StyleGANError(f"--rotate {rotate} is not a finite angle", "give degrees, e.g. --rotate 15")
+    set_input_transform(G, translate or (0.0, 0.0), rotate or 0.0)

@@ -1,4 +1,5 @@
-"""Official PyTorch network pickles: stylegan2-ada-pytorch snapshots and the stylegan3 repo's StyleGAN2.
+"""Official PyTorch network pickles: stylegan2-ada-pytorch snapshots and the stylegan3 repo's (StyleGAN2
+configs, and the alias-free stylegan3-t / stylegan3-r generators, told apart by their SynthesisInput).
 
 A snapshot is a dict with any of ``G``, ``D``, ``G_ema``, ``augment_pipe``, ``training_set_kwargs``.
 Each network is a ``torch_utils.persistence`` object: its constructor arguments plus its ``__dict__``
@@ -19,8 +20,10 @@ from stylegan.errors import StyleGANError
 from stylegan.formats.records import AugmentPipeRecord, PersistentRecord, plain_data
 from stylegan.formats.rebuild import build_with_tensors
 from stylegan.formats.unpickler import LEGACY_TORCH_SAVE_MAGIC, load_pickle_file
-from stylegan.limits import shorten
+from stylegan.limits import quote, shorten
+from stylegan.networks import stylegan3
 from stylegan.networks.stylegan2 import MappingNetwork
+from stylegan.networks.stylegan3 import StyleGAN3Generator
 
 FORMAT_NAME = "stylegan2-ada-pytorch pickle"
 _DEFAULT_W_AVG_BETA = inspect.signature(MappingNetwork).parameters["w_avg_beta"].default
@@ -79,9 +82,8 @@ def network_from_record(record: Any, key: str, source: str) -> nn.Module:
     if not isinstance(record, PersistentRecord):
         raise StyleGANError(f"{what} is not a persisted network (it is a {type(record).__name__})",
                             "pass an official network snapshot (.pkl) or a stylegan .safetensors file")
-    if "SynthesisInput" in record.class_names():
-        raise StyleGANError(f"{what} is a StyleGAN3 (alias-free) network, which is not supported",
-                            "use a StyleGAN2 network (stylegan2-ada-pytorch, or stylegan3's stylegan2 config)")
+    if record.class_name == "Generator" and "SynthesisInput" in record.class_names():
+        return _stylegan3_generator(record, what)
     if record.class_name != expected:
         raise StyleGANError(f"{what} is a {shorten(record.class_name)}, expected a {expected}",
                             "the file is not a StyleGAN2 network snapshot")
@@ -89,6 +91,35 @@ def network_from_record(record: Any, key: str, source: str) -> nn.Module:
     if record.class_name == "Generator":
         _keep_stored_w_avg_beta(record, kwargs)
     return build_with_tensors(record.class_name, kwargs, record.tensors(), what)
+
+
+def _stylegan3_generator(record: PersistentRecord, what: str) -> nn.Module:
+    """Our StyleGAN3Generator for an alias-free ``Generator`` record (stylegan3-t or -r), tensors copied strictly.
+
+    Its settings are checked by name first: a setting our network does not take is one error naming it
+    (a file from a modified code base must not load as something it is not).
+    """
+    args, kwargs = record.init_args, record.init_kwargs
+    names = POSITIONAL_NAMES["Generator"][:6]  # the stylegan3 Generator takes its synthesis settings flat
+    if len(args) > len(names):
+        raise StyleGANError(f"{what} was built with {len(args)} positional arguments, more than a StyleGAN3 "
+                            "Generator takes", "the file comes from an unsupported code version")
+    for name, value in zip(names, args):
+        if name in kwargs:
+            raise StyleGANError(f"{what} gives {name} twice", "the file is damaged")
+        kwargs[name] = value
+    kwargs = plain_data(kwargs, f"the settings of {what}")
+    mapping = kwargs.get("mapping_kwargs")
+    if mapping is not None and not isinstance(mapping, dict):
+        raise StyleGANError(f"{what}: mapping_kwargs is a {type(mapping).__name__}, expected a dict",
+                            "the file is damaged")
+    unknown = stylegan3.unknown_settings(kwargs)
+    if unknown:
+        raise StyleGANError(f"{what} is a StyleGAN3 generator with the setting {quote(unknown[0])}, which "
+                            "this tool does not know" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+                            "the file comes from a modified StyleGAN3 code base; only the official "
+                            "stylegan3-t and stylegan3-r settings are supported")
+    return build_with_tensors(StyleGAN3Generator.class_name, kwargs, record.tensors(), what)
 
 
 def _keep_stored_w_avg_beta(record: PersistentRecord, kwargs: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from stylegan.networks.stylegan2 import (
 )
 from stylegan.networks.label_concat import LabelConcatGenerator, LabelScoreDiscriminator
 from stylegan.networks.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
+from stylegan.networks.stylegan3 import StyleGAN3Generator
 
 # Official class names (the last dotted component) → our module classes.
 NETWORK_CLASSES: dict[str, type[nn.Module]] = {
@@ -25,6 +26,7 @@ NETWORK_CLASSES: dict[str, type[nn.Module]] = {
     "LabelScoreDiscriminator": LabelScoreDiscriminator,  # conditional StyleGAN2 TF discriminators
     "StyleGAN1Generator": StyleGAN1Generator,
     "StyleGAN1Discriminator": StyleGAN1Discriminator,
+    "StyleGAN3Generator": StyleGAN3Generator,  # alias-free generators (official class name: Generator)
 }
 
 
@@ -72,5 +74,5 @@ def build_network(class_name: str, init_kwargs: dict, what: str | None = None) -
 
 
 __all__ = ["Generator", "Discriminator", "MappingNetwork", "SynthesisNetwork", "LabelConcatGenerator",
-           "LabelScoreDiscriminator", "StyleGAN1Generator", "StyleGAN1Discriminator", "NETWORK_CLASSES",
+           "LabelScoreDiscriminator", "StyleGAN1Generator", "StyleGAN1Discriminator", "StyleGAN3Generator", "NETWORK_CLASSES",
            "build_network", "network_class", "network_shapes"]

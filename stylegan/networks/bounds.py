@@ -57,7 +57,24 @@ _SIZES: dict[str, tuple[int, int, str, bool]] = {
     "truncation_cutoff": (0, limits.MAX_LAYERS, "MAX_LAYERS", True),
     "freeze_layers": (0, MAX_FREEZE_LAYERS, "MAX_FREEZE_LAYERS", False),
 }
-_FLAGS = ("use_noise", "fp16_channels_last", "channels_last", "normalize_latents")
+_FLAGS = ("use_noise", "fp16_channels_last", "channels_last", "normalize_latents", "use_radial_filters",
+          "progressive")
+
+# StyleGAN3 (alias-free) settings. Sizes: the signal-processing knobs stay near their real values, since
+# a layer's spatial size, filter taps and kernel follow from them (real: margin 10, filter 6, lrelu ×2, k 1 or 3).
+MAX_SG3_MARGIN = 256
+MAX_SG3_FILTER_SIZE = 16
+MAX_SG3_LRELU_UPSAMPLING = 8
+MAX_SG3_CONV_KERNEL = 15
+_SIZES.update({
+    "num_critical": (0, limits.MAX_LAYERS, "MAX_LAYERS", False),
+    "margin_size": (0, MAX_SG3_MARGIN, "MAX_SG3_MARGIN", False),
+    "filter_size": (1, MAX_SG3_FILTER_SIZE, "MAX_SG3_FILTER_SIZE", False),
+    "lrelu_upsampling": (1, MAX_SG3_LRELU_UPSAMPLING, "MAX_SG3_LRELU_UPSAMPLING", False),
+    "conv_kernel": (1, MAX_SG3_CONV_KERNEL, "MAX_SG3_CONV_KERNEL", False),
+})
+# Frequencies (in cycles per image) and scales: positive and finite, frequencies at most MAX_RESOLUTION.
+_SG3_POSITIVE = ("first_cutoff", "first_stopband", "last_stopband_rel", "output_scale")
 
 
 def _is_int(value: Any) -> bool:
@@ -133,6 +150,12 @@ def _check_one(name: str, value: Any, activations: tuple[str, ...], what: str) -
     elif name in ("fmap_decay", "truncation_psi"):
         if not _is_real(value):
             raise _refuse(what, f"{name} is {limits.quote(value)}, expected a finite number")
+    elif name in _SG3_POSITIVE:
+        if not _is_real(value) or not 0 < value <= limits.MAX_RESOLUTION:
+            raise _refuse(what, f"{name} is {limits.quote(value)}, expected a number in (0, {limits.MAX_RESOLUTION}]")
+    elif name == "magnitude_ema_beta":
+        if not _is_real(value) or not 0 <= value <= 1:
+            raise _refuse(what, f"magnitude_ema_beta is {limits.quote(value)}, expected a number in [0, 1]")
     elif name in _FLAGS:
         if not isinstance(value, bool) and value not in (0, 1):
             raise _refuse(what, f"{name} is {limits.quote(value)}, expected true or false")
