@@ -26,6 +26,7 @@ from stylegan.networks.stylegan2 import MappingNetwork
 from stylegan.networks.stylegan3 import StyleGAN3Generator
 
 FORMAT_NAME = "stylegan2-ada-pytorch pickle"
+STYLEGAN3_FORMAT_NAME = "stylegan3 pickle"
 _DEFAULT_W_AVG_BETA = inspect.signature(MappingNetwork).parameters["w_avg_beta"].default
 
 # The class each snapshot entry must hold.
@@ -158,3 +159,8 @@ def networks_from_pickle(entries: dict[str, Any], source: str) -> dict[str, Any]
     if isinstance(entries.get("training_set_kwargs"), dict):
         net["training_set_kwargs"] = plain_data(entries["training_set_kwargs"], f"training_set_kwargs in {source}")
     return net
+
+
+def format_name(net: dict[str, Any]) -> str:
+    """How ``info`` names the file: stylegan3's alias-free networks are told apart from StyleGAN2 ones."""
+    return STYLEGAN3_FORMAT_NAME if isinstance(net.get("G_ema"), StyleGAN3Generator) else FORMAT_NAME

@@ -31,6 +31,7 @@ import io
 import pickle
 import struct
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -664,6 +665,8 @@ def _materialize(root: Any) -> Any:
         elif isinstance(value, PersistentRecord):
             walk(value.state, depth + 1)
             out = value
+        elif isinstance(value, _NamespaceStub):  # torch zip archives only (restricted_load_torch_zip)
+            out = ObjectRecord(class_name=value.class_name, state=walk(value.state or {}, depth + 1))
         elif isinstance(value, dict):  # in place: keys are hashable plain values or records' identities
             for key in list(value):
                 _check(key is None or type(key) in (str, bytes, int, float, bool, tuple),
@@ -762,3 +765,74 @@ def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], An
     except DATA_ERRORS as e:
         raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
                             "download or copy the file again") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# torch zip archives (``torch.save``'s default format): ``<root>/data.pkl`` names each tensor storage by a
+# persistent id ('storage', storage type, key, location, numel) whose bytes are the member ``<root>/data/<key>``.
+# Training checkpoints also pickle an ``argparse.Namespace`` (NEWOBJ, then BUILD with its attributes): it
+# comes back as an ObjectRecord, plain data that names its class.
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """An object a checkpoint pickled (only ``argparse.Namespace`` is allowed): its class and attributes."""
+
+    class_name: str  # 'argparse.Namespace'
+    state: dict[str, Any]
+
+
+class _NamespaceStub(_Record):
+    """What ``argparse.Namespace`` becomes while unpickling: NEWOBJ makes it, one BUILD gives it a dict."""
+
+    __slots__ = ("_state",)
+    kind = "argparse.Namespace"
+    class_name = "argparse.Namespace"
+
+    def take_state(self, state: Any) -> None:
+        _check(type(state) is dict and all(type(k) is str for k in state),
+               "an argparse.Namespace whose attributes are not a dict of names")
+        _check(self.state is None, "the pickle tries to change an argparse.Namespace")
+        self._set("_state", state)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        return getattr(self, "_state", None)
+
+
+# Reads ``nbytes`` bytes of storage ``key`` (the reader checks them against its member first).
+StorageReader = Callable[[str, int], bytes]
+
+
+def restricted_load_torch_zip(file: BinaryIO, source: str, archive_bytes: int, read_storage: StorageReader) -> Any:
+    """Unpickle a torch zip archive's ``data.pkl``: the official allow-list, the storage types, and
+    ``argparse.Namespace`` (as an ObjectRecord). Each storage is read once through ``read_storage``, after
+    its size is charged to the budget (twice ``archive_bytes`` plus 64 MiB)."""
+    load = _Load(source, archive_bytes)
+    allowed = _allowed(load)
+    allowed.update({("torch", name): _TypeMarker(name=name) for name in _STORAGE_DTYPES})
+    allowed[("argparse", "Namespace")] = _NamespaceStub
+    storages: dict[str, _Storage] = {}
+
+    def storage(pid: Any) -> _Storage:
+        _check(type(pid) is tuple and len(pid) == 5 and pid[0] == "storage", "bad storage reference")
+        _, kind, key, location, numel = pid  # location ignored: everything comes to the CPU
+        _check(isinstance(kind, _TypeMarker) and kind.name in _STORAGE_DTYPES and type(key) is str
+               and type(location) is str and type(numel) is int and numel >= 0, "bad storage reference")
+        dtype = _STORAGE_DTYPES[kind.name]
+        if key in storages:
+            known = storages[key].flat
+            _check(known.dtype == dtype and known.numel() == numel, f"storage {quote(key)} declared twice, differently")
+            return storages[key]
+        nbytes = numel * dtype.itemsize
+        load.spend(nbytes, "a tensor storage")
+        raw = read_storage(key, nbytes)
+        _check(len(raw) == nbytes, f"storage {quote(key)} has {len(raw)} bytes, not {nbytes}")
+        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
+        storages[key] = _Storage(flat=flat)
+        return storages[key]
+
+    unpickler = RestrictedUnpickler(_BoundedReader(file), source, allowed, persistent=storage,
+                                    classes=(EasyDict, _NamespaceStub))
+    load.unpickler = unpickler
+    return _materialize(unpickler.load())

@@ -122,7 +122,7 @@ def test_text_file_is_not_a_network_file(tmp_path):
     assert "is not a network file" in error_for(tmp_path / "notes.pkl")
 
 
-def test_zip_archive_is_not_supported(tmp_path):
+def test_a_zip_archive_that_is_no_network_layout_we_know_is_refused(tmp_path):
     with zipfile.ZipFile(tmp_path / "dataset.zip", "w") as z:
         z.writestr("dataset.json", "{}")
     assert "ZIP archive" in error_for(tmp_path / "dataset.zip")

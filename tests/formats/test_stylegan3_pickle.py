@@ -49,6 +49,7 @@ def test_training_snapshot_loads_every_entry(files, config):
     net = stylegan.load_network(files[f"{config}-snapshot"])
     assert {"G", "D", "G_ema", "augment_pipe"} <= set(net)
     assert isinstance(net["G_ema"], StyleGAN3Generator) and isinstance(net["D"], Discriminator)
+    assert net["format"] == "stylegan3 pickle"
     for key in ("G", "G_ema", "D"):
         for name, t in written[key].state_dict().items():
             assert torch.equal(net[key].state_dict()[name], t), (key, name)
