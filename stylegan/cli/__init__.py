@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "mass-project": "stylegan.cli.mass_project:mass_project_command",
     "metrics": "stylegan.cli.metrics:metrics",
     "figures": "stylegan.cli.figures:figures",
+    "explore": "stylegan.cli.explore:explore",
 }
 
 
