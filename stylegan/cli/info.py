@@ -49,6 +49,7 @@ def describe_network(net: dict[str, Any]) -> list[str]:
         f"w_dim:       {G.w_dim}",
         f"num_ws:      {G.num_ws}",
         f"c_dim:       {G.c_dim}" + (" (unconditional)" if G.c_dim == 0 else f" ({G.c_dim} classes)"),
+        *([f"colours:     {net['colour_order']}"] if net.get("colour_order") else []),  # MMGeneration: BGR or RGB
         "parameters:",
     ]
     for key, module in net.items():
@@ -65,7 +66,8 @@ def describe_network(net: dict[str, Any]) -> list[str]:
     if any(lods.values()):  # a progressive-growing snapshot: outputs still blended from lower resolutions
         lines.append("growing:     mid-training snapshot (images are drawn at full size, upsampled)")
         lines += [f"  {key + ':':<13}{describe_lod(lod, G.img_resolution)}" for key, lod in lods.items()]
-    extra = {k: v for k, v in net.items() if not isinstance(v, nn.Module) and k != "format" and v is not None}
+    extra = {k: v for k, v in net.items()
+             if not isinstance(v, nn.Module) and k not in ("format", "colour_order") and v is not None}
     for key, value in extra.items():
         lines.append(f"{key}:")
         if isinstance(value, AugmentPipeRecord):

@@ -13,14 +13,14 @@ from typing import Any
 import torch
 
 from stylegan.errors import StyleGANError
-from stylegan.formats import builtin, official_pickle, rosinality, safetensors_io, tf_pickle, torch_zip
+from stylegan.formats import builtin, mmgeneration, official_pickle, rosinality, safetensors_io, tf_pickle, torch_zip
 from stylegan.formats.cache import about_cached_file, download, is_url
 from stylegan.formats.unpickler import TensorFlowPickleError
 from stylegan.limits import shorten
 
 Source = str | os.PathLike
 _FILE_FIX = ("pass an official network pickle (.pkl: PyTorch, or TensorFlow StyleGAN/StyleGAN2/ADA), a rosinality "
-             ".pt checkpoint, a stylegan .safetensors file, an http(s) URL, or 'default'")
+             ".pt or MMGeneration/mmagic .pth checkpoint, a stylegan .safetensors file, an http(s) URL, or 'default'")
 
 
 def resolve_source(source: Source, *, progress: bool = True, parsed: list | None = None) -> Path | None:
@@ -82,8 +82,8 @@ def describe_source(source: Source) -> str:
             is_tf = b"dnnlib.tflib" in f.read(4096)
         # A TF pickle's family (v1, StyleGAN2, ADA) is in its build functions: read it (nothing is rebuilt).
         return tf_pickle.describe_tf_pickle(path, str(source)) if is_tf else official_pickle.FORMAT_NAME
-    return {"safetensors": safetensors_io.FORMAT_NAME, "zip": "torch zip archive (rosinality checkpoint)",
-            "unknown": "unknown"}[kind]
+    return {"safetensors": safetensors_io.FORMAT_NAME,
+            "zip": "torch zip archive (rosinality or MMGeneration checkpoint)", "unknown": "unknown"}[kind]
 
 
 def _require_g_ema(keys: list[str], source: str) -> None:
@@ -130,11 +130,14 @@ def _load_file(path: Path, name: str) -> tuple[dict[str, Any], dict[str, torch.T
         net = official_pickle.networks_from_pickle(entries, name)
         net["format"] = official_pickle.format_name(net)
         return net, {}, {}
-    if kind == "zip":  # torch.save's archives: rosinality checkpoints
+    if kind == "zip":  # torch.save's archives: rosinality and MMGeneration/mmagic checkpoints
         obj = torch_zip.read_torch_zip(path, name)
         if rosinality.is_rosinality(obj):
             return rosinality.networks_from_checkpoint(obj, name), {}, {}
-        raise rosinality.neither_layout(name, obj)
+        if mmgeneration.is_mmgeneration(obj):
+            return mmgeneration.networks_from_checkpoint(obj, name), {}, {}
+        raise rosinality.neither_layout(name, obj, also=mmgeneration.LAYOUT_TEXT,
+                                        found=mmgeneration.found_text(obj))
     raise StyleGANError(f"{name} is not a network file (neither a pickle nor a safetensors file)", _FILE_FIX)
 
 
@@ -145,8 +148,11 @@ def load_network(source: Source, *, progress: bool = True) -> dict[str, Any]:
     and ``'training_set_kwargs'`` (a dict) when the file has them; and ``'format'``, a short description of
     where it came from ('stylegan2-ada-pytorch pickle', 'StyleGAN2 TensorFlow pickle', 'StyleGAN2-ADA
     TensorFlow pickle', 'StyleGAN (v1) TensorFlow pickle', 'rosinality checkpoint (…)', 'stylegan
-    safetensors' or 'built-in'). rosinality checkpoints (torch zip archives, read without torch.load) give
+    safetensors', 'MMGeneration/mmagic checkpoint (…)' or 'built-in'). rosinality checkpoints (torch zip
+    archives, read without torch.load) give
     G_ema, and G and D from train.py checkpoints, with ``training_args`` and ``ada_aug_p``.
+    MMGeneration/mmagic ``.pth`` checkpoints give G_ema, G and D from their state_dict, with
+    ``colour_order`` (their generators output BGR; we swap to RGB) and ``mmgen_meta``.
     TF pickles give G, D and G_ema (from their (G, D, Gs)); StyleGAN (v1) ones give StyleGAN1Generator /
     StyleGAN1Discriminator, with the StyleGAN2 generator's calling convention.
     Networks come back on the CPU, in eval mode, with requires_grad off. Official pickles are read with a

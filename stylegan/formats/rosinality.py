@@ -337,9 +337,14 @@ def describe_keys(obj: Any) -> str:
     return "keys " + (_first(keys, 8) if keys else "none")
 
 
-def neither_layout(source: str, obj: Any) -> StyleGANError:
+def neither_layout(source: str, obj: Any, also: str | None = None, found: str = "") -> StyleGANError:
+    """The refusal of a checkpoint in no known layout; ``also`` names the other layouts the caller tried,
+    ``found`` adds what else it saw (e.g. "; its state_dict holds …")."""
+    expected = LAYOUTS_TEXT + (f"; or {also}" if also else "")
     return StyleGANError(f"{source} is a torch.save checkpoint (ZIP archive) in no layout we know: it holds "
-                         f"{describe_keys(obj)}; expected {LAYOUTS_TEXT}", _FIX)
+                         f"{describe_keys(obj)}{found}; expected {expected}",
+                         "pass a rosinality/stylegan2-pytorch or MMGeneration/mmagic StyleGAN2 checkpoint"
+                         if also else _FIX)
 
 
 __all__ = ["FORMAT_NAME", "LAYOUTS", "Pair", "generator_pairs", "discriminator_pairs", "generator_kernels",
