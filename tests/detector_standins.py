@@ -216,3 +216,70 @@ def write_detectors(folder: str | Path, realistic: bool = False) -> Path:
         torch.jit.save(torch.jit.script(inception.eval()), str(folder / "inception-2015-12-05.pt"))
         torch.jit.save(torch.jit.script(vgg.eval()), str(folder / "vgg16.pt"))
     return folder
+
+
+# ---------------------------------------------------------------------------------------------------------
+# State-dict stand-ins for the PyTorch-ecosystem detectors (pytorch-fid's FID Inception, torchvision's VGG16):
+# random weights in their key layouts, written with torch.save (zip format) under their file names. Weights
+# are scaled (He) and batch-norm statistics kept near 1 so that activations stay of order one through depth.
+
+
+def _he(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    fan_in = 1
+    for d in shape[1:]:
+        fan_in *= d
+    return torch.randn(shape, generator=g) * (2.0 / fan_in) ** 0.5
+
+
+def pt_inception_state(seed: int = 3, batches_tracked: bool = True) -> dict[str, torch.Tensor]:
+    """A random state dict with exactly the keys and shapes of pt_inception-2015-12-05-6726825d.pth."""
+    from stylegan.metrics.inception_pt import PyTorchInception
+
+    with torch.device("meta"):
+        layout = PyTorchInception().state_dict()
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for name, t in layout.items():
+        shape = tuple(t.shape)
+        if name.endswith("num_batches_tracked"):
+            if batches_tracked:
+                state[name] = torch.tensor(0)
+        elif name.endswith("conv.weight") or name == "fc.weight":
+            state[name] = _he(shape, g)
+        elif name.endswith("bn.weight"):
+            state[name] = 0.8 + 0.4 * torch.rand(shape, generator=g)
+        elif name.endswith("running_var"):
+            state[name] = 0.5 + torch.rand(shape, generator=g)
+        else:  # bn.bias, running_mean, fc.bias
+            state[name] = 0.1 * torch.randn(shape, generator=g)
+    return state
+
+
+def vgg16_tv_state(stages=None, hidden: int = 4096, num_classes: int = 1000, seed: int = 4) -> dict[str, torch.Tensor]:
+    """A random state dict in torchvision's vgg16 layout (``features.N``, ``classifier.{0,3,6}``); the default
+    sizes are those of vgg16-397923af.pth, smaller ``stages``/``hidden`` make quick stand-ins."""
+    from stylegan.metrics.vgg16_tv import STAGES, TorchvisionVGG16
+
+    with torch.device("meta"):
+        layout = TorchvisionVGG16(stages or STAGES, hidden, num_classes).state_dict()
+    g = torch.Generator().manual_seed(seed)
+    return {name: _he(tuple(t.shape), g) if name.endswith("weight") else 0.05 * torch.randn(tuple(t.shape), generator=g)
+            for name, t in layout.items()}
+
+
+def write_pt_inception(folder: str | Path, state: dict | None = None) -> Path:
+    """Save a PyTorch-Inception stand-in (``state``, default :func:`pt_inception_state`) as the official file name."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(pt_inception_state() if state is None else state, path)
+    return path
+
+
+def write_vgg16_tv(folder: str | Path, state: dict | None = None) -> Path:
+    """Save a torchvision-VGG16 stand-in (``state``, default full-size random weights) as the official file name."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vgg16-397923af.pth"
+    torch.save(vgg16_tv_state() if state is None else state, path)
+    return path

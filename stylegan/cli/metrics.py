@@ -28,14 +28,18 @@ if TYPE_CHECKING:
 @click.option("--num-gen", type=click.IntRange(min=1), metavar="N",
               help="Quick version: N generated images (PPL: samples) instead of 50000.")
 @click.option("--detector-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Folder with inception-2015-12-05.pt and vgg16.pt (offline use) [default: $STYLEGAN_DETECTOR_DIR, "
-                   "else download once].")
+              help="Folder with the detector files (offline use): inception-2015-12-05.pt, vgg16.pt, and for the _pt "
+                   "metrics pt_inception-2015-12-05-6726825d.pth, vgg16-397923af.pth, for ls the 40 "
+                   "celebahq-classifier-NN-*.pkl [default: "
+                   "$STYLEGAN_DETECTOR_DIR, else download once].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.jsonl",
               help="Append one JSON line per metric here.")
 @click.option("--export-stats", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz",
               help="Write the dataset's Inception statistics (mu, sigma, count); without --metrics, only that.")
-@click.option("--ref-stats", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz",
-              help="Reference statistics (mu, sigma) that FID uses instead of the dataset.")
+@click.option("--ref-stats", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz|FILE.pkl",
+              help="Reference statistics that FID uses instead of the dataset: an .npz with mu, sigma (ours, "
+                   "pytorch-fid, clean-fid) or an MMGeneration FID-Reals .pkl. Ours record their Inception variant, "
+                   "which must match the metric's.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Images per detector call.")
 @click.option("--no-cache", is_flag=True, help="Recompute the dataset statistics instead of reusing cached ones.")
@@ -50,11 +54,16 @@ def metrics(network: str, metric_names: str | None, data: Path | None, mirror: b
     \b
     Metrics: fid50k_full kid50k_full pr50k3_full ppl2_wend is50k
              fid50k kid50k pr50k3 ppl_zfull ppl_wfull ppl_zend ppl_wend
+             fid50k_full_pt fid50k_pt pr50k3_full_pt pr50k3_pt  (_pt: the PyTorch
+             Inception of pytorch-fid / torchvision's VGG16, as MMGeneration reports)
+             ls  (linear separability, ls_z and ls_w: the StyleGAN paper's 40 CelebA-HQ
+             attribute classifiers; networks of 256x256 and up; ls@N keeps N/2)
     \b
     Examples:
       stylegan metrics --network ffhq.pkl --data ffhq.zip --metrics fid50k_full,kid50k_full --mirror
       stylegan metrics --network snapshot.safetensors --metrics fid50k_full@1000 --out metrics.jsonl
       stylegan metrics --data ffhq.zip --export-stats ffhq-stats.npz
+      stylegan metrics --network ffhq.pkl --metrics fid50k_full_pt --ref-stats ffhq-1024-50k-rgb.pkl
     Under torchrun (one process per GPU) the work is shared out; rank 0 prints and writes.
     """
     from stylegan.metrics.distributed import shutdown, start_shard
@@ -94,6 +103,9 @@ def _run(shard: Shard, network: str, metric_names: str | None, data: Path | None
             click.echo(f"wrote {export_stats} ({stats.count} images, {stats.mu.size} features)")
         return
 
+    from stylegan.metrics.stats import FeatureStats
+
+    reference = FeatureStats.load(ref_stats) if ref_stats is not None else None  # a bad file fails before the network
     nets, _extra, training = load_network_file(network, progress=not quiet and shard.is_main)
     G = nets["G_ema"]
     stored = nets.get("training_set_kwargs") or {}
@@ -107,7 +119,7 @@ def _run(shard: Shard, network: str, metric_names: str | None, data: Path | None
     counters = training.get("progress") or {}
     results = evaluate(metric_names or "fid50k_full", G, data, mirror=mirror, device=device,
                        detector_dir=detector_dir, num_gen=num_gen, seed=seed, progress=not quiet,
-                       cache=not no_cache, ref_stats=ref_stats, export_stats=export_stats, batch=batch_size,
+                       cache=not no_cache, ref_stats=reference, export_stats=export_stats, batch=batch_size,
                        network=network, snapshot_kimg=snapshot_kimg(network, counters.get("cur_nimg")), warn=note)
     if not shard.is_main:
         return

@@ -39,11 +39,12 @@ from stylegan.metrics.formulas import (
     kernel_inception_distance,
     precision_recall,
 )
+from stylegan.metrics.linear_separability import AttributeClassifiers, linear_separability, prepare_classifiers
 from stylegan.metrics.ppl import ppl_distances
 from stylegan.metrics.reports import MetricResult, write_reference_stats
 from stylegan.metrics.sampling import LabelPool, frozen_copy
-from stylegan.metrics.specs import MetricSpec, parse_metrics
-from stylegan.metrics.stats import FeatureStats
+from stylegan.metrics.specs import OFFICIAL, MetricSpec, parse_metrics
+from stylegan.metrics.stats import FeatureStats, reference_variant
 from stylegan.ops.backends import cuda_arithmetic
 
 Warn = Callable[[str], None]
@@ -148,14 +149,30 @@ def _load_detectors(names: set[str], settings: PassSettings) -> Detectors:
                                 progress=settings.show_bars) for name in sorted(names)}
 
 
-def _check_reference_width(ref: FeatureStats, detectors: Detectors, G: nn.Module, device: torch.device) -> None:
-    """Imported FID statistics must come from a detector with the same feature count as ours."""
+def _check_reference(ref: FeatureStats, specs: list[MetricSpec], detectors: Detectors, G: nn.Module,
+                     device: torch.device) -> dict[str, list[str]]:
+    """Imported FID statistics must come from the FID metric's own Inception variant (where they record it,
+    see :func:`reference_variant`) and have its feature count; returns notes per metric label."""
+    notes: dict[str, list[str]] = {}
     blank = torch.zeros([1, 3, G.img_resolution, G.img_resolution], dtype=torch.uint8, device=device)
-    with torch.no_grad():
-        width = inception_features(detectors["inception"], blank).shape[1]
-    if ref.mu.size != width:
-        raise StyleGANError(f"reference statistics have {ref.mu.size} features but the Inception detector "
-                            f"gives {width}", "use reference statistics made with the same detector")
+    for s in (s for s in specs if s.kind == "fid"):
+        problem, note = reference_variant(ref, s.detector)
+        if problem is not None:
+            others = [name for name, o in OFFICIAL.items() if o.kind == "fid" and o.full == s.full
+                      and o.detector == ref.meta.get("detector")]
+            raise StyleGANError(f"{s.label}: {problem}",
+                                (f"use {others[0]} with them, or " if others else "use ") +
+                                f"reference statistics made with {s.detector} (e.g. {setting('export_stats')} "
+                                f"with {s.name})")
+        with torch.no_grad():
+            width = inception_features(detectors[s.detector], blank).shape[1]
+        if ref.mu.size != width:
+            raise StyleGANError(f"{s.label}: reference statistics have {ref.mu.size} features but the Inception "
+                                f"detector gives {width} ({s.detector})",
+                                "use reference statistics made with the same detector")
+        if note is not None:
+            notes[s.label] = [f"{s.label}: {note}"]
+    return notes
 
 
 def _announce(messages: list[str], settings: PassSettings, warn: Warn | None) -> None:
@@ -174,8 +191,8 @@ def _plan_generated(specs: list[MetricSpec]) -> tuple[list[GeneratedRequest], di
     shared: dict[tuple[str, int], GeneratedRequest] = {}
     of: dict[str, GeneratedRequest] = {}
     for s in specs:
-        if s.kind == "ppl":
-            continue  # PPL renders its own path pairs
+        if s.kind in ("ppl", "ls"):
+            continue  # PPL renders its own path pairs, ls its own samples
         call = "inception-probs" if s.kind == "is" else s.detector
         r = shared.setdefault((call, s.num_gen), GeneratedRequest(call, s.num_gen))
         r.stats.capture_all |= s.kind in ("kid", "pr", "is")
@@ -198,6 +215,7 @@ class _Inputs:
     seed: int
     settings: PassSettings
     progress: bool
+    classifiers: AttributeClassifiers | None = None  # ls
 
 
 def _fid(s: MetricSpec, inp: _Inputs) -> tuple[list[float], int | None]:
@@ -239,8 +257,14 @@ def _ppl(s: MetricSpec, inp: _Inputs) -> tuple[list[float], int | None]:
     return [filtered_mean(distances)], None
 
 
+def _ls(s: MetricSpec, inp: _Inputs) -> tuple[list[float], int | None]:
+    values = linear_separability(inp.G, inp.classifiers, s, seed=inp.seed, labels=inp.labels,
+                                 device=inp.settings.device, shard=inp.settings.shard, progress=inp.progress)
+    return list(values), None
+
+
 _FORMULAS: dict[str, Callable[[MetricSpec, _Inputs], tuple[list[float], int | None]]] = {
-    "fid": _fid, "kid": _kid, "pr": _pr, "is": _is, "ppl": _ppl,
+    "fid": _fid, "kid": _kid, "pr": _pr, "is": _is, "ppl": _ppl, "ls": _ls,
 }
 
 
@@ -277,14 +301,18 @@ def evaluate(
         mirror: the dataset was trained with x-flips: the legacy metrics (fid50k, kid50k, pr50k3) then use
             the mirrored dataset, as officially; the ``_full`` ones never do.
         device: where to run (default: where G's weights are).
-        detector_dir: folder holding inception-2015-12-05.pt / vgg16.pt (else $STYLEGAN_DETECTOR_DIR, else download).
+        detector_dir: folder holding the detector files: inception-2015-12-05.pt, vgg16.pt, and for the ``_pt``
+            metrics pt_inception-2015-12-05-6726825d.pth / vgg16-397923af.pth (else $STYLEGAN_DETECTOR_DIR,
+            else download).
         num_gen: generated images (PPL: samples) for quick versions; ``NAME@N`` does the same per metric.
         seed: all randomness (z, labels, noise, KID subsets) derives from it: same seed, same numbers.
         rank, world: this process's share; default: the initialised torch.distributed group, else 1 process.
         cache, cache_dir: reuse real statistics from ``cache_dir`` (default ``<STYLEGAN_CACHE_DIR>/metrics``).
-        ref_stats: an .npz (or FeatureStats) with ``mu``/``sigma`` that FID uses instead of the dataset.
+        ref_stats: an .npz with ``mu``/``sigma``, an MMGeneration FID-Reals .pkl, or a FeatureStats, that FID
+            uses instead of the dataset. Statistics that record their Inception variant must match the
+            metric's (fid50k_full: NVIDIA's; fid50k_full_pt: the PyTorch one); see ``stats.reference_variant``.
         export_stats: write the real Inception statistics of the first FID metric (or, with none, of the
-            whole dataset without x-flips) to this .npz (``mu``, ``sigma``, ``count``).
+            whole dataset without x-flips) to this .npz (``mu``, ``sigma``, ``count``, and the detector in meta).
         batch: images per detector call; workers: DataLoader workers for real images (default 3 on CUDA, else 0).
         network, snapshot_kimg: recorded in the results.
         warn: receives warnings (default: ``warnings.warn``).
@@ -304,17 +332,18 @@ def evaluate(
     needs_real = [s for s in specs if s.needs_real and not (s.kind == "fid" and ref is not None)]
     base = _fitting_dataset(specs, G, data, needs_real, export_stats is not None)
     plan, exported = _plan_real(needs_real, base, mirror, specs, export_stats is not None)
-    detectors = _load_detectors({s.detector for s in specs} | {r.detector for r in plan.requests.values()}, settings)
-    if ref is not None and any(s.kind == "fid" for s in specs):
-        _check_reference_width(ref, detectors, G, device)
-    notes = {s.label: plan.warnings.get(s.label, []) for s in specs}
+    detectors = _load_detectors({s.detector for s in specs if s.kind != "ls"}  # ls has its own classifiers
+                                | {r.detector for r in plan.requests.values()}, settings)
+    classifiers = prepare_classifiers(specs, G, settings)  # ls: None without it
+    ref_notes = _check_reference(ref, specs, detectors, G, device) if ref is not None else {}
+    notes = {s.label: plan.warnings.get(s.label, []) + ref_notes.get(s.label, []) for s in specs}
     _announce([m for label in notes for m in notes[label]], settings, warn)
 
     G = frozen_copy(G, device)
     timer = StageTimer()
     generated, generated_of = _plan_generated(specs)
     inputs = _Inputs(plan.of, generated_of, ref, G, detectors, LabelPool.from_dataset(base, G.c_dim), seed,
-                     settings, progress)
+                     settings, progress, classifiers)
     with torch.no_grad(), cuda_arithmetic():  # true float32 on every GPU, as the official metrics
         fill_real_statistics(list(plan.requests.values()), base, detectors, settings, timer)
         if generated:
@@ -347,19 +376,24 @@ def reference_stats(
     cache_dir: str | os.PathLike | None = None,
     batch: int = 64,
     workers: int | None = None,
+    detector: str = "inception",
 ) -> FeatureStats:
     """Inception statistics (``mu``, ``sigma``, ``count``) of the first ``max_items`` (default all) images
     of ``data``, x-flipped copies included with ``mirror``; :func:`~stylegan.metrics.reports.write_reference_stats`
-    exports them."""
+    exports them. ``detector``: 'inception' (NVIDIA's) or 'inception_pt' (the PyTorch Inception); it is
+    recorded in the statistics' meta."""
+    if detector not in ("inception", "inception_pt"):
+        raise StyleGANError(f"reference statistics are Inception statistics, not {detector!r}",
+                            "use detector 'inception' or 'inception_pt'")
     device = torch.device(device)
     settings = PassSettings(device=device, shard=current_shard(rank, world), batch=batch,
                             workers=default_workers(device) if workers is None else workers, progress=progress,
                             detector_dir=detector_dir, cache=cache, cache_dir=cache_dir)
     base = _open_dataset(data, use_labels=False)
     available = len(base) * (2 if mirror else 1)
-    request = RealRequest("inception", mirror, available if max_items is None else min(available, max_items),
+    request = RealRequest(detector, mirror, available if max_items is None else min(available, max_items),
                           users=["reference"])
-    detectors = _load_detectors({"inception"}, settings)
+    detectors = _load_detectors({detector}, settings)
     with torch.no_grad(), cuda_arithmetic():
         fill_real_statistics([request], base, detectors, settings, StageTimer())
     return request.stats

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from stylegan.data import ImageDataset, dataset_fingerprint
 from stylegan.errors import StyleGANError
 from stylegan.metrics.detectors import (
+    DETECTORS,
     detector_file,
     inception_features,
     inception_probabilities,
@@ -32,14 +33,16 @@ from stylegan.metrics.sampling import LabelPool, generated_batches, group_sizes,
 from stylegan.metrics.stats import FeatureStats
 from stylegan.metrics.stats_cache import file_digest, load_cached, save_cached, stats_key, stats_path
 
-Detectors = dict[str, torch.jit.ScriptModule]
+Detectors = dict[str, nn.Module]  # TorchScript modules (NVIDIA's files) or our own (state-dict detectors)
 
 # What each detector call returns: features for FID/KID/PR, class probabilities for IS. The detector behind
 # a call is the part of its name before the first '-'.
-DETECTOR_CALLS: dict[str, Callable[[torch.jit.ScriptModule, torch.Tensor], torch.Tensor]] = {
+DETECTOR_CALLS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "inception": inception_features,
     "inception-probs": inception_probabilities,
     "vgg16": vgg16_features,
+    "inception_pt": inception_features,
+    "vgg16_tv": vgg16_features,
 }
 
 
@@ -175,8 +178,11 @@ def fill_real_statistics(requests: list[RealRequest], base: ImageDataset | None,
         with timer.stage([u for r in todo for u in r.users]):
             _real_pass(todo, base, xflip, num, detectors, settings)
             for r in todo:
-                r.stats.meta = dict(detector=r.detector, dataset=str(base.path), dataset_fingerprint=fingerprint,
-                                    xflip=r.xflip, num_items=num)
+                # The detector (its name says the Inception variant) travels with exported statistics, so a
+                # FID against them with the other variant is refused instead of silently off.
+                r.stats.meta = dict(detector=r.detector, detector_file=DETECTORS[r.detector].file,
+                                    dataset=str(base.path), dataset_fingerprint=fingerprint, xflip=r.xflip,
+                                    num_items=num)
                 if settings.cache and settings.shard.is_main:
                     save_cached(r.stats, cache_files[r.key])
 

@@ -20,11 +20,12 @@ class MetricSpec:
 
     ``full`` metrics use the dataset without x-flips and all of it up to ``max_real``; the others (the
     legacy ones) use the first ``max_real`` images of the dataset as mirrored by ``--mirror`` and need
-    that many. ``detector`` is 'inception' or 'vgg16'.
+    that many. ``detector`` is a key of ``stylegan.metrics.detectors.DETECTORS`` ('inception', 'vgg16',
+    'inception_pt', 'vgg16_tv', ...).
     """
 
     name: str
-    kind: str  # fid | kid | pr | is | ppl
+    kind: str  # fid | kid | pr | is | ppl | ls
     detector: str
     num_gen: int = 50000  # generated images (PPL: samples)
     max_real: int | None = None  # real images: None = all of them
@@ -60,11 +61,14 @@ class MetricSpec:
             return (f"{self.name}_precision", f"{self.name}_recall")
         if self.kind == "is":
             return (f"{self.name}_mean", f"{self.name}_std")
+        if self.kind == "ls":
+            return (f"{self.name}_z", f"{self.name}_w")
         return (self.name,)
 
     @property
     def min_gen(self) -> int:
-        return {"fid": 2, "kid": 2, "pr": self.k + 1, "is": self.num_splits, "ppl": 1}[self.kind]
+        return {"fid": 2, "kid": 2, "pr": self.k + 1, "is": self.num_splits, "ppl": 1,
+                "ls": 2}[self.kind]
 
 
 OFFICIAL: dict[str, MetricSpec] = {s.name: s for s in [
@@ -82,6 +86,14 @@ OFFICIAL: dict[str, MetricSpec] = {s.name: s for s in [
     MetricSpec("ppl_wfull", "ppl", "vgg16", space="w", sampling="full", crop=True),
     MetricSpec("ppl_zend", "ppl", "vgg16", space="z", sampling="end", crop=True),
     MetricSpec("ppl_wend", "ppl", "vgg16", space="w", sampling="end", crop=True),
+    # The same protocols with the PyTorch-ecosystem detectors MMGeneration reports with (suffix _pt):
+    # pytorch-fid's FID Inception, and torchvision's VGG16 for precision/recall.
+    MetricSpec("fid50k_full_pt", "fid", "inception_pt", max_real=None),
+    MetricSpec("fid50k_pt", "fid", "inception_pt", max_real=50000, full=False),
+    MetricSpec("pr50k3_full_pt", "pr", "vgg16_tv", max_real=200000),
+    MetricSpec("pr50k3_pt", "pr", "vgg16_tv", max_real=50000, full=False),
+    # StyleGAN paper: linear separability with the 40 CelebA-HQ attribute classifiers (half the samples kept).
+    MetricSpec("ls", "ls", "celebahq-attributes", num_gen=200000),
 ]}
 
 

@@ -3,8 +3,11 @@ features, and their ``.npz`` form (cache files, exported/imported reference stat
 
 An ``.npz`` holds ``mu`` ``[D]`` and ``sigma`` ``[D, D]`` (float64; the population covariance
 ``E[x xᵀ] − mu muᵀ`` the StyleGAN2-ADA metrics use), ``count`` (images), optionally ``features``
-``[count, D]`` (float32), and ``meta`` (a JSON string: detector, dataset, options). Files with only
-``mu``/``sigma`` (e.g. from other FID tools) are read too. Nothing is unpickled.
+``[count, D]`` (float32), and ``meta`` (a JSON string: detector — which records the Inception variant —,
+dataset, options). Files with only ``mu``/``sigma`` (pytorch-fid, clean-fid) are read too; their
+variant is unknown. MMGeneration's FID-Reals ``.pkl`` files (a pickled dict ``{'mean', 'cov', 'size',
+'name'}``) are read by the restricted unpickler with plain data and numpy arrays only: nothing in them is
+run. How a variant recorded (or not) is checked against a metric: :func:`reference_variant`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch
 from stylegan.atomic import atomic_path
 from stylegan.data.archives import NpzArchive
 from stylegan.errors import StyleGANError
-from stylegan.limits import MAX_JSON_BYTES, load_json
+from stylegan.formats.unpickler import load_pickle_file, restricted_load_numpy
+from stylegan.limits import MAX_JSON_BYTES, load_json, quote
 from stylegan.metrics.distributed import Shard, all_max, all_sum, gather_units
 
 
@@ -173,6 +177,8 @@ class FeatureStats:
         fix = "give an .npz with mu [D] and sigma [D, D], e.g. one written by `stylegan metrics --export-stats`"
         if not path.exists():
             raise StyleGANError(f"reference statistics {path} do not exist", fix)
+        if _starts_like_a_pickle(path):
+            return cls._load_fid_reals(path)
 
         def fail(reason: str) -> StyleGANError:
             return StyleGANError(f"reference statistics {path} are not a readable .npz ({reason})", fix)
@@ -208,9 +214,80 @@ class FeatureStats:
                     raise StyleGANError(f"the meta of reference statistics {path} is not a JSON object", fix)
         return cls.from_arrays(mu, sigma, count, features, meta)
 
+    @classmethod
+    def _load_fid_reals(cls, path: Path) -> "FeatureStats":
+        """An MMGeneration FID-Reals pickle: ``{'mean': [D], 'cov': [D, D], 'size': int, 'name': str}``.
+
+        Only plain values and numpy arrays can come out of it (anything else is refused by name, nothing
+        run); its variant is not recorded, and MMGeneration makes them with the PyTorch Inception unless told
+        otherwise, so ``meta`` says that as an assumption."""
+        fix = "give an MMGeneration FID-Reals .pkl ({'mean', 'cov', 'size', 'name'}) or an .npz with mu and sigma"
+        if path.stat().st_size > MAX_FID_REALS_BYTES:
+            raise StyleGANError(f"reference statistics {path} are {path.stat().st_size} bytes, more than a "
+                                f"{MAX_FEATURE_DIM}-feature covariance takes (MAX_FID_REALS_BYTES)", fix)
+        data = load_pickle_file(path, f"reference statistics {path}", restricted_load_numpy)
+        if not isinstance(data, dict) or not {"mean", "cov"} <= set(data):
+            what = f"a dict with keys {quote(sorted(map(str, data)))}" if isinstance(data, dict) else \
+                f"a {type(data).__name__}"
+            raise StyleGANError(f"reference statistics {path} are a pickle of {what}, not MMGeneration's "
+                                "FID-Reals dict with 'mean' and 'cov'", fix)
+        mean, cov = data["mean"], data["cov"]
+        for key, value in (("mean", mean), ("cov", cov)):
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+                raise StyleGANError(f"reference statistics {path}: {key!r} is not a numeric array", fix)
+        problem = _vector_problem(mean.shape)
+        if problem:
+            raise StyleGANError(f"reference statistics {path}: 'mean' {problem}", fix)
+        mu = mean.astype(np.float64).reshape(-1)
+        if cov.shape != (mu.size, mu.size):
+            raise StyleGANError(f"reference statistics {path}: 'cov' is {list(cov.shape)} but 'mean' has "
+                                f"{mu.size} entries", fix)
+        size = data.get("size", 0)
+        if isinstance(size, np.ndarray) and size.size == 1:
+            size = size.reshape(-1)[0]
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 0:
+            raise StyleGANError(f"reference statistics {path}: 'size' is not a count of images", fix)
+        name = data.get("name")
+        meta = dict(format="mmgeneration-fid-reals", detector="inception_pt", detector_assumed=True,
+                    name=name if isinstance(name, str) else None)
+        return cls.from_arrays(mu, cov.astype(np.float64), int(size), None, meta)
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    """Protocol 2+ pickles start with PROTO (0x80); an .npz is a ZIP ('PK')."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def reference_variant(ref: FeatureStats, detector: str) -> tuple[str | None, str | None]:
+    """How reference statistics fit a FID computed with ``detector``: ``(problem, note)``.
+
+    The rule: statistics that record their detector (ours) must match it exactly (problem otherwise).
+    MMGeneration FID-Reals files are taken as PyTorch-Inception ones, MMGeneration's default: they fit
+    ``inception_pt`` (with a note saying so) and are refused for NVIDIA's Inception. Files that record
+    nothing (pytorch-fid and clean-fid ``.npz``) fit either, with a note naming what each tool uses.
+    """
+    recorded = ref.meta.get("detector")
+    if recorded is None:
+        return None, ("the reference statistics do not record which Inception made them; this FID is only "
+                      f"comparable if it was the one this metric uses ({detector}): pytorch-fid files use the "
+                      "PyTorch Inception (the _pt metrics), clean-fid files NVIDIA's (the others)")
+    if recorded == detector:
+        if ref.meta.get("detector_assumed"):
+            return None, ("the reference statistics are an MMGeneration FID-Reals file, taken to be made with "
+                          "the PyTorch Inception (MMGeneration's default; the file does not say)")
+        return None, None
+    if ref.meta.get("detector_assumed"):
+        return ("the reference statistics are an MMGeneration FID-Reals file, made with the PyTorch Inception "
+                f"(inception_pt) by MMGeneration's default, not {detector}"), None
+    return f"the reference statistics were made with detector {quote(str(recorded))}, not {detector}", None
+
 
 # Feature vectors of the detectors (Inception 2048, VGG16 4096, CLIP/DINOv2 up to about 1536), with room
 MAX_FEATURE_DIM = 16_384
+# An FID-Reals pickle: float64 mean and covariance of MAX_FEATURE_DIM features, plus room for the rest.
+MAX_FID_REALS_BYTES = 8 * MAX_FEATURE_DIM * (MAX_FEATURE_DIM + 1) + 2**20
 
 
 def _vector_problem(shape: tuple) -> str | None:

@@ -337,3 +337,37 @@ def stylegan1_snapshot(seed: int = 0, **kwargs: Any) -> tuple[TFNet, TFNet, TFNe
     """(G, D, Gs) as a StyleGAN (v1) TF training run pickles them."""
     shared = {"c_dim", "resolution", "img_channels", "fmap_base", "fmap_max", "lod"}
     return _snapshot(stylegan1_generator, stylegan1_discriminator, shared, seed, kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# CelebA-HQ attribute classifiers (the `ls` metric): one Network per file, ProGAN D_paper or v1 D_basic
+
+
+def attribute_classifier(seed: int, *, build_func: str = "D_paper", resolution: int = 16, fmap_base: int = 32,
+                         fmap_max: int = 8, mbstd_group_size: int = 0, outputs: int = 1, lod: float = 0.0,
+                         scale: float = 1.0, extra_kwargs: dict | None = None) -> TFNet:
+    """A classifier network with random variables as ``D_paper``/``D_basic`` name and shape them: FromRGB of
+    every growing level, per block Conv0 and Conv1_down, at 4×4 Conv (one more input channel with a
+    minibatch-stddev layer), Dense0, Dense1 with ``outputs`` outputs; static kwargs RGB, no labels and
+    ``mbstd_group_size`` (0: none, as the official classifiers)."""
+    r = _Random(seed, scale)
+    nf = lambda s: v1_nf(s, fmap_base, fmap_max)  # noqa: E731
+    log2 = int(math.log2(resolution))
+    kwargs: dict[str, Any] = dict(num_channels=3, resolution=resolution, label_size=0, fmap_base=fmap_base,
+                                  fmap_max=fmap_max, mbstd_group_size=mbstd_group_size)
+    kwargs.update(extra_kwargs or {})
+    v: dict[str, Any] = {"lod": np.float32(lod)}
+    for res_log2 in range(log2, 1, -1):
+        level = log2 - res_log2
+        v[f"FromRGB_lod{level}/weight"] = r(1, 1, 3, nf(res_log2 - 1))
+        v[f"FromRGB_lod{level}/bias"] = r(nf(res_log2 - 1), scale=0.2)
+    for res_log2 in range(log2, 2, -1):
+        s = f"{2**res_log2}x{2**res_log2}"
+        v[f"{s}/Conv0/weight"], v[f"{s}/Conv0/bias"] = r(3, 3, nf(res_log2 - 1), nf(res_log2 - 1)), r(nf(res_log2 - 1))
+        v[f"{s}/Conv1_down/weight"] = r(3, 3, nf(res_log2 - 1), nf(res_log2 - 2))
+        v[f"{s}/Conv1_down/bias"] = r(nf(res_log2 - 2))
+    stat = 1 if mbstd_group_size > 1 else 0
+    v["4x4/Conv/weight"], v["4x4/Conv/bias"] = r(3, 3, nf(1) + stat, nf(1)), r(nf(1))
+    v["4x4/Dense0/weight"], v["4x4/Dense0/bias"] = r(nf(1) * 16, nf(0)), r(nf(0))
+    v["4x4/Dense1/weight"], v["4x4/Dense1/bias"] = r(nf(0), outputs), r(outputs)
+    return TFNet("D", build_func, kwargs, v, version=3)

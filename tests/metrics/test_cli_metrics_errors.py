@@ -34,7 +34,8 @@ def test_unknown_metric_lists_the_known_ones(run, network_file, dataset, tmp_pat
     r = run("metrics", "--network", network_file, "--data", dataset, "--metrics", "fid50k_full,fid_infinity",
             "--out", out)
     assert_clean_error(r, "unknown metric 'fid_infinity' (known metrics: fid50k_full, kid50k_full, pr50k3_full, "
-                          "ppl2_wend, is50k, fid50k, kid50k, pr50k3, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend)")
+                          "ppl2_wend, is50k, fid50k, kid50k, pr50k3, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, "
+                          "fid50k_full_pt, fid50k_pt, pr50k3_full_pt, pr50k3_pt, ls)")
     assert not out.exists()
 
 

@@ -8,13 +8,21 @@ from stylegan.errors import StyleGANError
 from stylegan.metrics.specs import OFFICIAL, known_metrics, parse_metrics
 
 ALL = ["fid50k_full", "kid50k_full", "pr50k3_full", "ppl2_wend", "is50k", "fid50k", "kid50k", "pr50k3",
-       "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend"]
+       "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend", "fid50k_full_pt", "fid50k_pt", "pr50k3_full_pt", "pr50k3_pt",
+       "ls"]
+PYTORCH_VARIANTS = {"fid50k_full_pt": "fid50k_full", "fid50k_pt": "fid50k", "pr50k3_full_pt": "pr50k3_full",
+                    "pr50k3_pt": "pr50k3"}
 
 
 def test_every_official_metric_is_known_with_its_protocol():
     assert known_metrics() == ALL
     s = OFFICIAL
-    assert all(s[n].num_gen == 50000 for n in ALL)
+    assert all(s[n].num_gen == 50000 for n in ALL if n != "ls")
+    assert s["ls"].num_gen == 200000 and s["ls"].result_keys == ("ls_z", "ls_w")
+    for variant, nvidia in PYTORCH_VARIANTS.items():  # the same protocol, another detector
+        assert (s[variant].kind, s[variant].max_real, s[variant].full) == (s[nvidia].kind, s[nvidia].max_real,
+                                                                            s[nvidia].full)
+        assert s[variant].detector == {"inception": "inception_pt", "vgg16": "vgg16_tv"}[s[nvidia].detector]
     assert (s["fid50k_full"].max_real, s["kid50k_full"].max_real, s["pr50k3_full"].max_real) == (None, 10**6, 200000)
     assert all(s[n].max_real == 50000 and not s[n].full for n in ["fid50k", "kid50k", "pr50k3"])
     assert (s["kid50k"].num_subsets, s["kid50k"].max_subset_size) == (100, 1000)
