@@ -1,12 +1,20 @@
-"""Generator throughput (images/s) at the official paper256 channel settings, fp32.
+"""Generator throughput (images/s) at the official paper256 channel settings, fp32; and, with --official,
+seconds per image of the networks users load (FFHQ-1024 config-f, paper256) beside the official code.
 
     python benchmarks/generator_speed.py [--device cpu] [--device cuda] [--seconds 20] [--repeats 5]
+    python benchmarks/generator_speed.py --official /tmp/off/stylegan2-ada-pytorch [--repeats 2] [--threads 1]
 
 For each device (default: the CPU, plus CUDA when present) prints resolution, batch, images/s (median of
 ``--repeats`` timed runs of ``--seconds`` each) and the achieved fraction of the device's fp32 matmul
 peak (conv FLOPs counted analytically; the peak is the best of several large matmuls), so that kernels
 can be compared across machines. On a shared machine the figures move with the load: the header prints
 the thread count and the load average.
+
+With ``--official DIR`` (a clone of NVlabs/stylegan2-ada-pytorch) it instead times, on the CPU at batch 1
+with noise 'const': ours in fp32, ours in bf16 (where the CPU has native bf16), and the official
+Generator in fp32 with the same weights (its custom ops on their reference paths). The three run
+interleaved, round after round, so load from other processes hits all alike; the best round is printed,
+with the speed-ups over the official fp32 and the relative L2 difference of our fp32 image from theirs.
 """
 
 from __future__ import annotations
@@ -14,11 +22,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from stylegan.networks import build_network
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu_info import cpu_summary  # noqa: E402
+from stylegan.networks import build_network  # noqa: E402
+from stylegan.precision import cpu_has_native_bf16, inference_precision  # noqa: E402
+from user_networks import USER_CONFIGS, official_generator, user_generator  # noqa: E402
 
 CONFIGS = [  # (resolution, batch): channel_base 16384, channel_max 512, 8 mapping layers, z/w 512
     (256, 4),
@@ -88,12 +103,57 @@ def images_per_second(G, batch: int, device: torch.device, seconds: float, repea
     return statistics.median(rates)
 
 
+def one_pass_seconds(G, z: torch.Tensor, precision: str) -> tuple[float, torch.Tensor]:
+    """Seconds of one no-grad generator pass at ``precision``, and its image."""
+    with torch.no_grad(), inference_precision(precision):
+        t0 = time.perf_counter()
+        img = G(z, None, noise_mode="const")
+        return time.perf_counter() - t0, img
+
+
+def versus_official(root: str, names: list[str], repeats: int) -> None:
+    """The user-network table: ours fp32 / bf16 beside the official fp32, interleaved, best of ``repeats``."""
+    bf16 = cpu_has_native_bf16()
+    print(f"# {cpu_summary()}")
+    print(f"# {torch.get_num_threads()} threads, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}, "
+          f"batch 1, noise const, best of {repeats} interleaved rounds (after one warm-up)")
+    print(f"{'network':<9} {'res':>5} {'official fp32':>13} {'ours fp32':>9} {'×':>6} {'ours bf16':>9} {'×':>6} "
+          f"{'rel L2 fp32':>11}")
+    for name in names:
+        ours = user_generator(name)
+        runs = {"official": (official_generator(root, name, ours.state_dict()), "fp32"), "fp32": (ours, "fp32")}
+        if bf16:
+            runs["bf16"] = (ours, "bf16")
+        z = torch.randn(1, 512, generator=torch.Generator().manual_seed(0))
+        best, images = {k: float("inf") for k in runs}, {}
+        for round_ in range(repeats + 1):
+            for key, (G, precision) in runs.items():
+                seconds, images[key] = one_pass_seconds(G, z, precision)
+                if round_ > 0:  # round 0 warms up (allocator, oneDNN primitive caches)
+                    best[key] = min(best[key], seconds)
+        err = float((images["fp32"] - images["official"]).norm() / images["official"].norm())
+        bf16_cols = (f"{best['bf16']:>8.2f}s {best['official'] / best['bf16']:>5.2f}×" if bf16
+                     else f"{'-':>9} {'-':>6}")
+        print(f"{name:<9} {USER_CONFIGS[name][0]:>5} {best['official']:>12.2f}s {best['fp32']:>8.2f}s "
+              f"{best['official'] / best['fp32']:>5.2f}× {bf16_cols} {err:>11.1e}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", action="append", help="cpu, cuda, cuda:N (repeatable; default cpu and cuda)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per size; the median is printed")
+    parser.add_argument("--official", metavar="DIR", help="a clone of NVlabs/stylegan2-ada-pytorch: time the "
+                        "networks users load beside it (CPU, batch 1) instead")
+    parser.add_argument("--networks", default="paper256,config-f", help="with --official: which of "
+                        f"{','.join(USER_CONFIGS)}")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.official:
+        versus_official(args.official, args.networks.split(","), args.repeats)
+        return
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     for name in devices:
         device = torch.device(name)

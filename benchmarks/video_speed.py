@@ -2,17 +2,22 @@
 
     python benchmarks/video_speed.py [--device cpu|cuda] [--resolution 64] [--quality-steps 1000]
                                      [--detector-dir DIR] [--threads N]
+    python benchmarks/video_speed.py --network config-f --grid 1 --frames 8 --steps 0 [--precision bf16]
 
 Prints frames/s of a 3×3 lerp-video grid (rendering only, and rendering + H.264 encoding), projector
 steps/s, and — with --quality-steps N — PSNR / SSIM / LPIPS after N steps on a target the network made
 itself from a known w (plus how far the projected w is from that w, relative to where it started).
 Without --detector-dir the VGG16 is the tiny TorchScript stand-in from the tests (run from the repo root),
 so LPIPS numbers are then only comparable with each other, not with published ones.
+``--network config-f|paper256`` renders the random-weight networks users load (benchmarks/user_networks.py)
+instead of the small one; ``--grid N`` sets an N×N grid, ``--precision bf16`` renders in bf16,
+``--steps 0`` skips the projector.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +34,10 @@ from stylegan.explore.video import lerp_animation, render_animation
 from stylegan.explore.video_io import write_video
 from stylegan.metrics.detectors import load_detector
 from stylegan.networks import build_network
+from stylegan.precision import inference_precision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from user_networks import USER_CONFIGS, user_generator  # noqa: E402
 
 
 def small_generator(res: int, device: torch.device) -> torch.nn.Module:
@@ -38,9 +47,9 @@ def small_generator(res: int, device: torch.device) -> torch.nn.Module:
     return build_network("Generator", kw).eval().requires_grad_(False).to(device)
 
 
-def video_speed(G, frames: int, encode: bool) -> float:
-    anim = lerp_animation(G, list(range(9)), (3, 3), num_frames=frames, num_keyframes=3)
-    stream = render_animation(G, anim, batch_size=9, progress=False)
+def video_speed(G, frames: int, encode: bool, grid: int = 3) -> float:
+    anim = lerp_animation(G, list(range(grid * grid)), (grid, grid), num_frames=frames, num_keyframes=3)
+    stream = render_animation(G, anim, batch_size=min(grid * grid, 9), progress=False)
     t0 = time.perf_counter()
     if encode:
         with tempfile.TemporaryDirectory() as tmp:
@@ -60,11 +69,19 @@ def main() -> None:
     parser.add_argument("--quality-steps", type=int, default=0, help="also measure quality after this many steps")
     parser.add_argument("--detector-dir", default=None, help="folder with the real vgg16.pt")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--network", choices=list(USER_CONFIGS), help="a user-size network instead of the small one")
+    parser.add_argument("--grid", type=int, default=3, help="N: an N×N video grid")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    G = small_generator(args.resolution, device)
+    G = user_generator(args.network).to(device) if args.network else small_generator(args.resolution, device)
+    with inference_precision(args.precision):
+        run(G, device, args)
+
+
+def run(G, device: torch.device, args) -> None:
     if args.detector_dir is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.detector_standins import write_detectors
@@ -75,12 +92,16 @@ def main() -> None:
         detector_dir, vgg_name = args.detector_dir, "VGG16"
     vgg = load_detector("vgg16", detector_dir=detector_dir, device=device)
 
-    print(f"network: {args.resolution}x{args.resolution} RGB, z/w 128, channels <= 128; device {device}, "
-          f"{torch.get_num_threads()} threads")
-    video_speed(G, 4, False)  # warm-up
-    print(f"lerp-video 3x3 grid ({3 * args.resolution}x{3 * args.resolution}), batch 9:")
-    print(f"  render only      {video_speed(G, args.frames, False):8.1f} frames/s")
-    print(f"  render + H.264   {video_speed(G, args.frames, True):8.1f} frames/s")
+    res, n = G.img_resolution, args.grid
+    name = args.network or f"{res}x{res} RGB, z/w 128, channels <= 128"
+    print(f"network: {name}; device {device}, {torch.get_num_threads()} threads, {args.precision}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    video_speed(G, 2, False, n)  # warm-up
+    print(f"lerp-video {n}x{n} grid ({n * res}x{n * res}), batch {min(n * n, 9)}:")
+    print(f"  render only      {video_speed(G, args.frames, False, n):8.2f} frames/s")
+    print(f"  render + H.264   {video_speed(G, args.frames, True, n):8.2f} frames/s")
+    if args.steps <= 0:
+        return
 
     z = torch.from_numpy(np.random.RandomState(5).randn(1, G.z_dim)).float().to(device)
     w_true = G.mapping(z, None)

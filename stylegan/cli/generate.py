@@ -16,6 +16,7 @@ from stylegan.cli.options import (
     network_option,
     noise_mode_option,
     outdir_option,
+    precision_option,
     prepared_outdir,
     quiet_option,
     threads_option,
@@ -54,6 +55,7 @@ from stylegan.explore.ws_files import check_ws_shape, read_projected_w
               "as the official gen_images.py), e.g. 0.3,1.")
 @click.option("--rotate", type=float, metavar="DEG", help="StyleGAN3 only: rotate the image by DEG degrees.")
 @batch_option
+@precision_option
 @device_option
 @threads_option
 @quiet_option

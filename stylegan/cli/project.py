@@ -14,6 +14,7 @@ from stylegan.cli.options import (
     load_generator,
     network_option,
     outdir_option,
+    precision_option,
     prepared_outdir,
     quiet_option,
     threads_option,
@@ -70,6 +71,7 @@ def load_vgg16(detector_dir: Path | None, device: torch.device, quiet: bool):
 @detector_dir_option
 @outdir_option
 @batch_option
+@precision_option
 @device_option
 @threads_option
 @quiet_option

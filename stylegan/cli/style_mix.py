@@ -15,6 +15,7 @@ from stylegan.cli.options import (
     network_option,
     noise_mode_option,
     outdir_option,
+    precision_option,
     prepared_outdir,
     quiet_option,
     threads_option,
@@ -55,6 +56,7 @@ class StylesType(LibraryParsedType):
 @noise_mode_option
 @outdir_option
 @batch_option
+@precision_option
 @device_option
 @threads_option
 @quiet_option

@@ -17,6 +17,7 @@ from stylegan.cli.options import (
     load_generator,
     network_option,
     noise_mode_option,
+    precision_option,
     prepared_outdir,
     quiet_option,
     threads_option,
@@ -97,6 +98,7 @@ def report(output: Path, count: int, fps: float) -> None:
 @noise_mode_option
 @output_option("lerp.mp4")
 @batch_option
+@precision_option
 @device_option
 @threads_option
 @quiet_option
@@ -153,6 +155,7 @@ def lerp_video(network: str, seeds: list[int], grid: str | tuple[int, int] | Non
 @noise_mode_option
 @output_option("style-mix.mp4")
 @batch_option
+@precision_option
 @device_option
 @threads_option
 @quiet_option

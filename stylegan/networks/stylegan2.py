@@ -35,6 +35,7 @@ from stylegan.networks.layers import (
     w_avg_update_wanted,
 )
 from stylegan.ops import ACTIVATIONS, downsample2d, make_filter, modulated_conv2d, upsample2d
+from stylegan.precision import active_dtype
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 RESNET_BRANCH_GAIN = math.sqrt(0.5)  # both branches of a residual block, so their sum keeps unit variance
@@ -81,6 +82,14 @@ def _compute_dtype(use_fp16: bool, x: torch.Tensor, force_fp32: bool) -> torch.d
     if use_fp16 and not force_fp32 and scheduled_device_type(x) == "cuda":
         return torch.float16
     return torch.float32
+
+
+def _synthesis_dtype(use_fp16: bool, x: torch.Tensor, force_fp32: bool) -> torch.dtype:
+    """A synthesis block's compute dtype: bf16 for every block inside ``inference_precision('bf16')``,
+    else as :func:`_compute_dtype` (``force_fp32`` wins over both)."""
+    if not force_fp32 and active_dtype() is torch.bfloat16:
+        return torch.bfloat16
+    return _compute_dtype(use_fp16, x, force_fp32)
 
 
 def _use_fused_modconv(fused: bool | None, training: bool, dtype: torch.dtype, x: torch.Tensor,
@@ -403,7 +412,7 @@ class SynthesisBlock(nn.Module):
         """
         expect_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], "block ws")
         on = ws if x is None else x  # the tensor whose device decides the schedule
-        dtype = _compute_dtype(self.use_fp16, on, force_fp32)
+        dtype = _synthesis_dtype(self.use_fp16, on, force_fp32)
         fused = _use_fused_modconv(fused_modconv, self.training, dtype, on, self.fused_modconv_default)
         fmt = _memory_format(self.channels_last, dtype, on)
         x = self._features(x, ws, dtype, fmt, dict(fused_modconv=fused, noise_mode=noise_mode), overwrite_input)
@@ -411,7 +420,10 @@ class SynthesisBlock(nn.Module):
         if img is not None:
             img = upsample2d(img, self.resample_filter)
         if self.num_torgb:
-            rgb = _fp32_nchw(self.torgb(x, ws[:, self.num_conv], fused_modconv=fused))
+            # In bf16 the ToRGB reads float32 features: its 3-channel output is the image itself, and the
+            # 1×1 convolution is a small share of the work.
+            features = x.float() if dtype is torch.bfloat16 else x
+            rgb = _fp32_nchw(self.torgb(features, ws[:, self.num_conv], fused_modconv=fused))
             img = rgb if img is None else img + rgb
         return x, img
 
