@@ -1,7 +1,8 @@
 """``load_network``: one entry point for every network source (path, URL, built-in name).
 
 The file format is told from the content, not the extension: safetensors (an 8-byte header length and
-a JSON header), pickle (``\\x80`` + protocol), ZIP (``PK``).
+a JSON header), pickle (``\\x80`` + protocol), ZIP (``PK``); a pickle whose first value is torch.save's magic
+number is a legacy torch.save file, read like its ZIP archives.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import torch
 
 from stylegan.errors import StyleGANError
-from stylegan.formats import builtin, mmgeneration, official_pickle, rosinality, safetensors_io, tf_pickle, torch_zip
+from stylegan.formats import (builtin, mmgeneration, official_pickle, rosinality, safetensors_io, tf_pickle,
+                              torch_files)
 from stylegan.formats.cache import about_cached_file, download, is_url
 from stylegan.formats.unpickler import TensorFlowPickleError
 from stylegan.limits import shorten
@@ -77,6 +79,8 @@ def describe_source(source: Source) -> str:
     if path is None:
         return builtin.FORMAT_NAME
     kind = detect_format(path)
+    if kind == "pickle" and torch_files.torch_file_kind(path) == "legacy":
+        return "legacy torch.save file (rosinality or MMGeneration checkpoint)"
     if kind == "pickle":
         with open(path, "rb") as f:  # the first global a TF pickle names is dnnlib.tflib.network.Network
             is_tf = b"dnnlib.tflib" in f.read(4096)
@@ -112,6 +116,8 @@ def load_network_file(source: Source, *, progress: bool = True) -> tuple[dict[st
 def _load_file(path: Path, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
     """:func:`load_network_file` for a local file (``name`` is how messages call it)."""
     kind = detect_format(path)
+    if kind == "pickle" and torch_files.torch_file_kind(path, name) == "legacy":
+        kind = "legacy"  # rosinality / MMGeneration checkpoints saved with PyTorch < 1.6 (or asked to)
     if kind == "safetensors":
         header, tensors = safetensors_io.read_safetensors(path, name)
         _require_g_ema(list(header["networks"]), name)
@@ -130,14 +136,14 @@ def _load_file(path: Path, name: str) -> tuple[dict[str, Any], dict[str, torch.T
         net = official_pickle.networks_from_pickle(entries, name)
         net["format"] = official_pickle.format_name(net)
         return net, {}, {}
-    if kind == "zip":  # torch.save's archives: rosinality and MMGeneration/mmagic checkpoints
-        obj = torch_zip.read_torch_zip(path, name)
+    if kind in ("zip", "legacy"):  # torch.save's files: rosinality and MMGeneration/mmagic checkpoints
+        obj = torch_files.read_torch_file(path, name)
         if rosinality.is_rosinality(obj):
             return rosinality.networks_from_checkpoint(obj, name), {}, {}
         if mmgeneration.is_mmgeneration(obj):
             return mmgeneration.networks_from_checkpoint(obj, name), {}, {}
-        raise rosinality.neither_layout(name, obj, also=mmgeneration.LAYOUT_TEXT,
-                                        found=mmgeneration.found_text(obj))
+        raise rosinality.neither_layout(name, obj, also=mmgeneration.LAYOUT_TEXT, found=mmgeneration.found_text(obj),
+                                        container="ZIP archive" if kind == "zip" else "legacy format")
     raise StyleGANError(f"{name} is not a network file (neither a pickle nor a safetensors file)", _FILE_FIX)
 
 
@@ -148,8 +154,8 @@ def load_network(source: Source, *, progress: bool = True) -> dict[str, Any]:
     and ``'training_set_kwargs'`` (a dict) when the file has them; and ``'format'``, a short description of
     where it came from ('stylegan2-ada-pytorch pickle', 'StyleGAN2 TensorFlow pickle', 'StyleGAN2-ADA
     TensorFlow pickle', 'StyleGAN (v1) TensorFlow pickle', 'rosinality checkpoint (…)', 'stylegan
-    safetensors', 'MMGeneration/mmagic checkpoint (…)' or 'built-in'). rosinality checkpoints (torch zip
-    archives, read without torch.load) give
+    safetensors', 'MMGeneration/mmagic checkpoint (…)' or 'built-in'). rosinality checkpoints (torch.save
+    files, zip or legacy, read without torch.load) give
     G_ema, and G and D from train.py checkpoints, with ``training_args`` and ``ada_aug_p``.
     MMGeneration/mmagic ``.pth`` checkpoints give G_ema, G and D from their state_dict, with
     ``colour_order`` (their generators output BGR; we swap to RGB) and ``mmgen_meta``.

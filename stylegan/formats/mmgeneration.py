@@ -1,6 +1,6 @@
 """MMGeneration (0.x) and mmagic (1.x) StyleGAN2 checkpoints (``.pth``) as our Generator and Discriminator.
 
-Both are torch zip archives (read by ``torch_zip``, nothing in them is run) holding ``state_dict``, one flat
+Both are torch.save files (read by ``torch_files``, nothing in them is run) holding ``state_dict``, one flat
 dict for the whole GAN whose keys start with ``generator_ema.`` (mmagic trained: ``generator_ema.module.``
 plus its ``generator_ema.steps`` counter), ``generator.`` and ``discriminator.``, and usually ``meta`` (plain
 data: versions, iteration, the training config as text) and optimizer states, which we leave unread.
@@ -39,9 +39,9 @@ from stylegan.errors import StyleGANError, setting
 from stylegan.formats import rosinality
 from stylegan.formats.rebuild import build_with_tensors
 from stylegan.formats.records import plain_data
-from stylegan.formats.rosinality import Pair
-from stylegan.formats.torch_zip import ObjectRecord, read_torch_zip
-from stylegan.limits import MAX_LAYERS, quote, shorten
+from stylegan.formats.state_dicts import Pair, count_indexed, first_few, ours_from_theirs
+from stylegan.formats.torch_files import ObjectRecord, read_torch_file
+from stylegan.limits import quote, shorten
 from stylegan.networks import network_shapes
 
 FORMAT_NAME = "MMGeneration/mmagic checkpoint"
@@ -120,13 +120,6 @@ def _shape(state: dict[str, Any], key: str, ndim: int, what: str) -> tuple[int, 
     return tuple(value.shape)
 
 
-def _count(state: dict[str, Any], pattern: str, start: int = 0) -> int:
-    count = 0
-    while count <= MAX_LAYERS and pattern.format(start + count) in state:
-        count += 1
-    return count
-
-
 def _channel_settings(widths: dict[int, int], what: str) -> tuple[int, int]:
     try:
         return rosinality.channel_settings(widths, what)
@@ -138,7 +131,7 @@ def generator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
     """Our Generator's kwargs for an MMGeneration generator state dict (all read off the shapes)."""
     conditional = "embed.linear.weight_orig" in state
     first = 0 if conditional else 1
-    n_mlp = _count(state, "style_mapping.{}.linear.weight_orig", start=first)
+    n_mlp = count_indexed(state, "style_mapping.{}.linear.weight_orig", start=first)
     if n_mlp < 1:
         raise StyleGANError(f"{what} is not an MMGeneration StyleGAN2 generator: it has no "
                             f"style_mapping.{first}.linear.weight_orig (mapping layer)", _FIX)
@@ -152,7 +145,7 @@ def generator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
                             f"embedding's {embed}", _FIX)
     widths = {4: _shape(state, "constant_input.input", 4, what)[1]}
     img_channels = _shape(state, "to_rgb1.conv.weight_orig", 5, what)[1]
-    n_up = _count(state, "to_rgbs.{}.conv.weight_orig")
+    n_up = count_indexed(state, "to_rgbs.{}.conv.weight_orig")
     if n_up > 12:
         raise StyleGANError(f"{what} has {n_up} upsampling blocks, more than any supported resolution", _FIX)
     size = 2 ** (n_up + 2)
@@ -168,7 +161,7 @@ def generator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
 
 
 def discriminator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
-    n_blocks = _count(state, "convs.{}.conv1.0.conv.weight_orig", start=1)
+    n_blocks = count_indexed(state, "convs.{}.conv1.0.conv.weight_orig", start=1)
     if n_blocks < 1 or n_blocks > 12:
         raise StyleGANError(f"{what} is not an MMGeneration StyleGAN2 discriminator: it has {n_blocks} residual "
                             "blocks", _FIX)
@@ -189,33 +182,10 @@ def discriminator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
 # State dicts → our modules
 
 
-def _first(names: list[str], count: int = 3) -> str:
-    shown = ", ".join(names[:count])
-    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
-
-
-def ours_from_theirs(state: dict[str, Any], pairs: list[Pair], kernels: dict[str, torch.Tensor],
-                     expected: dict[str, Any], what: str, network: str) -> dict[str, torch.Tensor]:
+def _tensors(state: dict[str, Any], pairs: list[Pair], kernels: dict[str, torch.Tensor],
+             expected: dict[str, Any], what: str, network: str) -> dict[str, torch.Tensor]:
     """Our tensors from an MMGeneration state dict, after checking its names, shapes and fixed kernels."""
-    wanted = {p.theirs: p.their_shape(tuple(expected[p.ours])) for p in pairs}
-    wanted.update({name: tuple(k.shape) for name, k in kernels.items()})
-    missing = [k for k in wanted if k not in state]
-    extra = [shorten(str(k), 60) for k in state if k not in wanted]
-    if missing or extra:
-        parts = ([f"missing {_first(missing)}"] if missing else []) + ([f"unexpected {_first(extra)}"] if extra else [])
-        raise StyleGANError(f"{what} does not match MMGeneration's {network}: {'; '.join(parts)}", _FIX)
-    for name, shape in wanted.items():
-        value = state[name]
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise StyleGANError(f"{what}: {quote(name)} is a {type(value).__name__}, not a float tensor", _FIX)
-        if tuple(value.shape) != shape:
-            raise StyleGANError(f"{what} does not match MMGeneration's {network}: {name} has shape "
-                                f"{list(value.shape)}, expected {list(shape)}", _FIX)
-    for name, kernel in kernels.items():
-        if not torch.allclose(state[name].float(), kernel, rtol=0, atol=1e-6):
-            raise StyleGANError(f"{what} uses a blur kernel other than {list(rosinality.BLUR_TAPS)} ({name})",
-                                "only networks built with MMGeneration's default blur_kernel are supported")
-    return {p.ours: state[p.theirs].float().reshape(tuple(expected[p.ours])) for p in pairs}
+    return ours_from_theirs(state, pairs, kernels, expected, what, network, layout="MMGeneration", fix=_FIX)
 
 
 def swap_torgb_outputs(tensors: dict[str, torch.Tensor]) -> None:
@@ -239,8 +209,8 @@ def generator_from_state(state: dict[str, Any], what: str, swap: bool) -> tuple[
     expected, _ = network_shapes("Generator", kwargs, what)  # checks the settings against the limits first
     w_avg = state.get("w_avg")
     weights = {k: v for k, v in state.items() if k != "w_avg"}
-    tensors = ours_from_theirs(weights, generator_pairs(size, n_mlp, kwargs["c_dim"] > 0),
-                               rosinality.generator_kernels(size), expected, what, "generator")
+    tensors = _tensors(weights, generator_pairs(size, n_mlp, kwargs["c_dim"] > 0),
+                       rosinality.generator_kernels(size), expected, what, "generator")
     estimated = w_avg is None
     if not estimated:
         if not isinstance(w_avg, torch.Tensor) or not w_avg.is_floating_point() \
@@ -264,8 +234,8 @@ def discriminator_from_state(state: dict[str, Any], what: str, swap: bool) -> nn
     kwargs = discriminator_kwargs(state, what)
     size = kwargs["img_resolution"]
     expected, _ = network_shapes("Discriminator", kwargs, what)
-    tensors = ours_from_theirs(state, discriminator_pairs(size), rosinality.discriminator_kernels(size), expected,
-                               what, "discriminator")
+    tensors = _tensors(state, discriminator_pairs(size), rosinality.discriminator_kernels(size), expected, what,
+                       "discriminator")
     if swap:
         swap_fromrgb_inputs(tensors)
     return build_with_tensors("Discriminator", kwargs, tensors, what, derived=rosinality.is_derived)
@@ -402,7 +372,7 @@ def networks_from_checkpoint(obj: dict[str, Any], source: str, output_order: str
 def state_dict_prefixes(state: dict[str, Any]) -> str:
     """The distinct first parts of a state dict's keys ('backbone., head.'), for an error line."""
     prefixes = list(dict.fromkeys(shorten(str(k).split(".")[0], 40) + ("." if "." in str(k) else "") for k in state))
-    return _first(prefixes, 8) or "nothing"
+    return first_few(prefixes, 8) or "nothing"
 
 
 def found_text(obj: Any) -> str:
@@ -419,7 +389,7 @@ def neither_network(source: str, state: dict[str, Any]) -> StyleGANError:
 def load_mmgeneration(path: str | Path, output_order: str | None = None) -> dict[str, Any]:
     """Load an MMGeneration/mmagic ``.pth`` from a local path, stating the generator's colour order."""
     source = str(path)
-    obj = read_torch_zip(Path(path), source)
+    obj = read_torch_file(Path(path), source)
     if not is_mmgeneration(obj):
         raise StyleGANError(f"{source} is not an MMGeneration/mmagic checkpoint: it holds "
                             f"{rosinality.describe_keys(obj)}", _FIX)

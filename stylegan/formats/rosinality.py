@@ -1,6 +1,6 @@
 """rosinality/stylegan2-pytorch checkpoints (``.pt``) as our StyleGAN2 Generator and Discriminator.
 
-Two layouts exist, both torch zip archives (read by ``torch_zip``, nothing in them is run):
+Two layouts exist, both torch.save files (read by ``torch_files``, nothing in them is run):
 
 - ``convert_weight.py`` output: ``{'g_ema': state dict, 'latent_avg': [style_dim]}``;
 - ``train.py`` checkpoints: ``g``, ``d``, ``g_ema``, ``g_optim``, ``d_optim``, ``args`` (an
@@ -18,7 +18,6 @@ every load gives the same one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
@@ -27,8 +26,9 @@ from torch import nn
 from stylegan.errors import StyleGANError
 from stylegan.formats.rebuild import build_with_tensors
 from stylegan.formats.records import plain_data
-from stylegan.formats.torch_zip import ObjectRecord
-from stylegan.limits import MAX_LAYERS, shorten
+from stylegan.formats.state_dicts import Pair, count_indexed, first_few, ours_from_theirs
+from stylegan.formats.torch_files import ObjectRecord
+from stylegan.limits import shorten
 from stylegan.networks import network_shapes
 from stylegan.ops import make_filter
 
@@ -46,17 +46,6 @@ _FIX = "pass a checkpoint written by rosinality/stylegan2-pytorch (convert_weigh
 
 # --------------------------------------------------------------------------------------------------
 # The name tables: one entry per tensor, our name ↔ rosinality's, and how rosinality's shape wraps ours.
-
-
-@dataclass(frozen=True)
-class Pair:
-    ours: str
-    theirs: str
-    wrap: str = "same"  # 'same', 'lead1' (a leading 1), 'lead2' (two leading 1s), 'rgb_bias' ([1, C, 1, 1])
-
-    def their_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        return {"same": shape, "lead1": (1, *shape), "lead2": (1, 1, *shape),
-                "rgb_bias": (1, *shape, 1, 1)}[self.wrap]
 
 
 def _modulated(ours: str, theirs: str, noise: str | None) -> Iterator[Pair]:
@@ -158,22 +147,14 @@ def _shape(state: dict[str, Any], key: str, ndim: int, what: str) -> tuple[int, 
     return tuple(value.shape)
 
 
-def _count(state: dict[str, Any], pattern: str, start: int = 0) -> int:
-    """How many of ``pattern.format(i)`` for i = start, start + 1, … are keys, up to the first gap."""
-    count = 0
-    while count <= MAX_LAYERS and pattern.format(start + count) in state:
-        count += 1
-    return count
-
-
 def generator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
     """Our Generator's kwargs for a rosinality Generator state dict (size, style_dim, n_mlp, channels)."""
-    n_mlp = _count(state, "style.{}.weight", start=1)  # style.0 is the PixelNorm, which has no tensors
+    n_mlp = count_indexed(state, "style.{}.weight", start=1)  # style.0 is the PixelNorm, which has no tensors
     if n_mlp < 1:
         raise StyleGANError(f"{what} is not a rosinality Generator: it has no style.1.weight (mapping layer)", _FIX)
     style_dim = _shape(state, "style.1.weight", 2, what)[1]
     widths = {4: _shape(state, "input.input", 4, what)[1]}
-    n_up = _count(state, "to_rgbs.{}.conv.weight")
+    n_up = count_indexed(state, "to_rgbs.{}.conv.weight")
     if n_up > 12:
         raise StyleGANError(f"{what} has {n_up} upsampling blocks, more than any supported resolution", _FIX)
     size = 2 ** (n_up + 2)
@@ -188,7 +169,7 @@ def generator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
 def discriminator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
     """Our Discriminator's kwargs for a rosinality Discriminator state dict (size and channels)."""
     widths = {}
-    n_blocks = _count(state, "convs.{}.conv1.0.weight", start=1)  # convs.0 is the fromrgb layer
+    n_blocks = count_indexed(state, "convs.{}.conv1.0.weight", start=1)  # convs.0 is the fromrgb layer
     if n_blocks < 1 or n_blocks > 12:
         raise StyleGANError(f"{what} is not a rosinality Discriminator: it has {n_blocks} residual blocks", _FIX)
     size = 2 ** (n_blocks + 2)
@@ -204,33 +185,10 @@ def discriminator_kwargs(state: dict[str, Any], what: str) -> dict[str, Any]:
 # State dicts → our modules
 
 
-def _first(names: list[str], count: int = 3) -> str:
-    shown = ", ".join(names[:count])
-    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
-
-
-def ours_from_theirs(state: dict[str, Any], pairs: list[Pair], kernels: dict[str, torch.Tensor],
-                     expected: dict[str, Any], what: str, network: str) -> dict[str, torch.Tensor]:
+def _tensors(state: dict[str, Any], pairs: list[Pair], kernels: dict[str, torch.Tensor],
+             expected: dict[str, Any], what: str, network: str) -> dict[str, torch.Tensor]:
     """Our tensors from rosinality's state dict, after checking its names, shapes and fixed kernels."""
-    wanted = {p.theirs: p.their_shape(tuple(expected[p.ours])) for p in pairs}
-    wanted.update({name: tuple(k.shape) for name, k in kernels.items()})
-    missing = [k for k in wanted if k not in state]
-    extra = [shorten(str(k), 60) for k in state if k not in wanted]
-    if missing or extra:
-        parts = ([f"missing {_first(missing)}"] if missing else []) + ([f"unexpected {_first(extra)}"] if extra else [])
-        raise StyleGANError(f"{what} does not match rosinality's {network}: {'; '.join(parts)}", _FIX)
-    for name, shape in wanted.items():
-        value = state[name]
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise StyleGANError(f"{what}: {name} is a {type(value).__name__}, not a float tensor", _FIX)
-        if tuple(value.shape) != shape:
-            raise StyleGANError(f"{what} does not match rosinality's {network}: {name} has shape "
-                                f"{list(value.shape)}, expected {list(shape)}", _FIX)
-    for name, kernel in kernels.items():
-        if not torch.allclose(state[name].float(), kernel, rtol=0, atol=1e-6):
-            raise StyleGANError(f"{what} uses a blur kernel other than {list(BLUR_TAPS)} ({name})",
-                                "only networks built with rosinality's default blur_kernel are supported")
-    return {p.ours: state[p.theirs].float().reshape(tuple(expected[p.ours])) for p in pairs}
+    return ours_from_theirs(state, pairs, kernels, expected, what, network, layout="rosinality", fix=_FIX)
 
 
 def _state_dict(value: Any, what: str) -> dict[str, Any]:
@@ -245,8 +203,7 @@ def generator_from_state(value: Any, latent_avg: Any, what: str) -> tuple[nn.Mod
     kwargs = generator_kwargs(state, what)
     size, n_mlp = kwargs["img_resolution"], kwargs["mapping_kwargs"]["num_layers"]
     expected, _ = network_shapes("Generator", kwargs, what)  # checks the settings against the limits first
-    tensors = ours_from_theirs(state, generator_pairs(size, n_mlp), generator_kernels(size), expected, what,
-                               "Generator")
+    tensors = _tensors(state, generator_pairs(size, n_mlp), generator_kernels(size), expected, what, "Generator")
     estimated = latent_avg is None
     if not estimated:
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.numel() != kwargs["w_dim"] \
@@ -274,8 +231,8 @@ def discriminator_from_state(value: Any, what: str) -> nn.Module:
     kwargs = discriminator_kwargs(state, what)
     size = kwargs["img_resolution"]
     expected, _ = network_shapes("Discriminator", kwargs, what)
-    tensors = ours_from_theirs(state, discriminator_pairs(size), discriminator_kernels(size), expected, what,
-                               "Discriminator")
+    tensors = _tensors(state, discriminator_pairs(size), discriminator_kernels(size), expected, what,
+                       "Discriminator")
     return build_with_tensors("Discriminator", kwargs, tensors, what, derived=is_derived)
 
 
@@ -334,14 +291,15 @@ def describe_keys(obj: Any) -> str:
     if not isinstance(obj, dict):
         return f"a {type(obj).__name__}"
     keys = [shorten(str(k), 40) for k in obj]
-    return "keys " + (_first(keys, 8) if keys else "none")
+    return "keys " + (first_few(keys, 8) if keys else "none")
 
 
-def neither_layout(source: str, obj: Any, also: str | None = None, found: str = "") -> StyleGANError:
+def neither_layout(source: str, obj: Any, also: str | None = None, found: str = "",
+                   container: str = "ZIP archive") -> StyleGANError:
     """The refusal of a checkpoint in no known layout; ``also`` names the other layouts the caller tried,
-    ``found`` adds what else it saw (e.g. "; its state_dict holds …")."""
+    ``found`` adds what else it saw (e.g. "; its state_dict holds …"), ``container`` the torch.save format."""
     expected = LAYOUTS_TEXT + (f"; or {also}" if also else "")
-    return StyleGANError(f"{source} is a torch.save checkpoint (ZIP archive) in no layout we know: it holds "
+    return StyleGANError(f"{source} is a torch.save checkpoint ({container}) in no layout we know: it holds "
                          f"{describe_keys(obj)}{found}; expected {expected}",
                          "pass a rosinality/stylegan2-pytorch or MMGeneration/mmagic StyleGAN2 checkpoint"
                          if also else _FIX)

@@ -12,8 +12,10 @@ So the opcodes themselves are checked (this is pickle's own Python unpickler wit
 
 - BUILD is accepted only by the three records that take a state once, each validating it as plain data:
   a numpy dtype request (byte order only), an array waiting for its contents (``_reconstruct``), and the
-  stand-in for a TensorFlow network. BUILD on anything else is refused.
-- NEWOBJ makes only our EasyDict and TF-network stand-ins; REDUCE calls only allow-listed functions.
+  stand-in for a TensorFlow network (in torch.save files also the inert-class stand-ins, each taking a dict
+  of attributes once). BUILD on anything else is refused.
+- NEWOBJ makes only our EasyDict and TF-network stand-ins (and, in torch.save files, the stand-ins of a few
+  inert classes, ``INERT_CLASSES``); REDUCE calls only allow-listed functions.
 - A length the file declares (bytes, strings, frames) is checked against the bytes left in the file
   before anything is allocated; tuples nest at most ``MAX_JSON_DEPTH`` deep (hashing a deeper one
   overflows the C stack); opcodes that network pickles never use are refused.
@@ -40,7 +42,7 @@ import torch
 
 from stylegan.errors import StyleGANError, UnsafePickleError
 from stylegan.formats.records import EasyDict, PersistentRecord
-from stylegan.limits import MAX_JSON_DEPTH, quote
+from stylegan.limits import MAX_JSON_DEPTH, MAX_MEMBER_BYTES, quote
 
 _FIX = "only official StyleGAN network pickles can be read; re-save the network with a trusted tool"
 
@@ -123,17 +125,26 @@ class _Global(_Record):
 
 
 class _Storage(_Record):
-    """A tensor storage read from a nested blob: a flat 1-D tensor of its dtype and length (ours)."""
+    """A tensor storage: its declared dtype and element count, and ``flat``, a 1-D tensor of ours holding its
+    bytes. A legacy torch.save file stores the bytes after the pickle, so there ``flat`` is None while the
+    pickle runs and is filled once the declared sizes were checked against the file."""
 
-    __slots__ = ("flat",)
+    __slots__ = ("dtype", "flat", "numel")
     kind = "tensor storage"
 
 
 class _TensorRecord(_Record):
-    """A tensor built by us from a checked view of a storage."""
+    """A tensor: a view of a storage, checked to lie inside its declared size, built by us once the load has
+    read every storage's bytes (``build``)."""
 
-    __slots__ = ("tensor",)
+    __slots__ = ("copy", "offset", "size", "storage", "stride")
     kind = "tensor"
+
+    def build(self) -> torch.Tensor:
+        flat = self.storage.flat
+        _check(flat is not None, "a tensor whose storage the file never holds")
+        view = flat.as_strided(self.size, self.stride, self.offset)
+        return view.clone() if self.copy else view  # a copy: part of a storage shared with other tensors
 
 
 class _ScalarRecord(_Record):
@@ -231,6 +242,16 @@ class _BoundedReader:
             raise CorruptPickleError(f"it declares {n} bytes where only {self.left} remain in the file")
         data = self.file.read(n)
         self.left -= len(data)
+        return data
+
+    def read_bytearray(self, n: int) -> bytearray:
+        """The next ``n`` bytes, read straight into a new bytearray (no second copy of a large storage)."""
+        if n > self.left:
+            raise CorruptPickleError(f"it declares {n} bytes where only {self.left} remain in the file")
+        data = bytearray(n)
+        got = self.file.readinto(data) if n else 0
+        self.left -= got
+        _check(got == n, "the file is truncated")
         return data
 
     def readline(self) -> bytes:
@@ -403,6 +424,12 @@ _TENSOR_REBUILDERS = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_
                       "torch._utils._rebuild_parameter_with_state")
 
 
+def _flat(raw: bytes | bytearray, dtype: torch.dtype) -> torch.Tensor:
+    """A storage's bytes as a new 1-D tensor of ``dtype`` (the length was checked by the caller)."""
+    buffer = raw if type(raw) is bytearray else bytearray(raw)
+    return torch.frombuffer(buffer, dtype=dtype) if buffer else torch.empty(0, dtype=dtype)
+
+
 def _ints(value: Any, what: str, lowest: int = 0) -> tuple[int, ...]:
     _check(type(value) is tuple and len(value) <= MAX_DIMS and all(type(v) is int and v >= lowest for v in value),
            f"bad {what}")
@@ -445,7 +472,7 @@ class _Load:
         _check(len(size) == len(stride), "tensor size and stride disagree")
         _check(type(requires_grad) is bool, "bad tensor arguments")
         _check(not backward_hooks and not metadata, "tensor hooks or metadata (conjugate/negative bits)")
-        available = storage.flat.numel()
+        available = storage.numel
         _check(offset <= available, f"a tensor starting at element {offset} of a storage of {available}")
         numel = _count(size)
         if numel:
@@ -454,12 +481,14 @@ class _Load:
             # Each element a network file stores is in its storage once; more would be a stride-0 expansion.
             _check(numel <= available, f"a tensor of {numel} elements over a storage of {available} "
                                        "(network files store every element)")
-        if numel == available and (not numel or extent == numel):  # the whole storage, each element once
-            tensor = storage.flat.as_strided(size, stride, offset)
-        else:  # part of a storage shared with other tensors: a copy of just this part
-            self.spend(numel * storage.flat.element_size(), "a tensor")
-            tensor = storage.flat.as_strided(size, stride, offset).clone()
-        return _TensorRecord(tensor=tensor)
+        whole = numel == available and (not numel or extent == numel)  # the whole storage, each element once
+        if not whole:  # part of a storage shared with other tensors: a copy of just this part
+            self.spend(numel * storage.dtype.itemsize, "a tensor")
+        return _TensorRecord(storage=storage, offset=offset, size=size, stride=stride, copy=not whole)
+
+    def rebuild_tensor_v1(self, storage: Any, offset: Any, size: Any, stride: Any) -> _TensorRecord:
+        # PyTorch < 0.4 pickled tensors as _rebuild_tensor(storage, offset, size, stride).
+        return self.rebuild_tensor(storage, offset, size, stride)
 
     def rebuild_parameter(self, data: Any, requires_grad: Any = False, backward_hooks: Any = None,
                           state: Any = None) -> _TensorRecord:
@@ -477,44 +506,14 @@ class _Load:
         return func(*args)
 
     def storage_from_blob(self, blob: Any) -> _Storage:
-        """Parse a legacy ``torch.save`` of one storage: four pickles, a key list, then raw data per key."""
+        """A storage pickled on its own (``torch.storage._load_from_bytes``): its blob is a legacy torch.save
+        of the storage, whose data pickle may name nothing but storage types."""
         _check(type(blob) is bytes, "a storage without bytes")
         f = _BoundedReader(io.BytesIO(blob))
-        roots: dict[str, tuple[torch.dtype, int]] = {}
         markers = {("torch", name): _TypeMarker(name=name) for name in _STORAGE_DTYPES}
-
-        def storage_id(pid: Any) -> Any:
-            _check(type(pid) is tuple and len(pid) == 6 and pid[0] == "storage", "bad storage reference")
-            _, kind, key, _location, numel, view = pid  # location ignored: everything comes to the CPU
-            _check(isinstance(kind, _TypeMarker) and type(key) is str and type(numel) is int and numel >= 0,
-                   "bad storage reference")
-            _check(view is None, "storage views (PyTorch < 1.0 files) are not supported")
-            roots[key] = (_STORAGE_DTYPES[kind.name], numel)
-            return ("storage", key)
-
-        def load_one(with_storages: bool = False) -> Any:
-            return RestrictedUnpickler(f, self.source, markers, storage_id if with_storages else None).load()
-
-        _check(load_one() == LEGACY_TORCH_SAVE_MAGIC, "a nested tensor blob with an unknown header")
-        _check(load_one() == _LEGACY_PROTOCOL, "a nested tensor blob of an unknown version")
-        sys_info = load_one()
-        _check(type(sys_info) is dict and sys_info.get("little_endian") is True and sys.byteorder == "little",
-               "a big-endian tensor blob")
-        result = load_one(with_storages=True)
-        keys = load_one()
-        _check(type(keys) is list and len(keys) == len(roots) == 1 and keys[0] in roots,
-               "a nested tensor blob that is not one storage")
-        _check(type(result) is tuple and result == ("storage", keys[0]), "a nested tensor blob that is not one storage")
-        dtype, numel = roots[keys[0]]
-        stored = int.from_bytes(f.read(8), "little", signed=True)
-        nbytes = numel * dtype.itemsize
-        # The declared element count against the bytes present, before anything of that size exists.
-        _check(stored == numel and nbytes <= f.left, f"a storage of {numel} elements where the file holds "
-                                                     f"{f.left // dtype.itemsize}")
-        self.spend(nbytes, "a tensor storage")
-        raw = f.read(nbytes)
-        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
-        return _Storage(flat=flat)
+        storage = _legacy_records(f, self, lambda persistent: RestrictedUnpickler(f, self.source, markers, persistent))
+        _check(isinstance(storage, _Storage), "a nested tensor blob that is not one storage")
+        return storage
 
     # -- numpy values: scalars (e.g. weight gains stored as attributes), dtypes, and arrays (TF pickles) -----
 
@@ -650,7 +649,7 @@ def _materialize(root: Any) -> Any:
             return done[id(value)]
         keep.append(value)
         if isinstance(value, _TensorRecord):
-            out = value.tensor
+            out = value.build()
         elif isinstance(value, _ScalarRecord):
             out = value.value
         elif isinstance(value, _DtypeRecord):
@@ -665,7 +664,7 @@ def _materialize(root: Any) -> Any:
         elif isinstance(value, PersistentRecord):
             walk(value.state, depth + 1)
             out = value
-        elif isinstance(value, _NamespaceStub):  # torch zip archives only (restricted_load_torch_zip)
+        elif isinstance(value, _InertObject):  # torch.save files only (restricted_load_torch_zip / _legacy)
             out = ObjectRecord(class_name=value.class_name, state=walk(value.state or {}, depth + 1))
         elif isinstance(value, dict):  # in place: keys are hashable plain values or records' identities
             for key in list(value):
@@ -768,31 +767,48 @@ def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], An
 
 
 # --------------------------------------------------------------------------------------------------
-# torch zip archives (``torch.save``'s default format): ``<root>/data.pkl`` names each tensor storage by a
-# persistent id ('storage', storage type, key, location, numel) whose bytes are the member ``<root>/data/<key>``.
-# Training checkpoints also pickle an ``argparse.Namespace`` (NEWOBJ, then BUILD with its attributes): it
-# comes back as an ObjectRecord, plain data that names its class.
+# torch.save files, in either of its two formats:
+#
+# - zip archives (PyTorch >= 1.6's default): ``<root>/data.pkl`` names each tensor storage by a persistent id
+#   ('storage', storage type, key, location, numel) whose bytes are the member ``<root>/data/<key>``;
+# - legacy files (``_use_new_zipfile_serialization=False``, and every file of PyTorch < 1.6): five pickles in a
+#   row (the magic number, the format version 1001, a dict of system facts, the data, whose persistent ids are
+#   ('storage', storage type, key, location, numel, view), and the list of storage keys), then for each key
+#   in that order its element count as an int64 and its raw bytes.
+#
+# Training checkpoints also pickle objects of a few known classes beside the weights (INERT_CLASSES): NEWOBJ,
+# then one BUILD with a dict of attributes. A stand-in keeps the dict; the object comes back as an ObjectRecord,
+# plain data that names its class. Nothing of the real class is imported or run.
 
 
 @dataclass(frozen=True)
 class ObjectRecord:
-    """An object a checkpoint pickled (only ``argparse.Namespace`` is allowed): its class and attributes."""
+    """An object a checkpoint pickled (one of ``INERT_CLASSES``): its class and attributes."""
 
-    class_name: str  # 'argparse.Namespace'
+    class_name: str  # e.g. 'argparse.Namespace'
     state: dict[str, Any]
 
 
-class _NamespaceStub(_Record):
-    """What ``argparse.Namespace`` becomes while unpickling: NEWOBJ makes it, one BUILD gives it a dict."""
+INERT_CLASSES = (
+    "argparse.Namespace",  # rosinality train.py's args
+    "mmengine.logging.history_buffer.HistoryBuffer",  # mmagic 1.x: message_hub's log scalars (numpy arrays, ints)
+)
+# Attributes of those classes a pickle may name. HistoryBuffer's state holds its default statistics functions,
+# which protocol 2 pickles as getattr(HistoryBuffer, 'min') and protocol 4 as the global 'HistoryBuffer.min';
+# each comes back as its dotted name, a string. Any other function (a custom statistic) stays refused.
+_INERT_ATTRIBUTES = {"mmengine.logging.history_buffer.HistoryBuffer": ("min", "max", "current", "mean")}
+
+
+class _InertObject(_Record):
+    """The stand-in for an object of one of ``INERT_CLASSES``: NEWOBJ makes it, one BUILD gives it a dict."""
 
     __slots__ = ("_state",)
-    kind = "argparse.Namespace"
-    class_name = "argparse.Namespace"
+    class_name = "object"
 
     def take_state(self, state: Any) -> None:
         _check(type(state) is dict and all(type(k) is str for k in state),
-               "an argparse.Namespace whose attributes are not a dict of names")
-        _check(self.state is None, "the pickle tries to change an argparse.Namespace")
+               f"an {self.class_name} object whose attributes are not a dict of names")
+        _check(self.state is None, f"the pickle tries to change an {self.class_name} object")
         self._set("_state", state)
 
     @property
@@ -800,39 +816,164 @@ class _NamespaceStub(_Record):
         return getattr(self, "_state", None)
 
 
+def _inert_stand_in(class_name: str) -> type[_InertObject]:
+    return type(f"_Inert_{class_name.rsplit('.', 1)[1]}", (_InertObject,),
+                {"__slots__": (), "class_name": class_name, "kind": class_name})
+
+
+_INERT_STAND_INS = {tuple(name.rsplit(".", 1)): _inert_stand_in(name) for name in INERT_CLASSES}
+
+
+def _inert_attribute(source: str, owner: Any, name: Any) -> str:
+    """``getattr(owner, name)`` as a pickle of an inert class asks for it: the attribute's dotted name."""
+    _check(type(name) is str, "the pickle calls getattr with a name that is not a string")
+    inert = isinstance(owner, type) and issubclass(owner, _InertObject)
+    if not inert or name not in _INERT_ATTRIBUTES.get(owner.class_name, ()):
+        owner_name = owner.class_name if inert else _kind(owner)
+        error = UnsafePickleError(f"refusing to load {source}: it asks for attribute {quote(name, 60)} of "
+                                  f"{owner_name}, which is not on the allow-list", _FIX)
+        error.global_name = f"{owner_name}.{name}"
+        raise error
+    return f"{owner.class_name}.{name}"
+
+
+def _torch_file_allowed(load: _Load) -> dict[tuple[str, str], Any]:
+    """The official allow-list, plus what torch.save files add: storage types, PyTorch < 0.4's tensor
+    rebuilder, and the inert classes (with the attributes they may name)."""
+    allowed = _allowed(load)
+    allowed.update({("torch", name): _TypeMarker(name=name) for name in _STORAGE_DTYPES})
+    allowed[("torch._utils", "_rebuild_tensor")] = _Global(name="torch._utils._rebuild_tensor",
+                                                           fn=load.rebuild_tensor_v1)
+    allowed.update(_INERT_STAND_INS)
+    for builtins in ("builtins", "__builtin__"):  # protocol 2 writes getattr under its Python 2 name
+        allowed[(builtins, "getattr")] = _Global(name=f"{builtins}.getattr",
+                                                 fn=lambda owner, name: _inert_attribute(load.source, owner, name))
+    for class_name, names in _INERT_ATTRIBUTES.items():
+        module, owner = class_name.rsplit(".", 1)
+        allowed.update({(module, f"{owner}.{name}"): f"{class_name}.{name}" for name in names})
+    return allowed
+
+
+def _storage_reference(pid: Any, length: int) -> tuple[torch.dtype, str, int, Any]:
+    """(dtype, key, declared element count, view) of a storage's persistent id of ``length`` items; the
+    location is ignored (everything comes to the CPU)."""
+    _check(type(pid) is tuple and len(pid) == length and pid[0] == "storage", "bad storage reference")
+    kind, key, location, numel = pid[1:5]
+    _check(isinstance(kind, _TypeMarker) and kind.name in _STORAGE_DTYPES and type(key) is str
+           and type(location) is str and type(numel) is int and numel >= 0, "bad storage reference")
+    return _STORAGE_DTYPES[kind.name], key, numel, pid[5] if length > 5 else None
+
+
+def _known_storage(storages: dict[str, _Storage], key: str, dtype: torch.dtype, numel: int) -> _Storage | None:
+    """The storage ``key`` if the pickle named it before (declared the same way), else None."""
+    known = storages.get(key)
+    _check(known is None or (known.dtype == dtype and known.numel == numel),
+           f"storage {quote(key)} declared twice, differently")
+    return known
+
+
+def _torch_file_unpickler(file: Any, load: _Load, storage: Callable[[Any], _Storage]) -> RestrictedUnpickler:
+    """The unpickler of a torch.save data pickle: the torch-file allow-list, ``storage`` resolving its storages."""
+    unpickler = RestrictedUnpickler(file, load.source, _torch_file_allowed(load), persistent=storage,
+                                    classes=(EasyDict, *_INERT_STAND_INS.values()))
+    load.unpickler = unpickler
+    return unpickler
+
+
 # Reads ``nbytes`` bytes of storage ``key`` (the reader checks them against its member first).
 StorageReader = Callable[[str, int], bytes]
 
 
 def restricted_load_torch_zip(file: BinaryIO, source: str, archive_bytes: int, read_storage: StorageReader) -> Any:
-    """Unpickle a torch zip archive's ``data.pkl``: the official allow-list, the storage types, and
-    ``argparse.Namespace`` (as an ObjectRecord). Each storage is read once through ``read_storage``, after
-    its size is charged to the budget (twice ``archive_bytes`` plus 64 MiB)."""
+    """Unpickle a torch zip archive's ``data.pkl`` (the torch-file allow-list above). Each storage is read once
+    through ``read_storage``, after its size is charged to the budget (twice ``archive_bytes`` plus 64 MiB)."""
     load = _Load(source, archive_bytes)
-    allowed = _allowed(load)
-    allowed.update({("torch", name): _TypeMarker(name=name) for name in _STORAGE_DTYPES})
-    allowed[("argparse", "Namespace")] = _NamespaceStub
     storages: dict[str, _Storage] = {}
 
     def storage(pid: Any) -> _Storage:
-        _check(type(pid) is tuple and len(pid) == 5 and pid[0] == "storage", "bad storage reference")
-        _, kind, key, location, numel = pid  # location ignored: everything comes to the CPU
-        _check(isinstance(kind, _TypeMarker) and kind.name in _STORAGE_DTYPES and type(key) is str
-               and type(location) is str and type(numel) is int and numel >= 0, "bad storage reference")
-        dtype = _STORAGE_DTYPES[kind.name]
-        if key in storages:
-            known = storages[key].flat
-            _check(known.dtype == dtype and known.numel() == numel, f"storage {quote(key)} declared twice, differently")
-            return storages[key]
+        dtype, key, numel, _ = _storage_reference(pid, 5)
+        known = _known_storage(storages, key, dtype, numel)
+        if known is not None:
+            return known
         nbytes = numel * dtype.itemsize
         load.spend(nbytes, "a tensor storage")
         raw = read_storage(key, nbytes)
         _check(len(raw) == nbytes, f"storage {quote(key)} has {len(raw)} bytes, not {nbytes}")
-        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
-        storages[key] = _Storage(flat=flat)
+        storages[key] = _Storage(dtype=dtype, numel=numel, flat=_flat(raw, dtype))
         return storages[key]
 
-    unpickler = RestrictedUnpickler(_BoundedReader(file), source, allowed, persistent=storage,
-                                    classes=(EasyDict, _NamespaceStub))
-    load.unpickler = unpickler
-    return _materialize(unpickler.load())
+    return _materialize(_torch_file_unpickler(_BoundedReader(file), load, storage).load())
+
+
+_LEGACY_HEAD = b"\x8a\x0a" + LEGACY_TORCH_SAVE_MAGIC.to_bytes(10, "little") + b"."  # LONG1 of 10 bytes, STOP
+
+
+def is_legacy_torch_save(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first 32 bytes) is a legacy torch.save file: a pickle of
+    any protocol (2 by default) whose first value is the magic number."""
+    if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
+        return False
+    body = head[2:]
+    if body[:1] == b"\x95":  # protocol 4+ frames its first pickle: FRAME and an 8-byte length
+        body = body[9:]
+    return body.startswith(_LEGACY_HEAD)
+
+
+def _legacy_records(f: _BoundedReader, load: _Load,
+                    data_unpickler: Callable[[Callable[[Any], _Storage]], RestrictedUnpickler]) -> Any:
+    """The data of a legacy torch.save read from ``f`` (records, not yet materialized), its storages filled.
+
+    ``data_unpickler(storage)`` makes the unpickler of the data pickle, resolving persistent ids through
+    ``storage``. That pickle runs with placeholder storages that only record their declared dtype and size
+    (nothing of that size is allocated), and tensors are checked against those sizes. Then the key list must
+    name exactly those storages, and each storage's element count must repeat its declaration and fit in the
+    bytes left in the file (and ``MAX_MEMBER_BYTES``) before its bytes are read and charged to the budget.
+    """
+    def plain_pickle() -> Any:  # the header pickles and the key list: plain values only, no globals at all
+        return RestrictedUnpickler(f, load.source, {}).load()
+
+    magic = plain_pickle()
+    _check(type(magic) is int and magic == LEGACY_TORCH_SAVE_MAGIC, "it does not start with torch.save's magic number")
+    version = plain_pickle()
+    _check(type(version) is int and version == _LEGACY_PROTOCOL,
+           f"a torch.save format version {version if type(version) is int else _kind(version)}, not {_LEGACY_PROTOCOL}")
+    sys_info = plain_pickle()
+    _check(type(sys_info) is dict and sys_info.get("little_endian") is True and sys.byteorder == "little",
+           "it was saved on a big-endian machine")
+    storages: dict[str, _Storage] = {}
+
+    def storage(pid: Any) -> _Storage:
+        dtype, key, numel, view = _storage_reference(pid, 6)
+        _check(view is None, "storage views (files of PyTorch < 1.0 that saved slices of storages) are not supported")
+        known = _known_storage(storages, key, dtype, numel)
+        if known is None:
+            known = storages[key] = _Storage(dtype=dtype, numel=numel, flat=None)  # its bytes follow the pickle
+        return known
+
+    data = data_unpickler(storage).load()
+    keys = plain_pickle()
+    _check(type(keys) is list and all(type(k) is str for k in keys) and len(set(keys)) == len(keys)
+           and set(keys) == set(storages), f"its list of {len(keys) if type(keys) is list else 'no'} storage keys "
+                                           f"does not match the {len(storages)} storages its data names")
+    for key in keys:
+        s = storages[key]
+        nbytes = s.numel * s.dtype.itemsize
+        count = int.from_bytes(f.read(8), "little", signed=True)
+        _check(count == s.numel, f"storage {quote(key)} holds {count} elements where the data declares {s.numel}")
+        # The declared size against the bytes present, before anything of that size exists.
+        _check(nbytes <= f.left, f"a storage of {s.numel} elements where the file holds {f.left // s.dtype.itemsize} "
+                                 f"(storage {quote(key)})")
+        _check(nbytes <= MAX_MEMBER_BYTES, f"storage {quote(key)} declares {nbytes} bytes, over the "
+                                           f"{MAX_MEMBER_BYTES}-byte limit for one storage (MAX_MEMBER_BYTES)")
+        load.spend(nbytes, "a tensor storage")
+        s._set("flat", _flat(f.read_bytearray(nbytes), s.dtype))
+    return data
+
+
+def restricted_load_torch_legacy(file: BinaryIO, source: str) -> Any:
+    """Unpickle a legacy (non-zip) torch.save file with the torch-file allow-list above; every declared size
+    is checked against the bytes the file holds before it is allocated (``_legacy_records``), within a
+    budget of twice the file's size plus 64 MiB. Tensors are built last."""
+    f = _BoundedReader(file)
+    load = _Load(source, f.size)
+    return _materialize(_legacy_records(f, load, lambda storage: _torch_file_unpickler(f, load, storage)))

@@ -3,9 +3,10 @@
 NVIDIA's (``inception``, ``vgg16``) are the TorchScript files the official StyleGAN2-ADA metrics use;
 TorchScript archives hold no Python code to run: ``torch.jit.load`` interprets only TorchScript.
 The PyTorch-ecosystem variants MMGeneration measures with (``inception_pt``: pytorch-fid's FID Inception;
-``vgg16_tv``: torchvision's VGG16) are plain state dicts (``.pth``): they are read as data by our torch
-zip reader (never ``torch.load``), checked key by key and shape by shape against our own architectures
-(:mod:`stylegan.metrics.inception_pt`, :mod:`stylegan.metrics.vgg16_tv`), and copied into them.
+``vgg16_tv``: torchvision's VGG16) are plain state dicts (``.pth``, in torch.save's legacy format or its
+zip archives): they are read as data by our torch.save reader (never ``torch.load``), checked key by key
+and shape by shape against our own architectures (:mod:`stylegan.metrics.inception_pt`,
+:mod:`stylegan.metrics.vgg16_tv`), and copied into them.
 All are found, in order, in ``detector_dir`` (argument), ``$STYLEGAN_DETECTOR_DIR`` (offline machines: a
 folder holding files of these names; nothing is downloaded then), or the download cache (fetched once by
 URL, cached only once the file loads as the detector asked for).
@@ -26,7 +27,6 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +36,7 @@ from torch import nn
 
 from stylegan.errors import StyleGANError, setting
 from stylegan.formats.cache import cache_dir, download
-from stylegan.formats.torch_zip import read_torch_zip
+from stylegan.formats.torch_files import read_torch_file
 from stylegan.limits import quote, shorten
 from stylegan.metrics.inception_pt import PyTorchInception
 from stylegan.metrics.vgg16_tv import TorchvisionVGG16
@@ -138,26 +138,6 @@ def _load_script(path: str, mtime_ns: int, device: str) -> torch.jit.ScriptModul
 
 # ------------------------------------------------------------------------------- state-dict detectors
 
-# The first bytes of a legacy (PyTorch < 1.6, non-zip) torch.save file: pickle protocol 2, then the
-# 10-byte magic number 0x1950A86A20F9469CFC6C as a little-endian LONG1.
-_LEGACY_TORCH_SAVE_HEAD = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-
-
-def read_state_records(path: Path, source: str) -> Any:
-    """What ``torch.save`` stored in ``path``, read as plain data (tensors, dicts, ...), nothing executed."""
-    with open(path, "rb") as f:
-        head = f.read(len(_LEGACY_TORCH_SAVE_HEAD))
-    if zipfile.is_zipfile(path):
-        return read_torch_zip(path, source)
-    if head == _LEGACY_TORCH_SAVE_HEAD:
-        raise StyleGANError(f"{source} is in the legacy torch.save format (PyTorch < 1.6), which cannot be read "
-                            "yet without running its pickle",
-                            "re-save it once as a zip archive: python -c \"import torch, sys; "
-                            "torch.save(torch.load(sys.argv[1], weights_only=True), sys.argv[2])\" IN OUT")
-    raise StyleGANError(f"{source} is not a torch.save file (it starts with {quote(head[:8])})",
-                        "download or copy the file again")
-
-
 def _problem_list(names: list[str], limit: int = 3) -> str:
     shown = ", ".join(quote(n, 60) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -198,7 +178,7 @@ def _checked_weights(records: Any, model: nn.Module, spec: DetectorSpec, source:
 def weights_module(spec: DetectorSpec, path: Path, source: str | None = None) -> nn.Module:
     """Detector ``spec`` (a state-dict one) built from the file ``path``: float32, CPU, eval mode, no grads."""
     source = source or str(path)
-    records = read_state_records(path, source)
+    records = read_torch_file(path, source)  # either torch.save format, as plain data
     model = spec.architecture()
     weights = _checked_weights(records, model, spec, source)
     with torch.no_grad():

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from stylegan.errors import StyleGANError, UnsafePickleError
-from stylegan.formats.torch_zip import ObjectRecord, read_torch_zip
+from stylegan.formats.torch_files import ObjectRecord, read_torch_zip
 
 
 def assert_same(ours, reference, where="top"):

@@ -1,14 +1,20 @@
-"""Torch zip archives (what ``torch.save`` writes by default), read without ``torch.load``.
+"""torch.save files read without ``torch.load``: zip archives (its default since PyTorch 1.6) and legacy
+files (``_use_new_zipfile_serialization=False``, and everything PyTorch < 1.6 wrote). ``read_torch_file``
+tells them apart from their first bytes.
 
-An archive holds ``<root>/data.pkl``, a pickle that names each tensor storage by a persistent id
+A zip archive holds ``<root>/data.pkl``, a pickle that names each tensor storage by a persistent id
 ``('storage', storage type, key, location, numel)``, and one member ``<root>/data/<key>`` with each
 storage's raw bytes (little-endian, stored uncompressed). We read ``data.pkl`` with the restricted
 unpickler (only allow-listed globals; nothing in the file is run) and each storage from its member once
 its declared size has been checked against the member's bytes and the load's budget.
 
-The result is plain data: dicts, lists, numbers, strings, CPU tensors, and ``ObjectRecord`` for an
-``argparse.Namespace`` (a training script's arguments). Layout readers (rosinality, MMGeneration) take
-it from there.
+A legacy file is a row of pickles followed by the storages' bytes; the restricted unpickler reads it
+(``restricted_load_torch_legacy``), checking every declared size against the bytes left in the file
+before anything of that size exists.
+
+The result is plain data: dicts, lists, numbers, strings, CPU tensors, and ``ObjectRecord`` for an object
+of a known inert class (an ``argparse.Namespace`` of training arguments, mmengine's ``HistoryBuffer``).
+Layout readers (rosinality, MMGeneration, the metrics' detectors) take it from there.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from stylegan.errors import StyleGANError
-from stylegan.formats.unpickler import DATA_ERRORS, ObjectRecord, one_line, restricted_load_torch_zip
+from stylegan.formats.unpickler import (DATA_ERRORS, ObjectRecord, is_legacy_torch_save, one_line,
+                                        restricted_load_torch_legacy, restricted_load_torch_zip)
 from stylegan.limits import MAX_MEMBER_BYTES, quote, read_capped
 
-__all__ = ["ObjectRecord", "read_torch_zip", "MAX_DATA_PKL_BYTES"]
+__all__ = ["ObjectRecord", "read_torch_file", "read_torch_zip", "read_torch_legacy", "torch_file_kind",
+           "MAX_DATA_PKL_BYTES"]
 
 MAX_DATA_PKL_BYTES = 64 * 2**20  # the pickle part of one checkpoint (real: under 1 MB; tensors are members)
 _DAMAGED = "download or copy the file again"
@@ -124,3 +132,48 @@ def read_torch_zip(path: Path, source: str) -> Any:
                                 _DAMAGED) from None
     finally:
         archive.close()
+
+
+def read_torch_legacy(path: Path, source: str) -> Any:
+    """What a legacy (non-zip) ``torch.save`` stored in ``path``, as plain data; errors as ``read_torch_zip``."""
+    try:
+        with open(path, "rb") as f:
+            return restricted_load_torch_legacy(f, source)
+    except StyleGANError:
+        raise
+    except DATA_ERRORS as e:
+        raise StyleGANError(f"cannot read {source}: the legacy torch.save file is truncated or corrupt "
+                            f"({one_line(e)})", _DAMAGED) from None
+    except OSError as e:
+        raise StyleGANError(f"cannot read {source}: {e.strerror or e}", "check the file's permissions") from None
+
+
+def _head(path: Path, source: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(32)
+    except OSError as e:
+        raise StyleGANError(f"cannot read {source}: {e.strerror or e}", "check the file's permissions") from None
+
+
+def torch_file_kind(path: Path, source: str | None = None) -> str | None:
+    """'zip' or 'legacy' for a torch.save file of that format, from its first bytes; None for anything else."""
+    head = _head(path, source or str(path))
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    return "legacy" if is_legacy_torch_save(head) else None
+
+
+def read_torch_file(path: Path, source: str) -> Any:
+    """What ``torch.save`` stored in ``path`` (either format), as plain data (tensors on the CPU).
+
+    Raises StyleGANError for a file of neither format or one that is damaged, and UnsafePickleError (a
+    StyleGANError) for a global off the allow-list; nothing in the file is executed.
+    """
+    kind = torch_file_kind(path, source)
+    if kind == "zip":
+        return read_torch_zip(path, source)
+    if kind == "legacy":
+        return read_torch_legacy(path, source)
+    raise StyleGANError(f"{source} is not a torch.save file (it starts with {quote(_head(path, source)[:8])})",
+                        _DAMAGED)
