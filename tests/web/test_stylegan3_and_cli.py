@@ -7,9 +7,8 @@ import numpy as np
 import stylegan
 from stylegan.cli import main
 from stylegan.cli.explore import is_loopback
-from tests.formats.sg3_writer import randomized_sg3, tiny_sg3_kwargs
 from tests.hostile.harness import run_refused
-from tests.web.conftest import png_pixels
+from tests.web.conftest import png_pixels, seed_dependent_sg3
 
 
 def test_stylegan3_translate_rotate_equal_generate(tmp_path):
@@ -17,7 +16,7 @@ def test_stylegan3_translate_rotate_equal_generate(tmp_path):
     from stylegan.web.session import Explorer
 
     path = tmp_path / "sg3.safetensors"
-    stylegan.save_network({"G_ema": randomized_sg3(tiny_sg3_kwargs("t"))}, path)
+    stylegan.save_network({"G_ema": seed_dependent_sg3("t")}, path)
     explorer = Explorer([str(path)])
     assert explorer.network_info(0)["stylegan3"]
     moved = explorer.render_png(parse_render_request({"seed": "4", "translate": "0.2,-0.1", "rotate": "15"}))
@@ -30,6 +29,7 @@ def test_stylegan3_translate_rotate_equal_generate(tmp_path):
     assert main(["generate", "--network", str(path), "--seeds", "4", "--outdir", str(tmp_path / "g2"), "--quiet"]) == 0
     assert np.array_equal(png_pixels(plain), png_pixels((tmp_path / "g2" / "seed0004.png").read_bytes()))
     assert not np.array_equal(png_pixels(plain), png_pixels(moved))
+    assert not np.array_equal(png_pixels(plain), png_pixels(explorer.render_png(parse_render_request({"seed": "5"}))))
 
 
 def test_loopback_hosts():
