@@ -37,17 +37,7 @@ def png_pixels(data: bytes) -> np.ndarray:
 
 
 def seed_dependent_sg3(config: str = "t", seed: int = 0, **overrides) -> nn.Module:
-    """A tiny random StyleGAN3 generator (tests/formats/sg3_writer.py) whose images differ from seed to seed.
-
-    The mapping layers run with a learning-rate multiplier of 0.01, so their stored weights are 100 times the
-    effective ones; random stored weights of unit size would leave every w nearly the same (images would
-    differ by ~1e-5 between seeds). Scaling them by 100 gives ws, and images, that vary by tenths.
-    """
+    """A tiny random StyleGAN3 generator (tests/formats/sg3_writer.py) whose images differ from seed to seed."""
     from tests.formats.sg3_writer import randomized_sg3, tiny_sg3_kwargs
 
-    G = randomized_sg3(tiny_sg3_kwargs(config, **overrides), seed=seed)
-    with torch.no_grad():
-        for name, param in G.mapping.named_parameters():
-            if name.startswith("fc"):
-                param.mul_(100)
-    return G
+    return randomized_sg3(tiny_sg3_kwargs(config, **overrides), seed=seed)
