@@ -12,6 +12,7 @@ import torch
 
 from stylegan.cli.options import device_option, threads_option
 from stylegan.errors import StyleGANError
+from stylegan.precision import PRECISIONS, resolve_precision
 
 LOOPBACK = "127.0.0.1"
 
@@ -46,10 +47,12 @@ def bound_socket(host: str, port: int) -> socket.socket:
               help="Port to listen on (0: any free port).")
 @click.option("--detector-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder holding vgg16.pt for projections (default: $STYLEGAN_DETECTOR_DIR, else download).")
+@click.option("--precision", type=click.Choice(PRECISIONS, case_sensitive=False), default="fp32", show_default=True,
+              help="Generator arithmetic: fp32 (the official pixels) or bf16 (faster on CPUs with AVX512-BF16/AMX).")
 @device_option
 @threads_option
 def explore(networks: tuple[str, ...], host: str, port: int, detector_dir: Path | None,
-            device: torch.device) -> None:
+            device: torch.device, precision: str) -> None:
     """Explore networks in the browser: seeds, truncation, noise, style mixing, layers, projection.
 
     \b
@@ -66,7 +69,7 @@ def explore(networks: tuple[str, ...], host: str, port: int, detector_dir: Path 
 
     if any(not n for n in networks):
         raise StyleGANError("--network is empty", "give a network file, URL or built-in name")
-    explorer = Explorer(list(networks) or ["default"], device)
+    explorer = Explorer(list(networks) or ["default"], device, resolve_precision(precision, device))
     explorer.slot(0)  # load the first network now: a bad --network fails here, not in the page
     app = create_app(explorer, Projections(explorer, detector_dir))
     sock = bound_socket(host, port)

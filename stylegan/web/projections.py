@@ -22,6 +22,7 @@ from stylegan.errors import StyleGANError
 from stylegan.explore.labels import check_class
 from stylegan.explore.projector import ProjectorConfig, check_projectable, project
 from stylegan.explore.targets import prepare_target
+from stylegan.precision import inference_precision
 from stylegan.web.session import Explorer, check_upload_size
 
 MAX_STEPS = 10_000
@@ -127,8 +128,9 @@ class Projections:
         try:
             detector = self._detector()
             image = torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1)))
-            result = project(G, image, detector, config=ProjectorConfig(num_steps=job.steps), class_idx=class_idx,
-                             progress=False, on_step=on_step)
+            with inference_precision(self.explorer.precision):  # a worker thread: enter it here
+                result = project(G, image, detector, config=ProjectorConfig(num_steps=job.steps),
+                                 class_idx=class_idx, progress=False, on_step=on_step)
             w_id = self.explorer.store_ws(result.final_ws, name)
             job.update(w_id=w_id, state="done")
         except Cancelled:

@@ -31,6 +31,7 @@ from stylegan.explore.seed_blend import blended_seed_ws
 from stylegan.explore.style_mix import format_indices, style_groups
 from stylegan.explore.ws_files import check_ws_shape, read_projected_w
 from stylegan.networks.stylegan3 import set_input_transform
+from stylegan.precision import inference_precision
 from stylegan.web.params import Latent, RenderRequest, is_whole
 
 MAX_STORED_WS = 256  # uploaded and projected ws kept in memory; the oldest goes first
@@ -68,11 +69,12 @@ def input_transform(G: nn.Module) -> torch.Tensor | None:
 class Explorer:
     """Everything the server knows. Methods raise StyleGANError for requests that cannot be served."""
 
-    def __init__(self, networks: list[str], device: torch.device | str = "cpu"):
+    def __init__(self, networks: list[str], device: torch.device | str = "cpu", precision: str = "fp32"):
         if not networks:
             raise StyleGANError("no network to explore", "give --network, or leave it out for the built-in one")
         self.slots = [NetworkSlot(spec) for spec in networks]
         self.device = torch.device(device)
+        self.precision = precision  # 'fp32' or 'bf16', already resolved for the device (stylegan.precision)
         self.stored: OrderedDict[str, StoredW] = OrderedDict()
         self.newest_seq: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()  # guards stored and newest_seq
@@ -197,7 +199,8 @@ class Explorer:
     def frame(self, request: RenderRequest) -> tuple[np.ndarray, torch.Tensor]:
         """The request's image (uint8 ``[H, W, C]``) and its ws ``[1, num_ws, w_dim]`` on the CPU."""
         slot = self.slot(request.net)
-        with slot.lock, torch.no_grad():
+        # Each request runs in its own worker thread: the precision is entered here, not inherited.
+        with slot.lock, torch.no_grad(), inference_precision(self.precision):
             G = slot.G
             ws = self._checked_ws(slot, request)
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -226,7 +229,10 @@ class Explorer:
         slot = self.slot(request.net)
         with slot.lock, torch.no_grad():
             self._checked_ws(slot, request)  # no command for a frame that cannot be drawn
-        return command_line(slot.spec, request, slot.G.num_ws)
+        line = command_line(slot.spec, request, slot.G.num_ws)
+        if self.precision != "fp32" and line.startswith("stylegan "):
+            line += f" --precision {self.precision}"  # the same arithmetic, so the same pixels
+        return line
 
 
 def check_upload_size(size: int) -> None:

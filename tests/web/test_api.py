@@ -226,3 +226,26 @@ def test_projection_runs_in_background_streams_and_cancels(client, tmp_path, mon
         import time
         time.sleep(0.05)
     assert status["state"] == "cancelled" and status["step"] < 10000
+
+
+def test_bf16_explorer_renders_what_generate_renders_in_bf16(tmp_path):
+    """--precision bf16 reaches the worker threads that render (the precision is a context variable, which a
+    new thread does not inherit), and the copied command carries it, so it reproduces the same pixels."""
+    from stylegan.precision import cpu_has_native_bf16
+    from stylegan.web.app import create_app
+    from stylegan.web.projections import Projections
+    from stylegan.web.session import Explorer
+    from starlette.testclient import TestClient
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16: --precision bf16 runs fp32 here")
+    explorer = Explorer(["default"], precision="bf16")
+    client = TestClient(create_app(explorer, Projections(explorer)), raise_server_exceptions=False)
+    command = client.get("/api/command?seed=7&class=3").json()["command"]
+    assert command == "stylegan generate --seeds 7 --class 3 --precision bf16"
+    shown = get_png(client, "seed=7&class=3")
+    (_, bf16), = run_cli(tmp_path / "bf16", "generate", "--quiet", "--seeds", "7", "--class", "3",
+                         "--precision", "bf16").items()
+    (_, fp32), = run_cli(tmp_path / "fp32", "generate", "--quiet", "--seeds", "7", "--class", "3").items()
+    assert np.array_equal(shown, bf16)
+    assert not np.array_equal(bf16, fp32)  # else this test could not tell the precisions apart
