@@ -28,6 +28,10 @@ PRECISIONS = ("fp32", "bf16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 _active: contextvars.ContextVar[str] = contextvars.ContextVar("stylegan_inference_precision", default="fp32")
+# Inference entry points (the commands, the explorer) run inside inference_precision; only there may ops keep
+# values computed from weights between calls (stylegan.ops.weight_cache). Training never enters it: its
+# fused Adam step changes weights without bumping their version counters, so kept values would go stale.
+_keeping: contextvars.ContextVar[bool] = contextvars.ContextVar("stylegan_keep_weight_work", default=False)
 _fallback_said = False
 
 
@@ -82,6 +86,12 @@ def active_precision() -> str:
     return _active.get()
 
 
+def keeps_weight_work() -> bool:
+    """Whether the caller is inside :func:`inference_precision`, where weights only change through
+    version-bumping in-place ops, so ops may keep values computed from them."""
+    return _keeping.get()
+
+
 def active_dtype() -> torch.dtype:
     """The synthesis compute dtype the active precision asks for: float32 or bfloat16."""
     return torch.bfloat16 if _active.get() == "bf16" else torch.float32
@@ -96,8 +106,9 @@ def inference_precision(precision: str = "fp32") -> Iterator[str]:
     """
     if precision not in PRECISIONS:
         raise StyleGANError(f"unknown precision {precision!r}", f"use {' or '.join(PRECISIONS)}")
-    token = _active.set(precision)
+    token, keeping = _active.set(precision), _keeping.set(True)
     try:
         yield precision
     finally:
+        _keeping.reset(keeping)
         _active.reset(token)

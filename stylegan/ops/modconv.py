@@ -12,13 +12,11 @@ The computation is split into three steps, each a function below:
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from stylegan.ops.bias_act import ACTIVATIONS, HOMOGENEOUS, bias_act, homogeneous_act
 from stylegan.ops.resample import Padding, conv2d_resample, parse_padding
+from stylegan.ops.weight_cache import weight_derivative
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
@@ -31,27 +29,6 @@ def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> tor
     # backward pass (O·I tiny matrix products) measured twice as slow.
     filter_energy = weight_derivative(weight, "energy", lambda w: w.square().sum([2, 3]).t())
     return (styles.square() @ filter_energy + 1e-8).rsqrt()
-
-
-# Per weight tensor: {kind: (data pointer, version, value)}. Weak keys: an entry goes with its weight.
-_derived = WeakIdKeyDictionary()  # keyed by identity: tensors compare elementwise
-
-
-def weight_derivative(weight: torch.Tensor, kind: str, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``make(weight)``, kept between calls while the weight is unchanged and nothing differentiates it.
-
-    Inference calls the same layers with the same weights again and again; the weight-only work (the
-    filter energies, a bf16 copy) then takes a sixth of a bf16 pass at 256². Any in-place change of the
-    weight (optimizer steps, EMA updates, load_state_dict) bumps its version and so recomputes the value.
-    """
-    if weight.requires_grad and torch.is_grad_enabled():
-        return make(weight)
-    stamp = (weight.data_ptr(), weight._version)
-    entries = _derived.setdefault(weight, {})
-    found = entries.get(kind)
-    if found is None or found[0] != stamp:
-        found = entries[kind] = (stamp, make(weight).detach())
-    return found[1]
 
 
 def weight_as(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

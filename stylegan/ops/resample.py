@@ -10,7 +10,7 @@ Conventions follow the official ops so that results match to float precision:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from stylegan.ops import winograd
 from stylegan.ops.depthwise import depthwise_conv2d
 from stylegan.ops.filters import filter_size
+from stylegan.ops.weight_cache import weight_derivative
 
 Padding = int | Sequence[int]
 
@@ -114,6 +115,20 @@ def _transpose_grouped_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
     return w.reshape(groups * in_per_group, out_c // groups, kh, kw)
 
 
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is strided NHWC (and not also NCHW, as tensors with 1×1 images are)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _kernel_for(x: torch.Tensor, w: torch.Tensor, kind: tuple,
+                kernel_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``kernel_of(w)``, for a channels-last CPU ``x`` already in the channels-last layout oneDNN reads
+    and kept between inference calls (oneDNN would otherwise copy the kernel into that layout every call)."""
+    if x.device.type != "cpu" or not _is_channels_last(x):
+        return kernel_of(w)
+    return weight_derivative(w, kind, lambda w: kernel_of(w).contiguous(memory_format=torch.channels_last))
+
+
 def conv2d_resample(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -154,11 +169,11 @@ def conv2d_resample(
         return F.conv2d(x, correlate, stride=down, groups=groups)
     if up > 1:
         # A transposed convolution scatters the kernel as is, so correlation needs the flipped kernel.
-        scatter = w.flip([2, 3]) if flip_weight else w
+        scattered = _kernel_for(x, w, ("up", flip_weight, groups), lambda w: _transpose_grouped_weight(
+            w.flip([2, 3]) if flip_weight else w, groups))
         x0, x1, y0, y1 = x0 - (kw - 1), x1 - (kw - up), y0 - (kh - 1), y1 - (kh - up)
         crop_x, crop_y = max(min(-x0, -x1), 0), max(min(-y0, -y1), 0)
-        x = F.conv_transpose2d(x, _transpose_grouped_weight(scatter, groups), stride=up,
-                               padding=[crop_y, crop_x], groups=groups)
+        x = F.conv_transpose2d(x, scattered, stride=up, padding=[crop_y, crop_x], groups=groups)
         x = upfirdn2d(x, f, padding=[x0 + crop_x, x1 + crop_x, y0 + crop_y, y1 + crop_y], gain=up * up)
         if down > 1:
             x = upfirdn2d(x, f, down=down)
@@ -166,6 +181,7 @@ def conv2d_resample(
     if x0 == x1 and y0 == y1 and x0 >= 0 and y0 >= 0:
         if winograd.applies(x, correlate, [y0, x0], groups=groups):
             return winograd.winograd_conv2d(x, correlate)
-        return F.conv2d(x, correlate, padding=[y0, x0], groups=groups)
+        kernel = _kernel_for(x, w, ("conv", flip_weight, groups), lambda w: w if flip_weight else w.flip([2, 3]))
+        return F.conv2d(x, kernel, padding=[y0, x0], groups=groups)
     x = _pad_or_crop(x, x0, x1, y0, y1)
     return F.conv2d(x, correlate, groups=groups)

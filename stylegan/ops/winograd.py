@@ -23,6 +23,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from stylegan.ops.weight_cache import is_differentiated, weight_derivative
+
 # The F(4×4, 3×3) matrices of Lavin & Gray with interpolation points 0, ±1, ±2 and ∞.
 _BT = ((4, 0, -5, 0, 1, 0),
        (0, -4, -4, 1, 1, 0),
@@ -77,7 +79,10 @@ def winograd_conv2d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``F.conv2d(x, w, padding=1)`` for ``x`` ``[N, C, H, W]`` and ``w`` ``[O, C, 3, 3]``, by F(4×4, 3×3)."""
     if x.shape[1] != w.shape[1] or tuple(w.shape[2:]) != (3, 3):
         raise ValueError(f"winograd_conv2d: x {tuple(x.shape)} and w {tuple(w.shape)} do not fit a 3×3 convolution")
-    return _WinogradConv.apply(x, w)
+    # Inference keeps each kernel's transform (it costs as much as the products at 256², batch 1); under
+    # autograd the weight changes every step, so the transform is made inside the function.
+    u = None if is_differentiated(w) else weight_derivative(w, "winograd", _weight_transform)
+    return _WinogradConv.apply(x, w, u)
 
 
 def _combine(matrix, inputs, outputs) -> None:
@@ -256,10 +261,10 @@ def _engine_will_use(ctx, index: int) -> bool:
 
 class _WinogradConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w):
+    def forward(ctx, x, w, u=None):
         n, _, h, wd = x.shape
         v = _input_transform(_nhwc(x))
-        u = _weight_transform(w)
+        u = _weight_transform(w) if u is None else u
         y = _output_transform(_pointwise_products(v, u), n, h, wd)
         # The transformed input serves only the weight gradient: a frozen w (D in a G step) does not keep it.
         ctx.save_for_backward(x, w, v if ctx.needs_input_grad[1] else None, u)
@@ -274,7 +279,7 @@ class _WinogradConv(torch.autograd.Function):
             # input gradient, which is all R1 and path-length regularisation differentiate).
             gx = winograd_conv2d(gy, w.flip([2, 3]).transpose(0, 1)) if need_x else None
             gw = torch.nn.grad.conv2d_weight(x, w.shape, gy, padding=1) if need_w else None
-            return gx, gw
+            return gx, gw, None
         n, _, h, wd = x.shape
         gm = _output_transform_transposed(_nhwc(gy))
         gx = gw = None
@@ -283,4 +288,4 @@ class _WinogradConv(torch.autograd.Function):
             gx = _like(_input_transform_transposed(gv, n, h, wd), x)
         if need_w:
             gw = _weight_transform_transposed(_pointwise_products(v, gm, transpose_a=True)).contiguous()
-        return gx, gw
+        return gx, gw, None
