@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from stylegan.errors import StyleGANError, setting
+from stylegan.limits import quote
 from stylegan.networks.stylegan2 import ARCHITECTURES
+from stylegan.training import progressive as growth
 from stylegan.training.augment import AUGPIPE_PRESETS
 
 
@@ -32,8 +34,14 @@ BASE_CONFIGS = {
     "paper1024": BaseConfig(8, 25000, 32, 4, 1, 0.002, 2, 10, None, 8),
     "cifar": BaseConfig(2, 100000, 64, 32, 1, 0.0025, 0.01, 500, 0.05, 2),
 }
-CONFIG_NAMES = ("auto", *BASE_CONFIGS)
+PROGRESSIVE_CFG = "stylegan1"  # StyleGAN (v1) with progressive growing (see stylegan.training.progressive)
+CONFIG_NAMES = ("auto", *BASE_CONFIGS, PROGRESSIVE_CFG)
 AUG_MODES = ("ada", "noaug", "fixed")  # adaptive p, no augmentation, constant p
+
+
+def family(cfg: str) -> str:
+    """The network family a config trains: 'stylegan1' (progressive growing) or 'stylegan2'."""
+    return "stylegan1" if cfg == PROGRESSIVE_CFG else "stylegan2"
 
 
 def auto_config(resolution: int, gpus: int) -> BaseConfig:
@@ -98,6 +106,29 @@ class TrainingOptions:
     quiet: bool = False  # progress lines only in log.txt, not on the terminal
     grid: list[int] | None = None  # [width, height] of the snapshot image grids; None: the official layout
     desc: str | None = None  # words appended to the run folder's name
+    # Progressive growing (cfg stylegan1 only; see stylegan.training.progressive). There ``batch``,
+    # ``G_lr``, ``D_lr`` and ``kimg_per_tick`` are the values for resolutions the *_per_res maps leave out.
+    start_res: int = growth.OFFICIAL_START_RESOLUTION
+    lod_training_kimg: float = growth.OFFICIAL_PHASE_KIMG[0]
+    lod_transition_kimg: float = growth.OFFICIAL_PHASE_KIMG[1]
+    batch_per_res: dict[int, int] = field(default_factory=dict)
+    G_lr_per_res: dict[int, float] = field(default_factory=dict)
+    D_lr_per_res: dict[int, float] = field(default_factory=dict)
+    tick_per_res: dict[int, float] = field(default_factory=dict)
+    reset_opt_for_new_lod: bool = True  # fresh Adam moments whenever a fade-in starts or ends
+
+    @property
+    def progressive(self) -> bool:
+        return self.cfg == PROGRESSIVE_CFG
+
+    def growth_schedule(self, resolution: int) -> growth.GrowthSchedule:
+        """The progressive-growing schedule of these options for a dataset of ``resolution``²."""
+        return growth.GrowthSchedule(
+            resolution=resolution, gpus=self.gpus, start_resolution=self.start_res,
+            training_kimg=self.lod_training_kimg, transition_kimg=self.lod_transition_kimg,
+            minibatch_base=self.batch, minibatch=self.batch_per_res, G_lrate_base=self.G_lr,
+            G_lrate=self.G_lr_per_res, D_lrate_base=self.D_lr, D_lrate=self.D_lr_per_res,
+            tick_kimg_base=self.kimg_per_tick, tick_kimg=self.tick_per_res)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -105,7 +136,11 @@ class TrainingOptions:
 
 # CLI names of the overrides → TrainingOptions fields.
 RENAMES = dict(gamma="r1_gamma", kimg="total_kimg", glr="G_lr", dlr="D_lr", cbase="channel_base",
-               cmax="channel_max", map="map_layers", subset="max_size", target="ada_target", tick="kimg_per_tick")
+               cmax="channel_max", map="map_layers", subset="max_size", target="ada_target", tick="kimg_per_tick",
+               glr_per_res="G_lr_per_res", dlr_per_res="D_lr_per_res")
+# Progressive growing: a per-resolution map and the flag that sets the value for the resolutions it leaves out.
+_PER_RES_BASES = {"batch_per_res": "batch", "G_lr_per_res": "G_lr", "D_lr_per_res": "D_lr",
+                  "tick_per_res": "kimg_per_tick"}
 
 
 def _rename(overrides: dict) -> dict:
@@ -121,6 +156,8 @@ def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", 
     """
     if cfg not in CONFIG_NAMES:
         _refuse("cfg", f"{cfg!r} is unknown", f"choose one of {', '.join(CONFIG_NAMES)}")
+    if cfg == PROGRESSIVE_CFG:
+        return _resolve_progressive(data, outdir, gpus, overrides)
     spec = auto_config(resolution, gpus) if cfg == "auto" else BASE_CONFIGS[cfg]
     opts = TrainingOptions(
         data=data, outdir=outdir, cfg=cfg, gpus=gpus, total_kimg=spec.kimg, batch=spec.batch,
@@ -149,20 +186,80 @@ def resolve_options(data: str, outdir: str, resolution: int, cfg: str = "auto", 
     return opts
 
 
+def progressive_defaults(data: str, outdir: str, gpus: int) -> TrainingOptions:
+    """The official StyleGAN (v1) FFHQ training configuration, with the minibatches of its preset for
+    ``gpus`` GPUs: networks as in the paper (8 mapping layers, 512 channels up to 32², halving above),
+    logistic loss with R1 (γ 10) at every D step, style mixing 0.9, EMA half-life 10 kimg without ramp-up,
+    lr 0.001 (more from 128²), no augmentation, growing from 8² with 600 + 600 kimg per resolution."""
+    base, per_res = growth.official_minibatch(gpus)
+    largest = max([base, *per_res.values()])
+    return TrainingOptions(
+        data=data, outdir=outdir, cfg=PROGRESSIVE_CFG, gpus=gpus, total_kimg=25000, batch=base,
+        batch_gpu=max(largest // gpus, 1), mbstd_group=4, G_lr=growth.OFFICIAL_LRATE_BASE,
+        D_lr=growth.OFFICIAL_LRATE_BASE, r1_gamma=10.0, pl_weight=0.0, style_mixing_prob=0.9, ema_kimg=10.0,
+        ema_rampup=None, G_reg_interval=0, D_reg_interval=0, channel_base=16384, channel_max=512, map_layers=8,
+        num_fp16_res=0, conv_clamp=None, aug="noaug", kimg_per_tick=growth.OFFICIAL_TICK_BASE, snap=10,
+        batch_per_res=per_res, G_lr_per_res=dict(growth.OFFICIAL_LRATE),
+        D_lr_per_res=dict(growth.OFFICIAL_LRATE), tick_per_res=dict(growth.OFFICIAL_TICK))
+
+
+def _resolve_progressive(data: str, outdir: str, gpus: int, overrides: dict) -> TrainingOptions:
+    """``resolve_options`` for cfg stylegan1. A base value given without its per-resolution map (say
+    ``batch`` without ``batch_per_res``) holds at every resolution."""
+    opts = progressive_defaults(data, outdir, gpus)
+    overrides = _rename(overrides)
+    overrides.pop("fp32", None)  # v1 networks compute in float32 anyway
+    for per_res, base in _PER_RES_BASES.items():
+        if base in overrides and per_res not in overrides:
+            setattr(opts, per_res, {})
+    for key, value in overrides.items():
+        if not hasattr(opts, key):
+            raise StyleGANError(f"unknown training option {key!r}", "see `stylegan train --help`")
+        setattr(opts, key, dict(value) if isinstance(value, dict) else value)
+    if "batch_gpu" not in overrides:  # by default each process runs its share in one pass
+        opts.batch_gpu = max(max([opts.batch, *opts.batch_per_res.values()]) // gpus, 1)
+    if opts.resume not in (None, "", "latest"):
+        opts.ada_kimg = 100  # the official transfer-learning setting of ADA, should --aug ada be chosen
+    validate(opts)
+    return opts
+
+
+def _per_res_from_json(value, field_name: str) -> dict:
+    """A per-resolution map read back from a snapshot's JSON (keys are strings there) → {int: number}."""
+    if not isinstance(value, dict):
+        _refuse(field_name, f"is {quote(value)}, not a map of resolutions", "remake the snapshot with `stylegan train`")
+    try:
+        return {int(k): v for k, v in value.items()}
+    except (TypeError, ValueError):
+        _refuse(field_name, f"has a resolution that is not a number ({quote(list(value))})",
+                "remake the snapshot with `stylegan train`")
+
+
 def resume_options(stored: dict, gpus: int = 1, **overrides) -> TrainingOptions:
     """The options of a run continued with ``--resume latest``: those saved in its snapshot, with only the
     overrides the user typed (e.g. a longer ``kimg``) applied on top. ``gpus`` is the new process count;
     the per-pass batch shrinks when needed so that the global batch (and the result) stays the same."""
     fields = {f.name for f in dataclasses.fields(TrainingOptions)}
     opts = TrainingOptions(**{k: v for k, v in stored.items() if k in fields})
+    for per_res in _PER_RES_BASES:
+        setattr(opts, per_res, _per_res_from_json(getattr(opts, per_res), per_res))
     overrides = _rename(overrides)
+    if "cfg" in overrides and family(overrides["cfg"]) != family(opts.cfg):
+        _refuse("cfg", f"{overrides['cfg']!r} trains {family(overrides['cfg'])} networks, but the run to continue "
+                f"trains {family(opts.cfg)} networks with cfg {opts.cfg!r}",
+                f"leave out {setting_name('cfg')} to continue it, or start a new run in another --outdir")
+    overrides.pop("cfg", None)  # a run keeps its config; only the flags typed on top apply
+    if opts.progressive:  # as for a new run: a base value typed alone holds at every resolution
+        for per_res, base in _PER_RES_BASES.items():
+            if base in overrides and per_res not in overrides:
+                setattr(opts, per_res, {})
     fp32 = overrides.pop("fp32", False)
     for key, value in overrides.items():
         if key not in fields:
             raise StyleGANError(f"unknown training option {key!r}", "see `stylegan train --help`")
         setattr(opts, key, value)
     opts.resume, opts.gpus = "latest", gpus
-    if "batch_gpu" not in overrides and opts.batch % gpus == 0:
+    if "batch_gpu" not in overrides and opts.batch % gpus == 0 and not opts.progressive:
         per_rank = opts.batch // gpus
         while per_rank % opts.batch_gpu:  # largest divisor of the new per-rank batch not above the old pass
             opts.batch_gpu -= 1
@@ -175,7 +272,9 @@ def resume_options(stored: dict, gpus: int = 1, **overrides) -> TrainingOptions:
 
 # How `stylegan train` spells the fields it does not name after themselves (batch_gpu is --batch-gpu, …).
 _FLAGS = {field: f"--{cli}" for cli, field in RENAMES.items() if cli != "subset"}
-_FLAGS.update(max_size="--subset", z_dim="--zdim", w_dim="--wdim", gpus="torchrun --nproc_per_node")
+_FLAGS.update(max_size="--subset", z_dim="--zdim", w_dim="--wdim", gpus="torchrun --nproc_per_node",
+              batch_per_res="--batch-per-res", tick_per_res="--tick-per-res", lod_training_kimg="--lod-kimg",
+              lod_transition_kimg="--lod-kimg", reset_opt_for_new_lod="--reset-adam/--no-reset-adam")
 # Fields only a Python caller (or a base config) sets.
 _NO_FLAG = {"G_architecture", "D_architecture", "pl_weight", "style_mixing_prob", "ema_kimg", "ema_rampup",
             "G_reg_interval", "D_reg_interval", "num_fp16_res", "conv_clamp", "ada_interval", "ada_kimg"}
@@ -194,7 +293,10 @@ def _refuse(field: str, problem: str, fix: str) -> None:
 def validate(opts: TrainingOptions) -> None:
     """Refuse options no run can use, with one line that names the setting (field and flag)."""
     _check_names(opts)
-    _check_batch_split(opts)
+    if opts.progressive:
+        _check_growth(opts)
+    else:
+        _check_batch_split(opts)
     _check_ranges(opts)
     _check_augmentation(opts)
 
@@ -244,6 +346,36 @@ def _check_batch_split(opts: TrainingOptions) -> None:
     if opts.mbstd_group > 0 and opts.batch_gpu % min(opts.mbstd_group, opts.batch_gpu) != 0:
         _refuse("mbstd_group", f"{opts.mbstd_group} does not divide the batch per pass {opts.batch_gpu}",
                 f"use a group size that divides {setting_name('batch_gpu')}")
+
+
+def _check_growth(opts: TrainingOptions) -> None:
+    """Progressive growing: a power-of-two start, phases of sensible length, and per-resolution maps of
+    powers of two to positive values, whose minibatches leave every process at least one image."""
+    if not (growth.is_power_of_two(opts.start_res) and opts.start_res >= 4):
+        _refuse("start_res", f"is {opts.start_res}, not a power of two from 4 on", "e.g. 8 (the official start)")
+    for name in ("lod_training_kimg", "lod_transition_kimg"):
+        value = getattr(opts, name)
+        if not (isinstance(value, (int, float)) and 0 <= value < 1e9):
+            _refuse(name, f"is {quote(value)}, but must be a number of kimg from 0", "e.g. --lod-kimg 600,600")
+    if opts.gpus < 1:
+        _refuse("gpus", f"is {opts.gpus}, but at least one process must train", "start 1 or more processes")
+    for per_res, base in _PER_RES_BASES.items():
+        values = getattr(opts, per_res)
+        if not isinstance(values, dict):
+            _refuse(per_res, f"is {quote(values)}, not a map of resolutions", "e.g. 4:512,8:256")
+        for res, value in values.items():
+            if not (isinstance(res, int) and growth.is_power_of_two(res) and res >= 4):
+                _refuse(per_res, f"has the resolution {quote(res)}, not a power of two from 4 on", "e.g. 4:512,8:256")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
+                _refuse(per_res, f"has {quote(value)} at {res}, but values must be positive", "e.g. 4:512,8:256")
+        if per_res == "batch_per_res":
+            for res, value in {0: opts.batch, **values}.items():
+                if not isinstance(value, int) or value < opts.gpus:
+                    where = f"at {res}" if res else "(the default of unlisted resolutions)"
+                    _refuse(per_res if res else base, f"{quote(value)} {where} is not a whole number of images of at "
+                            f"least one per process ({opts.gpus})", "give larger minibatches")
+    if opts.batch_gpu < 1:
+        _refuse("batch_gpu", f"is {opts.batch_gpu}, but must be at least 1", "give the largest pass size")
 
 
 def _check_augmentation(opts: TrainingOptions) -> None:

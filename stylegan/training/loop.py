@@ -7,7 +7,8 @@ resumed from a snapshot replays exactly what the uninterrupted run would have do
 the same result as one process that accumulates the same sub-batches.
 
 The pieces live beside this module: phases.py (optimisers), sampler.py (seeds, data order), ema.py,
-ada.py, progress.py (counters), grid.py (image grids), snapshot.py (files), report.py (logs, stats).
+ada.py, progress.py (counters), grid.py (image grids), snapshot.py (files), report.py (logs, stats),
+progressive.py (StyleGAN v1's growing schedule, followed here when ``opts.cfg`` is stylegan1).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from stylegan.data.dataset import STOP_SIGNALS, leave_stop_signals_to_the_main_p
 from stylegan.errors import StyleGANError
 from stylegan.pixels import bytes_to_float
 from stylegan.training import distributed as dist_utils
+from stylegan.training import progressive
 from stylegan.training.ada import AdaController
 from stylegan.training.config import TrainingOptions, setting_name
 from stylegan.training.ema import ema_beta, ema_update
@@ -76,6 +78,12 @@ class Trainer:
         self.phases = make_phases(self.G, self.D, opts.G_lr, opts.D_lr, opts.G_reg_interval, opts.D_reg_interval)
         self.ada = (AdaController(opts.ada_target, opts.ada_interval, opts.ada_kimg, opts.batch)
                     if opts.aug == "ada" and self.augment_pipe is not None else None)
+        # The minibatch: fixed, or (progressive growing) set by the schedule, read every few minibatches.
+        self.growth = opts.growth_schedule(dataset.resolution) if opts.progressive else None
+        self.sched: progressive.ScheduleState | None = None
+        # The lod trained before this call (None: nothing yet): a resumed G holds it in its lod buffer.
+        self.previous_lod = progressive.stored_lod(self.G) if self.progress.cur_nimg > 0 else None
+        self._set_minibatch(opts.batch)
         if resume_state is not None:
             self.restore(resume_state["trainer"])
         dist_utils.broadcast_(self._replicated_tensors(), rank.world)  # every rank starts from rank 0's weights
@@ -85,20 +93,36 @@ class Trainer:
         self.stop_agreed = self.diverged_somewhere = False  # the same on every rank (see _sync_step)
         self._step_signs = [0.0, 0]  # this rank's sum and count of sign(D(real)) in the current step
         self.reporter = RunReporter(run_dir, echo=not opts.quiet) if (rank.is_main and run_dir is not None) else None
-        self.per_rank = opts.batch // rank.world
-        self.rounds = self.per_rank // opts.batch_gpu  # sub-batches of batch_gpu images per phase
         self.loader = self._make_loader()
 
     # --- setup -----------------------------------------------------------------------------------
+
+    def _set_minibatch(self, batch: int) -> None:
+        """Global minibatch ``batch``: this rank's share, and its split into sub-batches (``pass_size``
+        images each, ``rounds`` of them per phase)."""
+        opts = self.opts
+        self.batch = batch
+        self.per_rank = batch // self.rank.world
+        self.pass_size = (progressive.pass_size(self.per_rank, opts.batch_gpu, opts.mbstd_group)
+                          if self.growth is not None else opts.batch_gpu)
+        self.rounds = self.per_rank // self.pass_size
+        if self.ada is not None and self.ada.batch != batch:
+            self.ada = dataclasses.replace(self.ada, batch=batch)
 
     def _make_loader(self):
         """This rank's endless iterator of (uint8 images, labels), ``per_rank`` at a time, in the
         global order, resuming after the minibatches already trained."""
         opts, workers = self.opts, self.opts.workers
-        sampler = GlobalBatchSampler(len(self.dataset), opts.batch, self.rank.rank, self.rank.world, opts.seed,
-                                     start_batch=self.progress.batch_idx)
+        if self.growth is not None:  # sizes change with the resolution
+            batches = progressive.ScheduledBatches(len(self.dataset), self.growth, self.rank.rank, self.rank.world,
+                                                   opts.seed, start_nimg=self.progress.cur_nimg)
+            sizes = dict(batch_sampler=batches)
+        else:
+            sampler = GlobalBatchSampler(len(self.dataset), opts.batch, self.rank.rank, self.rank.world, opts.seed,
+                                         start_batch=self.progress.batch_idx)
+            sizes = dict(sampler=sampler, batch_size=self.per_rank)
         return iter(torch.utils.data.DataLoader(
-            self.dataset, sampler=sampler, batch_size=self.per_rank, num_workers=workers,
+            self.dataset, **sizes, num_workers=workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=2 if workers > 0 else None,
             persistent_workers=workers > 0, worker_init_fn=leave_stop_signals_to_the_main_process))
 
@@ -137,19 +161,43 @@ class Trainer:
 
     def train_step(self) -> None:
         """One minibatch: every phase that is due, then the EMA, counters, agreement and ADA."""
+        if self.growth is not None and self._at_group_start():
+            self._follow_schedule()
         images, labels = next(self.loader)
-        reals = (bytes_to_float(images.to(self.device)).split(self.opts.batch_gpu),
-                 labels.to(self.device).float().split(self.opts.batch_gpu))
+        images = images.to(self.device)
+        pixels = bytes_to_float(images) if self.sched is None else progressive.faded_reals(images, self.sched.lod)
+        reals = (pixels.split(self.pass_size), labels.to(self.device).float().split(self.pass_size))
         for index, phase in enumerate(self.phases):
             if phase.due(self.progress.batch_idx):
                 self._run_phase(index, phase, reals)
         self._update_ema()
-        self.progress.cur_nimg += self.opts.batch
+        self.progress.cur_nimg += self.batch
         self.progress.batch_idx += 1
         self._sync_step()
         if self.diverged_somewhere:
             self._raise_diverged()
         self._adapt_augmentation()
+
+    def _at_group_start(self) -> bool:
+        """Whether the schedule is read before this minibatch: the growing loop reads it every
+        ``MINIBATCH_REPEATS`` minibatches (always true without growing)."""
+        return self.growth is None or self.progress.batch_idx % progressive.MINIBATCH_REPEATS == 0
+
+    def _follow_schedule(self) -> None:
+        """Read the growing schedule at ``cur_nimg``: lod into every network, the minibatch, learning rates,
+        style mixing's active layers, and fresh Adam moments when a fade-in starts or ends."""
+        sched = self.growth.at(self.progress.cur_nimg)
+        self.sched = sched
+        progressive.set_lod([self.G, self.D, self.G_ema], sched.lod)
+        if self.opts.reset_opt_for_new_lod and progressive.lod_changed_level(self.previous_lod, sched.lod):
+            for phase in self.phases:
+                phase.opt.state.clear()  # Adam's moments and step count start afresh, as TF's re-initialised slots
+        self.previous_lod = sched.lod
+        for phase in self.phases:
+            for group in phase.opt.param_groups:
+                group["lr"] = sched.G_lrate if phase.network == "G" else sched.D_lrate
+        self.loss.active_ws = progressive.mixable_ws(self.G.num_ws, sched.lod)
+        self._set_minibatch(sched.minibatch)
 
     def _run_phase(self, index: int, phase: Phase, reals: tuple) -> None:
         fakes = self._phase_latents(index)
@@ -165,12 +213,11 @@ class Trainer:
     def _phase_latents(self, index: int) -> tuple:
         """(z, c) of this rank's share, split into sub-batches: drawn for the whole global batch from the
         (seed, minibatch, phase) seed, identically on every rank."""
-        opts = self.opts
-        seed = derived_seed(opts.seed, self.progress.batch_idx, index)
-        z = torch.randn([opts.batch, self.G.z_dim], generator=torch.Generator().manual_seed(seed))
-        c = self._random_labels(seed, opts.batch)
+        seed = derived_seed(self.opts.seed, self.progress.batch_idx, index)
+        z = torch.randn([self.batch, self.G.z_dim], generator=torch.Generator().manual_seed(seed))
+        c = self._random_labels(seed, self.batch)
         share = slice(self.rank.rank * self.per_rank, (self.rank.rank + 1) * self.per_rank)
-        return z[share].to(self.device).split(opts.batch_gpu), c[share].to(self.device).split(opts.batch_gpu)
+        return z[share].to(self.device).split(self.pass_size), c[share].to(self.device).split(self.pass_size)
 
     def _random_labels(self, seed: int, count: int) -> torch.Tensor:
         """Labels of ``count`` dataset images picked at random (with repeats): the conditioning of fakes."""
@@ -212,7 +259,7 @@ class Trainer:
 
     def _update_ema(self) -> None:
         opts = self.opts
-        ema_update(self.G_ema, self.G, ema_beta(opts.batch, opts.ema_kimg, opts.ema_rampup, self.progress.cur_nimg))
+        ema_update(self.G_ema, self.G, ema_beta(self.batch, opts.ema_kimg, opts.ema_rampup, self.progress.cur_nimg))
 
     def _adapt_augmentation(self) -> None:
         """Let ADA move p when due, with the signs gathered (over all ranks) since it last did."""
@@ -307,6 +354,8 @@ class Trainer:
         prog.tick_start_nimg = prog.cur_nimg
         while True:
             self.train_step()
+            if not self._at_group_start():  # a growing run stops, ticks and snapshots between groups only
+                continue
             finished = prog.cur_nimg >= self.opts.total_kimg * 1000
             ending = finished or self.stop_agreed
             if not (ending or self._tick_is_over()):
@@ -329,7 +378,8 @@ class Trainer:
         """The first minibatch is a tick of its own (an early sign of life); later ticks last
         ``kimg_per_tick`` thousand images."""
         prog = self.progress
-        return prog.cur_tick == 0 or prog.cur_nimg >= prog.tick_start_nimg + self.opts.kimg_per_tick * 1000
+        tick_kimg = self.opts.kimg_per_tick if self.sched is None else self.sched.tick_kimg
+        return prog.cur_tick == 0 or prog.cur_nimg >= prog.tick_start_nimg + tick_kimg * 1000
 
     def _close_tick(self, clock: _Clock) -> tuple[int, dict[str, float]]:
         """Advance the tick counters and return (the tick just completed, its stats: means over ranks plus
@@ -348,6 +398,10 @@ class Trainer:
             "Timing/sec_per_kimg": tick_sec / max(tick_kimg, 1e-8), "Timing/maintenance_sec": clock.maintenance,
             "Loss/pl_mean": float(self.loss.pl_mean),
         })
+        if self.sched is not None:  # the schedule of the tick's last group
+            stats.update({"Progress/lod": self.sched.lod, "Progress/resolution": self.sched.resolution,
+                          "Progress/minibatch": self.sched.minibatch, "Progress/G_lrate": self.sched.G_lrate,
+                          "Progress/D_lrate": self.sched.D_lrate})
         return tick, stats
 
     def _log_start(self) -> None:
@@ -355,19 +409,28 @@ class Trainer:
             return
         opts, nimg = self.opts, self.progress.cur_nimg
         resumed = f", resuming at kimg {nimg / 1000:g}" if nimg else ""
+        batch = f"batch {opts.batch}"
+        if self.growth is not None:
+            start = self.growth.at(nimg)
+            batch = (f"growing toward {self.dataset.resolution}x{self.dataset.resolution} by "
+                     f"{opts.lod_training_kimg:g} + {opts.lod_transition_kimg:g} kimg per resolution, now at "
+                     f"{start.resolution}x{start.resolution} (lod {start.lod:g}) with minibatch {start.minibatch}")
         self.reporter.log(f"Training for {opts.total_kimg:g} kimg on {self.rank.world} process(es), "
-                          f"batch {opts.batch}, device {self.device}{resumed}")
+                          f"{batch}, device {self.device}{resumed}")
 
     def _log_tick(self, tick: int, stats: dict[str, float], clock: _Clock) -> None:
-        """The tick's progress line: ``tick N kimg K P% time T sec/kimg S G g D d augment p eta E``."""
+        """The tick's progress line: ``tick N kimg K P% time T sec/kimg S G g D d augment p eta E``, with
+        ``lod L res R minibatch M`` after the percentage while growing."""
         if self.reporter is None:
             return
         nimg, total_nimg = self.progress.cur_nimg, self.opts.total_kimg * 1000
         elapsed = stats["Timing/total_sec"]
         eta = (total_nimg - nimg) / max(nimg - clock.run_start_nimg, 1) * elapsed
         digits = 1 if self.opts.total_kimg >= 100 else 3  # enough digits for kimg to move every tick
+        growth = "" if self.sched is None else (f"lod {self.sched.lod:<5.2f} res {self.sched.resolution:<4d} "
+                                                f"minibatch {self.sched.minibatch:<4d} ")
         self.reporter.log(
-            f"tick {tick:<5d} kimg {nimg / 1000:<8.{digits}f} {100 * nimg / total_nimg:5.1f}% "
+            f"tick {tick:<5d} kimg {nimg / 1000:<8.{digits}f} {100 * nimg / total_nimg:5.1f}% {growth}"
             f"time {format_seconds(elapsed):<9s} sec/kimg {stats['Timing/sec_per_kimg']:<7.2f} "
             f"G {stats.get('Loss/G/loss', float('nan')):.3f} D {stats.get('Loss/D/loss', float('nan')):.3f} "
             f"augment {stats['Progress/augment']:.3f} eta {format_seconds(max(eta, 0))}")

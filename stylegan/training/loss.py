@@ -86,6 +86,8 @@ class StyleGAN2Loss:
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
         self.config = config or LossConfig()
         self.pl_mean = torch.zeros([], device=next(G.parameters()).device)  # running mean path length
+        # Progressive growing: the ws the active layers read (the loop sets it from lod); None = all.
+        self.active_ws: int | None = None
         self.stats: dict[str, list[torch.Tensor]] = {}
 
     # --- the phases ------------------------------------------------------------------------------
@@ -153,13 +155,15 @@ class StyleGAN2Loss:
     def _mix_styles(self, ws: torch.Tensor, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """``ws`` with the layers from one crossover on taken from fresh latents (style-mixing regularisation).
 
-        The crossover is shared by the batch: uniform in [1, num_ws) with probability ``style_mixing_prob``,
-        else num_ws (no mixing). The fresh latents are drawn either way, as in the official loss.
+        The crossover is shared by the batch: uniform in [1, n) with probability ``style_mixing_prob``,
+        else n (no mixing), where n is num_ws, or ``active_ws`` while growing (v1 limits the crossover to
+        the layers in use). The fresh latents are drawn either way, as in the official losses.
         """
         num_ws, device = ws.shape[1], ws.device
-        crossover = torch.randint(1, num_ws, [], device=device)
+        active = num_ws if self.active_ws is None else self.active_ws
+        crossover = torch.randint(1, max(active, 2), [], device=device)
         mixing = torch.rand([], device=device) < self.config.style_mixing_prob
-        crossover = torch.where(mixing, crossover, torch.full_like(crossover, num_ws))
+        crossover = torch.where(mixing, crossover, torch.full_like(crossover, active))
         other = self.G.mapping(torch.randn_like(z), c, skip_w_avg_update=True)
         from_other = torch.arange(num_ws, device=device).reshape(1, -1, 1) >= crossover
         return torch.where(from_other, other, ws)

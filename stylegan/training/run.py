@@ -26,7 +26,8 @@ from stylegan.ops.backends import cuda_arithmetic
 from stylegan.snapshot_names import latest_snapshot, snapshot_filename
 from stylegan.training import distributed as dist_utils
 from stylegan.training import snapshot as snap
-from stylegan.training.config import TrainingOptions, setting_name, validate
+from stylegan.training import progressive
+from stylegan.training.config import TrainingOptions, family, setting_name, validate
 from stylegan.training.grid import SnapshotImages
 from stylegan.training.loop import Trainer
 from stylegan.training.progress import Progress
@@ -64,6 +65,26 @@ def dataset_shape(dataset, opts: TrainingOptions) -> DatasetShape:
     return DatasetShape(dataset.resolution, dataset.num_channels, dataset.label_dim if opts.cond else 0)
 
 
+def check_dataset_fits_cfg(opts: TrainingOptions, shape: DatasetShape) -> None:
+    """Progressive growing halves the images down to the start resolution: refuse a dataset whose side is
+    not a power of two (datasets are square already), or smaller than the start."""
+    if not opts.progressive:
+        return
+    res = shape.resolution
+    if not progressive.is_power_of_two(res) or res < 4:
+        raise StyleGANError(f"{setting_name('cfg')} {opts.cfg} grows the networks by doubling, but the dataset's "
+                            f"images are {res}x{res}, not a power of two",
+                            f"remake it with `stylegan dataset --resolution {_power_of_two_near(res)}x"
+                            f"{_power_of_two_near(res)}`")
+    if opts.start_res > res:
+        raise StyleGANError(f"{setting_name('start_res')} is {opts.start_res}, above the dataset's {res}x{res}",
+                            f"start at {min(8, res)} (or any power of two up to {res})")
+
+
+def _power_of_two_near(value: int) -> int:
+    return max(4, 1 << max(int(value).bit_length() - 1, 2))
+
+
 def check_augpipe_fits(opts: TrainingOptions, channels: int) -> None:
     """Colour augmentation is defined for RGB and grayscale only: refuse e.g. RGBA before anything is written."""
     from stylegan.training.augment import AUGPIPE_PRESETS
@@ -79,8 +100,17 @@ def check_augpipe_fits(opts: TrainingOptions, channels: int) -> None:
 # --- the networks --------------------------------------------------------------------------------
 
 
+def network_classes(opts: TrainingOptions) -> tuple[str, str]:
+    """The class names of G and D the run trains."""
+    if opts.progressive:
+        return "StyleGAN1Generator", "StyleGAN1Discriminator"
+    return "Generator", "Discriminator"
+
+
 def network_kwargs(opts: TrainingOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
     """The constructor kwargs of G and D, nested as the official Generator/Discriminator take them."""
+    if opts.progressive:
+        return stylegan1_kwargs(opts, resolution, channels, c_dim)
     synthesis = dict(channel_base=opts.channel_base, channel_max=opts.channel_max, num_fp16_res=opts.num_fp16_res,
                      conv_clamp=opts.conv_clamp)
     D_blocks = dict(freeze_layers=opts.freezed)
@@ -99,6 +129,18 @@ def network_kwargs(opts: TrainingOptions, resolution: int, channels: int, c_dim:
     return G_kwargs, D_kwargs
 
 
+def stylegan1_kwargs(opts: TrainingOptions, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
+    """StyleGAN (v1) G and D kwargs. Channels follow the same rule as for StyleGAN2, min(cbase / res,
+    cmax), which is v1's fmap_base = cbase / 2; the mapping's hidden layers are w_dim wide (v1: 512)."""
+    widths = dict(fmap_base=opts.channel_base // 2, fmap_max=opts.channel_max)
+    G_kwargs = dict(z_dim=opts.z_dim, c_dim=c_dim, w_dim=opts.w_dim, img_resolution=resolution,
+                    img_channels=channels, mapping_kwargs=dict(num_layers=opts.map_layers, layer_features=opts.w_dim),
+                    synthesis_kwargs=dict(widths))
+    D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, **widths,
+                    mbstd_group_size=opts.mbstd_group)
+    return G_kwargs, D_kwargs
+
+
 @dataclass
 class Networks:
     """Everything a run trains or tracks: G, D, the moving average of G, and the augmentation pipe."""
@@ -113,14 +155,14 @@ class Networks:
         return [("G", self.G), ("D", self.D), ("G_ema", self.G_ema)]
 
 
-def averaged_generator(G: nn.Module, G_kwargs: dict) -> nn.Module:
+def averaged_generator(G: nn.Module, G_kwargs: dict, class_name: str = "Generator") -> nn.Module:
     """The generator whose weights follow G's moving average; it starts out equal to G.
 
     It is built from G's kwargs and takes G's state; its own random initialisation runs on a forked RNG
     and is discarded, so the global random stream is the same as if only G and D had been built.
     """
     with torch.random.fork_rng(devices=[]):
-        average = build_network("Generator", G_kwargs)
+        average = build_network(class_name, G_kwargs)
     average.load_state_dict(G.state_dict())
     return average.eval()
 
@@ -138,10 +180,11 @@ def augment_pipe_for(opts: TrainingOptions) -> nn.Module | None:
 def build_networks(opts: TrainingOptions, shape: DatasetShape) -> Networks:
     """Freshly initialised networks: ``opts.seed`` seeds G's and then D's weights, as in the official order."""
     G_kwargs, D_kwargs = network_kwargs(opts, shape.resolution, shape.channels, shape.c_dim)
+    G_class, D_class = network_classes(opts)
     torch.manual_seed(opts.seed)
-    G = build_network("Generator", G_kwargs)
-    D = build_network("Discriminator", D_kwargs)
-    return Networks(G, D, averaged_generator(G, G_kwargs), augment_pipe_for(opts))
+    G = build_network(G_class, G_kwargs)
+    D = build_network(D_class, D_kwargs)
+    return Networks(G, D, averaged_generator(G, G_kwargs, G_class), augment_pipe_for(opts))
 
 
 # --- where the run starts ------------------------------------------------------------------------
@@ -180,6 +223,24 @@ def copy_matching_weights(src: nn.Module, dst: nn.Module, what: str) -> None:
             tensor.copy_(src_state[name])
 
 
+def network_family(net: nn.Module) -> str:
+    """'stylegan1' for a StyleGAN (v1) network, else 'stylegan2'."""
+    return "stylegan1" if type(net).__name__.startswith("StyleGAN1") else "stylegan2"
+
+
+def check_resume_family(net: dict, opts: TrainingOptions, source: str) -> None:
+    """Refuse to continue or start from networks of the other family: their weights would not carry over."""
+    found = {network_family(module) for name, module in net.items()
+             if name in ("G", "D", "G_ema") and isinstance(module, nn.Module)}
+    wanted = family(opts.cfg)
+    if found and found != {wanted}:
+        other = " and ".join(sorted(found))
+        hint = "--cfg stylegan1" if "stylegan1" in found else "a StyleGAN2 --cfg (e.g. auto)"
+        raise StyleGANError(f"{setting_name('resume')} {source} holds {other} networks, but {setting_name('cfg')} "
+                            f"{opts.cfg} trains {wanted} networks",
+                            f"train it with {hint}, or start without {setting_name('resume')}")
+
+
 def check_resume_fits(net: dict, shape: DatasetShape, source: str) -> None:
     G = net["G_ema"]
     found = (G.img_resolution, G.img_channels, G.c_dim)
@@ -196,6 +257,7 @@ def continue_latest(opts: TrainingOptions, nets: Networks, shape: DatasetShape) 
     path = snapshot_to_continue(Path(opts.outdir))
     state = snap.load_training_snapshot(path)
     stored = state["networks"]
+    check_resume_family(stored, opts, str(path))
     check_resume_fits(stored, shape, str(path))
     for name, module in nets.trained():
         copy_matching_weights(stored[name], module, name)
@@ -209,11 +271,13 @@ def continue_latest(opts: TrainingOptions, nets: Networks, shape: DatasetShape) 
     return StartingPoint(progress, state, path.parent)
 
 
-def start_from_network(source: str, nets: Networks, shape: DatasetShape) -> None:
+def start_from_network(source: str, nets: Networks, shape: DatasetShape, opts: TrainingOptions | None = None) -> None:
     """Transfer learning from a network file: its weights, fresh counters and a new run folder.
     A file without the training G (e.g. only G_ema) seeds G from its G_ema."""
     from stylegan.formats import load_network
     loaded = load_network(source)
+    if opts is not None:
+        check_resume_family(loaded, opts, source)
     check_resume_fits(loaded, shape, source)
     for name, module in nets.trained():
         if name in loaded:
@@ -226,7 +290,7 @@ def starting_point(opts: TrainingOptions, nets: Networks, shape: DatasetShape) -
     if opts.resume == "latest":
         return continue_latest(opts, nets, shape)
     if opts.resume:
-        start_from_network(opts.resume, nets, shape)
+        start_from_network(opts.resume, nets, shape, opts)
     return StartingPoint()
 
 
@@ -298,6 +362,7 @@ def train(opts: TrainingOptions, metrics_fn: MetricsFn | None = None) -> Path | 
 def _train(opts: TrainingOptions, rank: dist_utils.Rank, metrics_fn: MetricsFn | None) -> Path | None:
     dataset = open_dataset(opts)
     shape = dataset_shape(dataset, opts)
+    check_dataset_fits_cfg(opts, shape)
     check_augpipe_fits(opts, shape.channels)
     nets = build_networks(opts, shape)
     start = starting_point(opts, nets, shape)

@@ -24,6 +24,14 @@ def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.RandomState(derived_seed(seed, epoch) % 2**32).permutation(size)
 
 
+def index_stream(size: int, seed: int, position: int) -> Iterator[int]:
+    """Every index of the epoch-by-epoch order (see :func:`epoch_order`), starting ``position`` indices in."""
+    epoch, skip = divmod(position, size)
+    while True:
+        yield from epoch_order(size, seed, epoch)[skip:].tolist()
+        epoch, skip = epoch + 1, 0
+
+
 class GlobalBatchSampler(torch.utils.data.Sampler):
     """This rank's share of an endless stream of global minibatches, shuffled afresh each epoch.
 
@@ -35,17 +43,10 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         self.size, self.batch, self.rank, self.world = size, batch, rank, world
         self.seed, self.start_batch = seed, start_batch
 
-    def _stream_from(self, position: int) -> Iterator[int]:
-        """Every index of the epoch-by-epoch order, starting ``position`` indices into it."""
-        epoch, skip = divmod(position, self.size)
-        while True:
-            yield from epoch_order(self.size, self.seed, epoch)[skip:].tolist()
-            epoch, skip = epoch + 1, 0
-
     def __iter__(self) -> Iterator[int]:
         share = self.batch // self.world
         first, last = self.rank * share, (self.rank + 1) * share
-        stream = self._stream_from(self.start_batch * self.batch)
+        stream = index_stream(self.size, self.seed, self.start_batch * self.batch)
         while True:
             minibatch = [next(stream) for _ in range(self.batch)]
             yield from minibatch[first:last]
