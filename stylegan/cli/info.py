@@ -13,6 +13,7 @@ from stylegan.explore.style_mix import format_indices, style_groups
 from stylegan.formats.records import AugmentPipeRecord
 from stylegan.networks import StyleGAN1Discriminator, StyleGAN1Generator
 from stylegan.networks.stylegan1 import describe_lod
+from stylegan.networks.stylegan3 import StyleGAN3Generator
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -21,8 +22,10 @@ def parameter_count(module: nn.Module) -> int:
 
 
 def network_family(G: nn.Module) -> str:
-    """'StyleGAN (v1)' or 'StyleGAN2', from the generator's class."""
-    return "StyleGAN (v1)" if isinstance(G, StyleGAN1Generator) else "StyleGAN2"
+    """'StyleGAN (v1)', 'StyleGAN3' or 'StyleGAN2', from the generator's class."""
+    if isinstance(G, StyleGAN1Generator):
+        return "StyleGAN (v1)"
+    return "StyleGAN3" if isinstance(G, StyleGAN3Generator) else "StyleGAN2"
 
 
 def describe_augment_pipe(record: AugmentPipeRecord) -> list[str]:
@@ -42,7 +45,8 @@ def describe_network(net: dict[str, Any]) -> list[str]:
     G = net["G_ema"]
     lines = [
         f"format:      {net.get('format', 'unknown')}",
-        f"family:      {network_family(G)}" + (f" ({type(G).__name__})" if type(G).__name__ != "Generator" else ""),
+        f"family:      {network_family(G)}"
+        + (f" ({type(G).__name__})" if type(G).__name__ not in ("Generator", "StyleGAN3Generator") else ""),
         f"resolution:  {G.img_resolution}x{G.img_resolution}",
         f"channels:    {G.img_channels}",
         f"z_dim:       {G.z_dim}",

@@ -71,7 +71,9 @@ def test_bare_generator_pickle_and_safetensors_round_trip(files, tmp_path, confi
 def test_info_and_convert(capsys, files, tmp_path):
     code, out, err = run(capsys, "info", "--network", files["r-snapshot"])
     assert code == 0, err
-    assert "StyleGAN3Generator" in out or "stylegan3" in out.lower() or "G_ema" in out
+    lines = out.splitlines()
+    assert "family:      StyleGAN3" in lines and any(line.startswith("format:") and "stylegan3 pickle" in line
+                                                       for line in lines), out
     code, _, err = run(capsys, "convert", "--source", files["r-snapshot"], "--dest", tmp_path / "r.safetensors")
     assert code == 0, err
     assert isinstance(stylegan.load_network(tmp_path / "r.safetensors")["G_ema"], StyleGAN3Generator)
