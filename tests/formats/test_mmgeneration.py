@@ -1,8 +1,9 @@
 """MMGeneration 0.x / mmagic 1.x StyleGAN2 checkpoints through ``load_network``.
 
 Checkpoints are written by tests/formats/mmgen_writer.py from MMGeneration's names and shapes; pixels are
-checked against its float64 re-derivation of MMGeneration's forward pass (mmgen_writer.ref_generator /
-ref_discriminator). MMGeneration's generators output BGR: ours must give the same image with its channels
+checked against a float64 re-derivation of MMGeneration's forward pass (mmgen_writer.ref_generator /
+ref_discriminator: its keys renamed to rosinality's, run through rosinality_writer's reference).
+MMGeneration's generators output BGR: ours must give the same image with its channels
 reversed (RGB). Tolerance: float32 against float64 through ~10 layers of sums over ≤ 512·9 terms gives
 errors of order 1e-6 relative; MMGeneration's PixelNorm (x / (rms + 1e-6)) differs from ours by ~1e-6
 relative as well, so 1e-4 (the project's equivalence bound) holds with a wide margin and still fails on
@@ -22,8 +23,9 @@ from stylegan.cli import cli
 from stylegan.errors import StyleGANError
 from stylegan.formats.mmgeneration import load_mmgeneration
 from stylegan.networks import Discriminator, Generator
-from tests.formats.mmgen_writer import (checkpoint, pixel_norm, ref_discriminator, ref_generator, ref_mapping,
-                                        rel_l2, save, small_discriminator, small_generator)
+from tests.formats.mmgen_writer import (checkpoint, pixel_norm, ref_discriminator, ref_generator, ref_mapping, save,
+                                        small_discriminator, small_generator)
+from tests.formats.rosinality_writer import rel_l2
 
 TOLERANCE = 1e-4
 BGR = [2, 1, 0]

@@ -1,22 +1,21 @@
 """rosinality/stylegan2-pytorch checkpoints: loading them, and writing ours in their layout.
 
-The checkpoints are written here from a table of rosinality's tensor names and shapes (from its model.py:
-Generator(size, style_dim, n_mlp, channel_multiplier) and Discriminator(size, channel_multiplier)). Pixels
-are checked against an independent float64 re-derivation of rosinality's forward pass written below from
-its model.py (PixelNorm, EqualLinear, ModulatedConv2d with transposed conv + blur, NoiseInjection,
-FusedLeakyReLU, ToRGB with upsampled skips; ConvLayer, ResBlock, minibatch std), and, where the mirror
-of rosinality's repository is on this machine, against its own model.py run on the CPU (its CUDA ops
-replaced by the plain definitions below). The mirror test skips on a clean machine.
+The checkpoints are written by tests/formats/rosinality_writer.py from a table of rosinality's tensor names
+and shapes (from its model.py: Generator(size, style_dim, n_mlp, channel_multiplier) and
+Discriminator(size, channel_multiplier)). Pixels are checked against that module's independent float64
+re-derivation of rosinality's forward pass, and, where the mirror of rosinality's repository is on this
+machine, against its own model.py run on the CPU (its CUDA ops replaced by the reference's plain
+definitions). The mirror test skips on a clean machine.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -26,222 +25,12 @@ import torch.nn.functional as F
 import stylegan
 from stylegan.errors import StyleGANError
 from stylegan.networks import Discriminator, Generator
+from tests.formats.rosinality_writer import (discriminator_table, generator_table, lrelu, ref_discriminator,
+                                             ref_generator, ref_mapping, rel_l2, rosinality_channels,
+                                             small_discriminator_state, small_generator_state, upfirdn2d)
 
-SQRT2 = math.sqrt(2)
-BLUR = torch.tensor([1.0, 3.0, 3.0, 1.0])
 # A clone of rosinality/stylegan2-pytorch (bare or not); the comparison with its own code skips without one.
 MIRROR = Path(os.environ.get("STYLEGAN_ROSINALITY_REPO", "/work/.mirror/rosinality+stylegan2-pytorch/repo"))
-
-
-# --------------------------------------------------------------------------------------------------
-# rosinality's names and shapes (model.py), and random checkpoints in that layout
-
-
-def blur_kernel(gain: float = 1.0) -> torch.Tensor:
-    k = BLUR[None, :] * BLUR[:, None]
-    return k / k.sum() * gain
-
-
-def rosinality_channels(size: int, multiplier: int) -> dict[int, int]:
-    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
-    return {r: c * (multiplier if r >= 64 else 1) for r, c in table.items() if r <= size}
-
-
-def generator_table(size: int, style_dim: int, n_mlp: int, ch: dict[int, int]) -> dict[str, tuple]:
-    """Every state-dict entry of rosinality's Generator: name → shape."""
-    t: dict[str, tuple] = {}
-    for i in range(1, n_mlp + 1):
-        t[f"style.{i}.weight"], t[f"style.{i}.bias"] = (style_dim, style_dim), (style_dim,)
-    t["input.input"] = (1, ch[4], 4, 4)
-
-    def styled(name, cin, cout, upsample):
-        t[f"{name}.conv.weight"] = (1, cout, cin, 3, 3)
-        t[f"{name}.conv.modulation.weight"], t[f"{name}.conv.modulation.bias"] = (cin, style_dim), (cin,)
-        if upsample:
-            t[f"{name}.conv.blur.kernel"] = (4, 4)
-        t[f"{name}.noise.weight"], t[f"{name}.activate.bias"] = (1,), (cout,)
-
-    def to_rgb(name, cin, upsample):
-        if upsample:
-            t[f"{name}.upsample.kernel"] = (4, 4)
-        t[f"{name}.bias"] = (1, 3, 1, 1)
-        t[f"{name}.conv.weight"] = (1, 3, cin, 1, 1)
-        t[f"{name}.conv.modulation.weight"], t[f"{name}.conv.modulation.bias"] = (cin, style_dim), (cin,)
-
-    styled("conv1", ch[4], ch[4], False)
-    to_rgb("to_rgb1", ch[4], False)
-    log_size = int(math.log2(size))
-    for layer in range((log_size - 2) * 2 + 1):
-        res = 2 ** ((layer + 5) // 2)
-        t[f"noises.noise_{layer}"] = (1, 1, res, res)
-    cin = ch[4]
-    for k, i in enumerate(range(3, log_size + 1)):
-        cout = ch[2**i]
-        styled(f"convs.{2 * k}", cin, cout, True)
-        styled(f"convs.{2 * k + 1}", cout, cout, False)
-        to_rgb(f"to_rgbs.{k}", cout, True)
-        cin = cout
-    return t
-
-
-def discriminator_table(size: int, ch: dict[int, int]) -> dict[str, tuple]:
-    """Every state-dict entry of rosinality's Discriminator: name → shape."""
-    t: dict[str, tuple] = {"convs.0.0.weight": (ch[size], 3, 1, 1), "convs.0.1.bias": (ch[size],)}
-    cin = ch[size]
-    for j, i in enumerate(range(int(math.log2(size)), 2, -1), start=1):
-        cout = ch[2 ** (i - 1)]
-        t[f"convs.{j}.conv1.0.weight"], t[f"convs.{j}.conv1.1.bias"] = (cin, cin, 3, 3), (cin,)
-        t[f"convs.{j}.conv2.0.kernel"] = (4, 4)
-        t[f"convs.{j}.conv2.1.weight"], t[f"convs.{j}.conv2.2.bias"] = (cout, cin, 3, 3), (cout,)
-        t[f"convs.{j}.skip.0.kernel"] = (4, 4)
-        t[f"convs.{j}.skip.1.weight"] = (cout, cin, 1, 1)
-        cin = cout
-    t["final_conv.0.weight"], t["final_conv.1.bias"] = (ch[4], cin + 1, 3, 3), (ch[4],)
-    t["final_linear.0.weight"], t["final_linear.0.bias"] = (ch[4], ch[4] * 16), (ch[4],)
-    t["final_linear.1.weight"], t["final_linear.1.bias"] = (1, ch[4]), (1,)
-    return t
-
-
-def random_state(table: dict[str, tuple], seed: int) -> dict[str, torch.Tensor]:
-    """Values like a trained network's: unit-variance weights (×100 in the mapping, whose lr_mul is 0.01),
-    modulation biases near 1, other biases and noise strengths off zero, the fixed blur kernels."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in table.items():
-        if name.endswith("kernel"):
-            state[name] = blur_kernel(4.0 if ("upsample" in name or "blur" in name) else 1.0)
-        elif name.startswith("style.") and name.endswith("weight"):
-            state[name] = torch.randn(shape, generator=g) * 100
-        elif name.endswith("modulation.bias"):
-            state[name] = 1 + 0.2 * torch.randn(shape, generator=g)
-        elif name.endswith("bias") or name.endswith("noise.weight"):
-            state[name] = 0.2 * torch.randn(shape, generator=g)
-        else:
-            state[name] = torch.randn(shape, generator=g)
-    return state
-
-
-def small_generator_state(seed=0, size=32, style_dim=24, n_mlp=3):
-    """A rosinality-layout Generator with a small hand-edited channel table (the loader reads any table
-    that min(base / res, max) can express)."""
-    ch = {4: 32, 8: 32, 16: 16, 32: 8}
-    return random_state(generator_table(size, style_dim, n_mlp, ch), seed)
-
-
-def small_discriminator_state(seed=1, size=32):
-    return random_state(discriminator_table(size, {4: 32, 8: 32, 16: 16, 32: 8}), seed)
-
-
-# --------------------------------------------------------------------------------------------------
-# An independent float64 rosinality forward pass, from its model.py
-
-
-def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
-    """Upsample by zero insertion, pad, convolve with ``kernel`` (flipped: a true convolution), downsample."""
-    n, c, h, w = x.shape
-    if up > 1:
-        z = x.new_zeros(n, c, h * up, w * up)
-        z[:, :, ::up, ::up] = x
-        x = z
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    k = kernel.flip([0, 1]).to(x)[None, None].repeat(c, 1, 1, 1)
-    return F.conv2d(x, k, groups=c)[:, :, ::down, ::down]
-
-
-def lrelu(x, bias=None):
-    if bias is not None:
-        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
-    return F.leaky_relu(x, 0.2) * SQRT2
-
-
-def ref_generator(sd, z, psi=1.0, latent_avg=None):
-    """rosinality Generator([z], truncation=psi, truncation_latent=latent_avg, randomize_noise=False)."""
-    sd = {k: v.double() for k, v in sd.items()}
-    n_mlp = sum(1 for k in sd if k.startswith("style.") and k.endswith("weight"))
-    w = z.double() * torch.rsqrt((z.double() ** 2).mean(1, keepdim=True) + 1e-8)
-    for i in range(1, n_mlp + 1):
-        wt = sd[f"style.{i}.weight"]
-        w = lrelu(w @ (wt * 0.01 / math.sqrt(wt.shape[1])).T, sd[f"style.{i}.bias"] * 0.01)
-    if psi < 1:
-        w = latent_avg.double() + psi * (w - latent_avg.double())
-
-    def modconv(x, name, demodulate=True, upsample=False):
-        weight = sd[f"{name}.weight"][0]
-        mw = sd[f"{name}.modulation.weight"]
-        style = w @ (mw / math.sqrt(mw.shape[1])).T + sd[f"{name}.modulation.bias"]
-        _, cin, k, _ = weight.shape
-        outs = []
-        for s, xi in zip(style, x):
-            wi = weight / math.sqrt(cin * k * k) * s[None, :, None, None]
-            if demodulate:
-                wi = wi * torch.rsqrt((wi ** 2).sum([1, 2, 3]) + 1e-8)[:, None, None, None]
-            if upsample:
-                y = F.conv_transpose2d(xi[None], wi.transpose(0, 1), stride=2)
-                outs.append(upfirdn2d(y, blur_kernel(4.0), pad=(1, 1)))
-            else:
-                outs.append(F.conv2d(xi[None], wi, padding=k // 2))
-        return torch.cat(outs)
-
-    def styled(x, name, noise, upsample=False):
-        x = modconv(x, f"{name}.conv", upsample=upsample)
-        x = x + sd[f"{name}.noise.weight"] * sd[noise]
-        return lrelu(x, sd[f"{name}.activate.bias"])
-
-    def to_rgb(x, name, skip=None):
-        y = modconv(x, f"{name}.conv", demodulate=False) + sd[f"{name}.bias"]
-        return y if skip is None else y + upfirdn2d(skip, blur_kernel(4.0), up=2, pad=(2, 1))
-
-    x = sd["input.input"].repeat(z.shape[0], 1, 1, 1)
-    x = styled(x, "conv1", "noises.noise_0")
-    img = to_rgb(x, "to_rgb1")
-    k = 0
-    while f"to_rgbs.{k}.bias" in sd:
-        x = styled(x, f"convs.{2 * k}", f"noises.noise_{2 * k + 1}", upsample=True)
-        x = styled(x, f"convs.{2 * k + 1}", f"noises.noise_{2 * k + 2}")
-        img = to_rgb(x, f"to_rgbs.{k}", img)
-        k += 1
-    return img
-
-
-def ref_discriminator(sd, img):
-    """rosinality Discriminator(img)."""
-    sd = {k: v.double() for k, v in sd.items()}
-
-    def conv_layer(x, weight, bias=None, down=False, activate=True):
-        k = weight.shape[-1]
-        weight = weight / math.sqrt(weight.shape[1] * k * k)
-        if down:
-            p = 2 + (k - 1)
-            x = upfirdn2d(x, blur_kernel(), pad=((p + 1) // 2, p // 2))
-            x = F.conv2d(x, weight, stride=2)
-        else:
-            x = F.conv2d(x, weight, padding=k // 2)
-        return lrelu(x, bias) if activate else x
-
-    def linear(x, name, activate):
-        wt = sd[f"{name}.weight"]
-        y = x @ (wt / math.sqrt(wt.shape[1])).T
-        return lrelu(y, sd[f"{name}.bias"]) if activate else y + sd[f"{name}.bias"]
-
-    x = conv_layer(img.double(), sd["convs.0.0.weight"], sd["convs.0.1.bias"])
-    j = 1
-    while f"convs.{j}.conv1.0.weight" in sd:
-        p = f"convs.{j}"
-        out = conv_layer(x, sd[f"{p}.conv1.0.weight"], sd[f"{p}.conv1.1.bias"])
-        out = conv_layer(out, sd[f"{p}.conv2.1.weight"], sd[f"{p}.conv2.2.bias"], down=True)
-        skip = conv_layer(x, sd[f"{p}.skip.1.weight"], down=True, activate=False)
-        x = (out + skip) / SQRT2
-        j += 1
-    n, c, h, w = x.shape
-    group = min(n, 4)
-    std = x.view(group, -1, 1, c, h, w).var(0, unbiased=False).add(1e-8).sqrt().mean([2, 3, 4], keepdim=True)
-    x = torch.cat([x, std.squeeze(2).repeat(group, 1, h, w)], 1)
-    x = conv_layer(x, sd["final_conv.0.weight"], sd["final_conv.1.bias"]).reshape(n, -1)
-    return linear(linear(x, "final_linear.0", True), "final_linear.1", False)
-
-
-def rel_l2(ours: torch.Tensor, reference: torch.Tensor) -> float:
-    return float((ours.double() - reference).norm() / reference.norm())
 
 
 # float32 against float64 through ~10 layers of sums over ≤ 512·9 terms: errors of order 1e-6 relative.
@@ -306,12 +95,7 @@ def test_without_latent_avg_w_avg_is_the_mean_of_4096_mapped_latents(train_check
     G = stylegan.load_network(path)["G_ema"]
     z = torch.randn(4096, 24, generator=torch.Generator().manual_seed(0))
     # The reference maps the same latents through the float64 mapping network (ψ=1, no synthesis needed).
-    sd = {k: v.double() for k, v in states["g_ema"].items()}
-    w = z.double() * torch.rsqrt((z.double() ** 2).mean(1, keepdim=True) + 1e-8)
-    for i in range(1, 4):
-        wt = sd[f"style.{i}.weight"]
-        w = lrelu(w @ (wt * 0.01 / math.sqrt(24)).T, sd[f"style.{i}.bias"] * 0.01)
-    assert rel_l2(G.mapping.w_avg, w.mean(0)) < TOLERANCE
+    assert rel_l2(G.mapping.w_avg, ref_mapping(states["g_ema"], z).mean(0)) < TOLERANCE
     assert torch.equal(stylegan.load_network(path)["G_ema"].mapping.w_avg, G.mapping.w_avg)  # reproducible
 
 
@@ -413,43 +197,24 @@ def test_networks_the_layout_cannot_express_are_refused_saying_why(change, expec
 # --------------------------------------------------------------------------------------------------
 # rosinality's own model.py (only where the mirror is present)
 
-OP_SHIM = '''
-"""Plain-PyTorch stand-ins for rosinality's CUDA ops (their CPU definitions), for tests only."""
-import types
-import torch
-import torch.nn.functional as F
-from torch import nn
+class FusedLeakyReLU(torch.nn.Module):
+    """rosinality's op.FusedLeakyReLU on the CPU: a learned per-channel bias, then the reference's lrelu."""
 
-
-def fused_leaky_relu(x, bias=None, slope=0.2, gain=2 ** 0.5):
-    if bias is not None:  # per channel
-        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
-    return F.leaky_relu(x, slope) * gain
-
-
-class FusedLeakyReLU(nn.Module):
     def __init__(self, channels, bias=True, slope=0.2, gain=2 ** 0.5):
         super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
-        self.slope, self.gain = slope, gain
+        assert (slope, gain) == (0.2, 2 ** 0.5), "model.py only uses the defaults"
+        self.bias = torch.nn.Parameter(torch.zeros(channels)) if bias else None
 
     def forward(self, x):
-        return fused_leaky_relu(x, self.bias, self.slope, self.gain)
+        return lrelu(x, self.bias)
 
 
-def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
-    n, c, h, w = x.shape
-    if up > 1:
-        z = x.new_zeros(n, c, h * up, w * up)
-        z[:, :, ::up, ::up] = x
-        x = z
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    k = kernel.flip([0, 1]).to(x)[None, None].repeat(c, 1, 1, 1)
-    return F.conv2d(x, k, groups=c)[:, :, ::down, ::down]
-
-
-conv2d_gradfix = types.SimpleNamespace(conv2d=F.conv2d, conv_transpose2d=F.conv_transpose2d)
-'''
+def plain_op_module() -> types.ModuleType:
+    """Plain-PyTorch stand-ins for rosinality's CUDA ``op`` package (their CPU definitions), for tests only."""
+    op = types.ModuleType("op")
+    op.FusedLeakyReLU, op.fused_leaky_relu, op.upfirdn2d = FusedLeakyReLU, lrelu, upfirdn2d
+    op.conv2d_gradfix = types.SimpleNamespace(conv2d=F.conv2d, conv_transpose2d=F.conv_transpose2d)
+    return op
 
 
 @pytest.fixture(scope="module")
@@ -460,17 +225,14 @@ def rosinality_model(tmp_path_factory):
     if source.returncode != 0:
         pytest.skip("cannot read rosinality's model.py from the mirror")
     folder = tmp_path_factory.mktemp("rosinality_code")
-    (folder / "op").mkdir()
-    (folder / "op" / "__init__.py").write_text(OP_SHIM)
     (folder / "rosinality_model.py").write_text(source.stdout)
     saved_op = sys.modules.pop("op", None)
-    sys.path.insert(0, str(folder))
+    sys.modules["op"] = plain_op_module()  # what model.py's `from op import ...` finds
     try:
         spec = importlib.util.spec_from_file_location("rosinality_model", folder / "rosinality_model.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(folder))
         sys.modules.pop("op", None)
         if saved_op is not None:
             sys.modules["op"] = saved_op

@@ -29,7 +29,7 @@ from stylegan.formats.torch_files import ObjectRecord, read_torch_file, torch_fi
 from stylegan.metrics.detectors import load_detector
 from tests.detector_standins import pt_inception_state
 from tests.formats.mmgen_writer import checkpoint, small_generator
-from tests.formats.test_rosinality import small_generator_state
+from tests.formats.rosinality_writer import small_generator_state
 from tests.formats.test_torch_zip import assert_same, checkpoint_like
 
 MAGIC = 0x1950A86A20F9469CFC6C  # torch/serialization.py MAGIC_NUMBER

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from stylegan.networks import Generator
-from tests.formats.test_rosinality import small_discriminator_state, small_generator_state
+from tests.formats.rosinality_writer import small_discriminator_state, small_generator_state
 from tests.hostile.harness import run_refused
 
 

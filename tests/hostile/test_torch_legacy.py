@@ -14,7 +14,7 @@ import torch
 
 from stylegan.formats import save_network
 from stylegan.networks import Generator
-from tests.formats.test_rosinality import small_generator_state
+from tests.formats.rosinality_writer import small_generator_state
 from tests.formats.test_torch_legacy import legacy_bytes, save_legacy
 from tests.hostile.harness import run_refused
 
