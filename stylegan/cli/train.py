@@ -64,6 +64,9 @@ def metrics_hook(names: list[str], detector_dir: Optional[Path], launch: Launch)
 @click.option("--data", type=click.Path(path_type=Path), help="Dataset ZIP or folder (from `stylegan dataset`).")
 @click.option("--cfg", type=click.Choice(CONFIG_NAMES), default="auto", show_default=True, help="Base config.")
 @click.option("--gamma", type=float, help="R1 weight (overrides the config).")
+@click.option("--mode-seeking", type=float, metavar="W",
+              help="Weight of a mode-seeking term (Mao et al. 2019) against a conditional G drawing one image "
+                   "per class; 0 = off (default).")
 @click.option("--batch", type=click.IntRange(min=1), help="Total batch size over all processes.")
 @click.option("--batch-gpu", type=click.IntRange(min=1),
               help="Samples per forward pass (accumulate below batch/processes).")

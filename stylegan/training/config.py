@@ -69,6 +69,7 @@ class TrainingOptions:
     D_lr: float = 0.0025
     r1_gamma: float = 10.0
     pl_weight: float = 2.0
+    mode_seeking: float = 0.0  # weight of the mode-seeking term (see training/loss.py), 0 = off
     style_mixing_prob: float = 0.9
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
@@ -312,7 +313,7 @@ def _check_names(opts: TrainingOptions) -> None:
 
 # Lower bounds: (field, smallest allowed value, whether the bound itself is allowed).
 _BOUNDS = [("total_kimg", 0, False), ("kimg_per_tick", 0, False), ("snap", 0, True), ("G_lr", 0, False),
-           ("D_lr", 0, False), ("r1_gamma", 0, True), ("ema_kimg", 0, True), ("mbstd_group", 0, True),
+           ("D_lr", 0, False), ("r1_gamma", 0, True), ("mode_seeking", 0, True), ("ema_kimg", 0, True), ("mbstd_group", 0, True),
            ("freezed", 0, True), ("workers", 0, True)]
 
 

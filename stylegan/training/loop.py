@@ -74,7 +74,8 @@ class Trainer:
         self.run_dir = run_dir
         self.progress = progress or Progress()
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, LossConfig(
-            r1_gamma=opts.r1_gamma, style_mixing_prob=opts.style_mixing_prob, pl_weight=opts.pl_weight))
+            r1_gamma=opts.r1_gamma, style_mixing_prob=opts.style_mixing_prob, pl_weight=opts.pl_weight,
+            mode_seeking=opts.mode_seeking))
         self.phases = make_phases(self.G, self.D, opts.G_lr, opts.D_lr, opts.G_reg_interval, opts.D_reg_interval)
         self.ada = (AdaController(opts.ada_target, opts.ada_interval, opts.ada_kimg, opts.batch)
                     if opts.aug == "ada" and self.augment_pipe is not None else None)

@@ -36,6 +36,10 @@ class LossConfig:
     pl_weight: float = 2.0  # path-length regulariser weight, 0 = off
     pl_batch_shrink: int = 2  # the PL pass uses batch / shrink samples
     pl_decay: float = 0.01  # decay of the running mean path length
+    # Mode-seeking term (Mao et al., CVPR 2019), 0 = off: G's loss gains weight / ratio, where ratio =
+    # mean|G(z₁, c) − G(z₂, c)| / mean|z₁ − z₂| over pairs that share a label. It counters a conditional
+    # generator that draws one image per class whatever z is.
+    mode_seeking: float = 0.0
 
 
 class _Batch(NamedTuple):
@@ -57,6 +61,20 @@ def path_lengths(images: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
     direction = torch.randn_like(images) / math.sqrt(height * width)
     (pulled_back,) = torch.autograd.grad((images * direction).sum(), ws, create_graph=True)
     return pulled_back.square().sum(2).mean(1).sqrt()
+
+
+def _paired_labels(c: torch.Tensor) -> torch.Tensor:
+    """``c`` with its second half's labels replaced by the first half's: sample i and i + N//2 share a label
+    (an odd last sample keeps its own)."""
+    half = c.shape[0] // 2
+    return torch.cat([c[:half], c[:half], c[2 * half:]])
+
+
+def _image_to_latent_distance(images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mean absolute image difference over mean absolute latent difference, between samples i and i + N//2."""
+    half = z.shape[0] // 2
+    apart = (images[:half] - images[half:2 * half]).abs().mean()
+    return apart / (z[:half] - z[half:2 * half]).abs().mean()
 
 
 def _backward(terms: list[torch.Tensor], gain: float, anchor: torch.Tensor | None = None) -> None:
@@ -101,12 +119,19 @@ class StyleGAN2Loss:
         step(self, _Batch(real_img, real_c, gen_z, gen_c), gain)
 
     def _g_main(self, batch: _Batch, gain: float) -> None:
-        images, _ = self.generate(batch.gen_z, batch.gen_c)
-        logits = self.discriminate(images, batch.gen_c)
+        seeking = self.config.mode_seeking > 0 and batch.gen_z.shape[0] >= 2
+        labels = _paired_labels(batch.gen_c) if seeking else batch.gen_c
+        images, _ = self.generate(batch.gen_z, labels)
+        logits = self.discriminate(images, labels)
         self._report_logits("fake", logits)
         loss = F.softplus(-logits)  # -log sigmoid(D(G(z)))
         self._report("Loss/G/loss", loss)
-        _backward([loss], gain)
+        terms = [loss]
+        if seeking:
+            ratio = _image_to_latent_distance(images, batch.gen_z)
+            self._report("Loss/G/mode_seeking_ratio", ratio.detach().reshape(1))
+            terms.append(self.config.mode_seeking / (ratio + 1e-5))
+        _backward(terms, gain)
 
     def _g_reg(self, batch: _Batch, gain: float) -> None:
         cfg = self.config

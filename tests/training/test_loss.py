@@ -211,3 +211,35 @@ def test_regularisers_give_every_trained_parameter_a_gradient(phase):
             assert torch.equal(g, torch.zeros_like(g)), name
         else:
             assert torch.allclose(g, plain[name], rtol=1e-6, atol=1e-9), name
+
+
+def test_mode_seeking_term_pairs_labels_and_divides_the_weight_by_the_distance_ratio():
+    """Gmain with mode_seeking W: samples i and i + N/2 are drawn with one label, and the loss gains
+    W / (mean|G(z_i) − G(z_i+N/2)| / mean|z_i − z_i+N/2|), checked by autograd on the formula written here."""
+    G, D = tiny_gd(c_dim=3)
+    weight = 0.5
+    loss = StyleGAN2Loss(G, D, config=LossConfig(style_mixing_prob=0, mode_seeking=weight))
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(6, 8, generator=g)
+    c = F.one_hot(torch.tensor([0, 1, 2, 2, 1, 0]), 3).float()
+    G.requires_grad_(True)
+    loss.accumulate_gradients("Gmain", None, None, z, c, gain=1)
+    got = {n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None}
+    stats = loss.pop_stats()
+    G.zero_grad(set_to_none=True)
+
+    paired = torch.stack([c[0], c[1], c[2], c[0], c[1], c[2]])
+    images = G(z, paired, noise_mode="random", skip_w_avg_update=True)
+    adversarial = F.softplus(-D(images, paired)).mean()
+    ratio = (images[:3] - images[3:]).abs().mean() / (z[:3] - z[3:]).abs().mean()
+    (adversarial + weight / (ratio + 1e-5)).backward()
+    assert float(torch.cat(stats["Loss/G/mode_seeking_ratio"])) == pytest.approx(ratio.item(), rel=1e-5)
+    compared = 0
+    for name, p in G.named_parameters():  # noise strengths are 0, but their gradients follow the noise drawn
+        if p.grad is not None and not name.endswith("noise_strength"):
+            torch.testing.assert_close(got[name], p.grad, rtol=1e-4, atol=1e-6)
+            compared += 1
+    assert compared > 10
+    without = StyleGAN2Loss(G, D, config=LossConfig(style_mixing_prob=0))
+    without.accumulate_gradients("Gmain", None, None, z, c, gain=1)
+    assert "Loss/G/mode_seeking_ratio" not in without.pop_stats()
