@@ -212,8 +212,18 @@ def snapshot_to_continue(outdir: Path) -> Path:
 
 
 def copy_matching_weights(src: nn.Module, dst: nn.Module, what: str) -> None:
-    """Transfer learning: take every parameter/buffer of ``src`` that ``dst`` has with the same shape."""
+    """Transfer learning: take every parameter/buffer of ``src`` that ``dst`` has with the same shape.
+
+    A tensor of ``src`` that ``dst`` has no place for means the run builds another architecture (say two
+    mapping layers where the file has eight): refused, since its weights would be dropped without a word.
+    """
     src_state = src.state_dict()
+    unplaced = [name for name in src_state if name not in dst.state_dict()]
+    if unplaced:
+        shown = ", ".join(unplaced[:3]) + (f", … ({len(unplaced)} in all)" if len(unplaced) > 3 else "")
+        raise StyleGANError(f"{setting_name('resume')} network's {what} has tensors this run has no place for "
+                            f"({shown})", "train with the settings the network was built with: --map, --cbase, "
+                            "--cmax, --cfg")
     for name, tensor in dst.state_dict().items():
         if name in src_state:
             if src_state[name].shape != tensor.shape:

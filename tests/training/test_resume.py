@@ -113,6 +113,11 @@ def test_resume_network_must_fit_the_dataset(digits16, tmp_path):
     save_network({"G_ema": G2, "D": D2}, tmp_path / "wide.safetensors")
     with pytest.raises(StyleGANError, match="has shape .* but this run needs"):
         train(tiny_options(digits16, tmp_path / "runs", cond=True, resume=str(tmp_path / "wide.safetensors")))
+    deep = tiny_options(digits16, tmp_path, cond=True, map=4)  # two mapping layers more than the run builds
+    G3, D3, _ = tiny_networks(deep, open_dataset(deep))
+    save_network({"G_ema": G3, "D": D3}, tmp_path / "deep.safetensors")
+    with pytest.raises(StyleGANError, match=r"G_ema has tensors this run has no place for \(mapping.fc2.weight"):
+        train(tiny_options(digits16, tmp_path / "runs", cond=True, resume=str(tmp_path / "deep.safetensors")))
     assert not any((tmp_path / "runs").glob("*/network-snapshot-*"))
 
 
