@@ -37,10 +37,12 @@ NO_VIDEO_FIX = (f"turn off {setting('save_video', '--no-save-video')}, or point 
 
 def render_projection(G: nn.Module, ws: torch.Tensor, batch_size: int = 8) -> Iterator[np.ndarray]:
     """ws ``[N, num_ws, w_dim]`` → uint8 images ``[H, W, C]`` one by one (projector byte mapping, 'const' noise)."""
-    with torch.no_grad():
-        for start in range(0, len(ws), batch_size):
-            batch = ws[start:start + batch_size].to(module_device(G))
-            yield from projector_uint8(G.synthesis(batch, noise_mode="const"))
+    for start in range(0, len(ws), batch_size):
+        # no_grad per batch, never around a yield: a generator left suspended would keep autograd off for the
+        # whole process until it is collected.
+        with torch.no_grad():
+            images = projector_uint8(G.synthesis(ws[start:start + batch_size].to(module_device(G)), noise_mode="const"))
+        yield from images
 
 
 def snapshot_steps(num_steps: int, count: int) -> list[int]:

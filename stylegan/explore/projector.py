@@ -27,6 +27,7 @@ from stylegan.devices import module_device
 from stylegan.errors import StyleGANError, setting
 from stylegan.explore.labels import class_labels
 from stylegan.metrics.detectors import lpips_features
+from stylegan.precision import active_precision, inference_precision
 
 W_STATS_SEED = 123  # the official projector draws its w_avg samples from RandomState(123)
 DEFAULT_SEED = 303  # the official projector's default --seed
@@ -224,11 +225,16 @@ def project(
 
     w_count = G.num_ws if config.w_plus else 1
     w = w_avg.to(device).expand(1, w_count, -1).clone().requires_grad_(True)  # [1, w_count, w_dim]
-    optimizer = torch.optim.Adam([w, *noise_maps], lr=config.initial_learning_rate, betas=(0.9, 0.999))
+    optimised = [w, *noise_maps]
+    optimizer = torch.optim.Adam(optimised, lr=config.initial_learning_rate, betas=(0.9, 0.999))
     history = torch.empty([config.num_steps, w_count, G.w_dim], device=device)
     result = Projection(ws=history, w_avg=w_avg.expand(G.num_ws, -1).clone())
 
-    with tqdm(total=config.num_steps, unit="step", desc="project", disable=not progress) as bar:
+    # The private copy's weights never change below, so the ops may keep their weight-only work (Winograd
+    # transforms, kernel layouts) across steps: enter the keeping context, at the caller's precision. The
+    # optimisation differentiates whatever the caller's grad mode (a worker thread may run under no_grad).
+    with tqdm(total=config.num_steps, unit="step", desc="project", disable=not progress) as bar, \
+            inference_precision(active_precision()), torch.enable_grad():
         for step in range(config.num_steps):
             optimizer.param_groups[0]["lr"] = learning_rate(step, config)
             jitter = torch.randn(w.shape, generator=gen, device=device) * w_noise_scale(step, w_std, config)
@@ -236,7 +242,9 @@ def project(
             dist = (image_features(images, detector) - target_features).square().sum()
             loss = dist + config.regularize_noise_weight * noise_regularization(noise_maps)
             optimizer.zero_grad()
-            loss.backward()
+            # Gradients for w and the noise maps only: a detector whose weights require grad would otherwise
+            # get its weight gradients computed (a third of its backward pass) and summed into its .grad.
+            loss.backward(inputs=optimised)
             optimizer.step()
             standardize_noise_(noise_maps)
             history[step] = w.detach()[0]
