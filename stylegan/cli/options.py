@@ -14,7 +14,7 @@ from torch import nn
 
 import stylegan
 from stylegan.atomic import probe_writable_folder
-from stylegan.devices import DEVICE_FORMS, resolve_device
+from stylegan.devices import DEVICE_FORMS, idle_cpu_threads, resolve_device
 from stylegan.errors import StyleGANError
 from stylegan.explore.images import parse_grid
 from stylegan.explore.seeds import parse_index_list, parse_seeds
@@ -120,11 +120,11 @@ def threads_option(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def run_with_threads(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
-        with cpu_threads(threads):
+        with cpu_threads(threads or idle_cpu_threads()):
             return f(*args, **kwargs)
 
     return click.option("--threads", type=click.IntRange(min=1),
-                        help="CPU threads (default: PyTorch's choice; 1 is often fastest on a busy machine).")(
+                        help="CPU threads (default: the cores the load average leaves idle, at least 1).")(
         run_with_threads)
 
 
