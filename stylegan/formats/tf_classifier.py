@@ -20,7 +20,6 @@ build functions ignore keyword arguments they do not know; so does this reader.
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from stylegan.formats.tf_common import (
     check_resolution,
 )
 from stylegan.formats.tf_pickle import read_tf_pickle
+from stylegan.formats.tf_stylegan1 import map_discriminator_blocks
 from stylegan.limits import quote, shorten
 
 # The 40 CelebA attributes in the order (and spelling) of the official file names, index = NN.
@@ -138,13 +138,7 @@ def convert_classifier(net: TFNetwork, what: str) -> nn.Module:
     variables.ignore(r"FromRGB_lod[1-9][0-9]*/(weight|bias)")
     tm = TensorMap(variables)
     tm.conv_layer("fromrgb_weight", "fromrgb_bias", "FromRGB_lod0")
-    for log2_res in range(int(math.log2(init_kwargs["img_resolution"])), 2, -1):
-        side = 2**log2_res
-        tm.conv_layer(f"b{side}.conv0_weight", f"b{side}.conv0_bias", f"{side}x{side}/Conv0")
-        tm.conv_layer(f"b{side}.conv1_weight", f"b{side}.conv1_bias", f"{side}x{side}/Conv1_down")
-    tm.conv_layer("conv_weight", "conv_bias", "4x4/Conv")
-    tm.dense_layer("fc", "4x4/Dense0")
-    tm.dense_layer("out", "4x4/Dense1")
+    map_discriminator_blocks(tm, init_kwargs["img_resolution"])
     variables.finish()
     try:
         return build_converted("StyleGAN1Discriminator", init_kwargs, tm.tensors, what)

@@ -182,6 +182,14 @@ def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
         tm.conv_layer(f"fromrgb_lod{k}_weight", f"fromrgb_lod{k}_bias", f"FromRGB_lod{k}")
     if progressive:
         tm.tensors["lod"] = _lod_tensor(lod)
+    map_discriminator_blocks(tm, resolution)
+    variables.finish()
+    return build_converted("StyleGAN1Discriminator", init_kwargs, tm.tensors, what)
+
+
+def map_discriminator_blocks(tm: TensorMap, resolution: int) -> None:
+    """The TF names of a v1 / ProGAN discriminator's blocks and 4×4 head → our StyleGAN1Discriminator's
+    (the attribute classifiers of the ``ls`` metric share this layout)."""
     for log2_res in range(int(math.log2(resolution)), 2, -1):
         side = 2**log2_res
         tm.conv_layer(f"b{side}.conv0_weight", f"b{side}.conv0_bias", f"{side}x{side}/Conv0")
@@ -189,5 +197,3 @@ def convert_discriminator(net: TFNetwork, what: str) -> nn.Module:
     tm.conv_layer("conv_weight", "conv_bias", "4x4/Conv")
     tm.dense_layer("fc", "4x4/Dense0")
     tm.dense_layer("out", "4x4/Dense1")
-    variables.finish()
-    return build_converted("StyleGAN1Discriminator", init_kwargs, tm.tensors, what)
