@@ -65,9 +65,11 @@ def idle_cpu_threads() -> int | None:
     PyTorch takes every core, which on a busy machine runs 2.5–8× slower than one thread (threads wait on
     each other's time slices); on an idle 2-core machine two threads run 1.7× faster than one. So: the
     cores this process may use minus the 1-minute load average, at least 1 and never above PyTorch's
-    current count (an explicit OMP_NUM_THREADS or set_num_threads stays the upper bound). None where the
-    load average is unknown (then PyTorch's count stands).
+    current count (set_num_threads stays the upper bound). None, leaving PyTorch's count as it is, where
+    OMP_NUM_THREADS names a count (the user chose) or the load average is unknown.
     """
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return None
     try:
         load = os.getloadavg()[0]
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -11,6 +11,8 @@ from stylegan import devices
 @pytest.fixture
 def machine(monkeypatch):
     """A fake machine: (cores this process may use, 1-minute load average)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
     def set_machine(cores: int, load: float, torch_threads: int) -> None:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
         monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
@@ -31,7 +33,14 @@ def test_threads_are_the_idle_cores(machine, cores, load, torch_threads, expecte
     assert devices.idle_cpu_threads() == expected
 
 
+def test_an_omp_num_threads_setting_is_left_as_it_is(machine, monkeypatch):
+    machine(2, 6.0, 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert devices.idle_cpu_threads() is None
+
+
 def test_unknown_load_leaves_pytorch_its_count(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     def no_load():
         raise OSError("no load average here")
     monkeypatch.setattr(os, "getloadavg", no_load)
