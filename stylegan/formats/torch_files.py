@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from stylegan.errors import StyleGANError
-from stylegan.formats.unpickler import (DATA_ERRORS, ObjectRecord, is_legacy_torch_save, one_line,
-                                        restricted_load_torch_legacy, restricted_load_torch_zip)
+from stylegan.formats.unpickler import (DATA_ERRORS, ObjectRecord, is_legacy_torch_save, load_pickle_file,
+                                        one_line, restricted_load_torch_legacy, restricted_load_torch_zip)
 from stylegan.limits import MAX_MEMBER_BYTES, quote, read_capped
 
 __all__ = ["ObjectRecord", "read_torch_file", "read_torch_zip", "read_torch_legacy", "torch_file_kind",
@@ -137,13 +137,7 @@ def read_torch_zip(path: Path, source: str) -> Any:
 def read_torch_legacy(path: Path, source: str) -> Any:
     """What a legacy (non-zip) ``torch.save`` stored in ``path``, as plain data; errors as ``read_torch_zip``."""
     try:
-        with open(path, "rb") as f:
-            return restricted_load_torch_legacy(f, source)
-    except StyleGANError:
-        raise
-    except DATA_ERRORS as e:
-        raise StyleGANError(f"cannot read {source}: the legacy torch.save file is truncated or corrupt "
-                            f"({one_line(e)})", _DAMAGED) from None
+        return load_pickle_file(path, source, restricted_load_torch_legacy, what="the legacy torch.save file")
     except OSError as e:
         raise StyleGANError(f"cannot read {source}: {e.strerror or e}", "check the file's permissions") from None
 

@@ -754,15 +754,17 @@ def one_line(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], Any] = restricted_load) -> Any:
-    """Open ``path`` and run the restricted ``load`` on it; malformed data becomes one StyleGANError."""
+def load_pickle_file(path: Path, source: str, load: Callable[[BinaryIO, str], Any] = restricted_load,
+                     what: str = "the pickle") -> Any:
+    """Open ``path`` and run the restricted ``load`` on it; malformed data becomes one StyleGANError that
+    calls the file ``what``."""
     try:
         with open(path, "rb") as f:
             return load(f, source)
     except StyleGANError:
         raise
     except DATA_ERRORS as e:
-        raise StyleGANError(f"cannot read {source}: the pickle is truncated or corrupt ({one_line(e)})",
+        raise StyleGANError(f"cannot read {source}: {what} is truncated or corrupt ({one_line(e)})",
                             "download or copy the file again") from None
 
 
