@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import torch
 
 from stylegan.networks.stylegan3 import StyleGAN3Generator
+from user_networks import put_official_code_on_path  # benchmarks/ is on sys.path when run as a script
 
 CONFIGS = {
     "stylegan3-t": dict(channel_base=32768, channel_max=512),
@@ -45,15 +45,7 @@ def seconds_per_image(G: torch.nn.Module, batch: int, repeats: int) -> tuple[flo
 
 
 def official_generator(root: str, config: str, state: dict) -> torch.nn.Module:
-    sys.path.insert(0, root)
-    try:
-        import pkg_resources  # noqa: F401  (the official conv2d_gradfix imports it; new setuptools lack it)
-    except ImportError:
-        import types
-
-        from packaging.version import parse
-
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
+    put_official_code_on_path(root)
     from training.networks_stylegan3 import Generator  # noqa: E402  (the official code, for comparison only)
 
     G = Generator(**generator_kwargs(config)).eval().requires_grad_(False)

@@ -38,18 +38,25 @@ def official_generator(root: str, name: str, state: dict) -> torch.nn.Module:
     """NVlabs/stylegan2-ada-pytorch's ``training.networks.Generator`` from a clone at ``root``, holding
     ``state`` (our weights). On the CPU its custom ops run their reference paths. Imported only here, for
     comparison; nothing in the package or the tests uses it."""
-    import sys
-    import types
-
-    sys.path.insert(0, root)
-    try:
-        import pkg_resources  # noqa: F401  (the official conv2d_gradfix imports it; new setuptools lack it)
-    except ImportError:
-        from packaging.version import parse
-
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
+    put_official_code_on_path(root)
     from training.networks import Generator  # noqa: E402  (the official code, for comparison only)
 
     G = Generator(**generator_kwargs(name)).eval().requires_grad_(False)
     G.load_state_dict(state)
     return G
+
+
+def put_official_code_on_path(root: str) -> None:
+    """Make an official NVlabs clone at ``root`` importable (``training.*``, ``torch_utils.*``), for the
+    benchmarks' comparisons. Its conv2d_gradfix imports pkg_resources, which new setuptools lack: a stand-in
+    with the one function it uses is put in its place."""
+    import sys
+    import types
+
+    sys.path.insert(0, root)
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        from packaging.version import parse
+
+        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
