@@ -26,12 +26,12 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
 from stylegan.data.archives import read_exactly, read_npy_header
-from stylegan.data.labels import Label, cut
+from stylegan.data.labels import Label
 from stylegan.errors import StyleGANError
 from stylegan.limits import MAX_CLASSES, MAX_IMAGE_PIXELS, MAX_JSON_BYTES, MAX_MEMBER_BYTES, MAX_RESOLUTION, quote
 

@@ -7,7 +7,6 @@ becomes a one-line 500, and the server carries on.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from importlib import resources
 

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 from torch import nn
 
 
