@@ -37,8 +37,8 @@ def _lod_kimg(ctx: click.Context, param: click.Parameter, value: Optional[str]):
     except ValueError:
         numbers = []
     if len(numbers) != 2 or not all(0 <= n < 1e9 for n in numbers):
-        raise StyleGANError(f"--lod-kimg {quote(value)} is not two kimg counts", "e.g. --lod-kimg 600,600 (training, "
-                            "then fade-in, per resolution)")
+        raise StyleGANError(f"--lod-kimg {quote(value)} is not two kimg counts", "give the kimg of training, then of "
+                            "fade-in, per resolution, e.g. --lod-kimg 600,600")
     return tuple(numbers)
 
 
