@@ -25,6 +25,16 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride=1, padding=0)
     return _Conv.apply(x, weight, stride, padding)
 
 
+def depthwise_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, stride=1, padding=0) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, stride=stride, padding=padding, groups=C)`` for a constant ``weight``
+    ``[C, 1, kh, kw]``: every sample scattered by the kernel ``stride`` apart, which is zero insertion and
+    filtering in one pass."""
+    stride, padding = _pair(stride), _pair(padding)
+    if weight.requires_grad:
+        return F.conv_transpose2d(x, weight, stride=stride, padding=padding, groups=x.shape[1])
+    return _ConvTransposed.apply(x, weight, stride, padding, (0, 0))
+
+
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy.signal import convolve2d
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from stylegan.ops.depthwise import depthwise_conv2d
+from stylegan.ops.depthwise import depthwise_conv2d, depthwise_conv_transpose2d
 from stylegan.ops.filters import make_filter
 from stylegan.ops.resample import upfirdn2d
 
@@ -49,6 +49,35 @@ def test_upfirdn2d_with_downsampling_matches_float64_reference(size, up, down, p
     got = upfirdn2d(x, f.to(device), up=up, down=down, padding=pad, gain=up * up)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got.cpu().numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("up,pad,flip,separable", list(itertools.product(
+    [2, 3], [[0, 0, 0, 0], [5, 0, 1, 4], [-3, -2, -2, -1], [2, 1, 2, 1]], [False, True], [False, True])))
+def test_upsampling_by_asymmetric_filters_matches_float64_reference(up, pad, flip, separable):
+    """Upsampling scatters the filter as a transposed convolution: asymmetric taps catch a reversed filter,
+    and large or negative pads a misplaced crop."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn([2, 3, 6, 7], generator=g, dtype=torch.float64)
+    f = torch.randn([5] if separable else [5, 4], generator=g, dtype=torch.float64)
+    taps = f.flip(list(range(f.ndim))) if flip else f  # flip_filter: correlation, a convolution by f reversed
+    ref = np.stack([reference_upfirdn(s, taps.numpy(), up, 1, pad, 1.5) for s in x.numpy()])
+    got = upfirdn2d(x.contiguous(memory_format=torch.channels_last), f, up=up, padding=pad, gain=1.5,
+                    flip_filter=flip)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", list(itertools.product(
+    [(4, 4), (1, 4), (4, 1)], [2, (1, 3)], [0, 1, (0, 1)])))
+def test_depthwise_conv_transpose2d_derivatives_equal_pytorch_to_third_order(kernel, stride, padding, device):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn([2, 3, 5, 6], generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+    w = torch.randn([1, 1, *kernel], generator=g, dtype=torch.float64).to(device).expand(3, 1, *kernel)
+    ours = derivatives(lambda t: depthwise_conv_transpose2d(t, w, stride, padding), x)
+    theirs = derivatives(lambda t: F.conv_transpose2d(t, w, stride=stride, padding=padding, groups=3), x)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def derivatives(conv, x):

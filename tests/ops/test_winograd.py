@@ -116,6 +116,20 @@ def test_chunked_transforms_equal_one_pass(monkeypatch):
             assert torch.allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("stream_bytes", [1, 36 * 3 * 7 * 4 * 2, 36 * 3 * 7 * 4 * 5 * 2, 1 << 30])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_in_bands_matches_float64(monkeypatch, stream_bytes, channels_last):
+    """Without autograd the forward streams pieces: one tile row, 2 rows (the last band short), 2 samples
+    of 5 tile rows each (the last piece short), or everything at once; sides that cut the last tiles."""
+    monkeypatch.setattr(winograd, "STREAM_BYTES", stream_bytes)
+    x, w, _ = inputs(3, 6, 7, 18, 11, channels_last)  # 5 × 3 tiles per sample, the last ones partial
+    with torch.no_grad():
+        y = winograd_conv2d(x, w)
+    want = F.conv2d(x.double(), w.double(), padding=1)
+    assert y.shape == want.shape and rel(y, want) < TOL
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last and y.is_contiguous() != channels_last
+
+
 def test_misfit_shapes_are_refused():
     with pytest.raises(ValueError, match="3×3"):
         winograd_conv2d(torch.randn(1, 4, 8, 8), torch.randn(2, 4, 5, 5))
