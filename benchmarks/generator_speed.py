@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu_info import cpu_summary  # noqa: E402
 from stylegan.networks import build_network  # noqa: E402
+from stylegan.ops.allocator import tune_cpu_allocator  # noqa: E402
 from stylegan.precision import cpu_has_native_bf16, inference_precision  # noqa: E402
 from user_networks import USER_CONFIGS, official_generator, user_generator  # noqa: E402
 
@@ -148,9 +149,14 @@ def main() -> None:
     parser.add_argument("--networks", default="paper256,config-f", help="with --official: which of "
                         f"{','.join(USER_CONFIGS)}")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's)")
+    parser.add_argument("--no-tune-allocator", action="store_true", help="leave glibc malloc as it is")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    # Our commands keep freed memory for reuse (stylegan.ops.allocator); set for the whole process, so the
+    # official code runs with it too.
+    tuned = False if args.no_tune_allocator else tune_cpu_allocator()
+    print(f"# glibc malloc {'keeps freed memory (both implementations)' if tuned else 'as it is'}")
     if args.official:
         versus_official(args.official, args.networks.split(","), args.repeats)
         return

@@ -34,6 +34,10 @@ def child(kind: str, network: str, official: str | None, frames: int, grid: str)
         from stylegan.precision import inference_precision
         from user_networks import official_generator, user_generator
 
+        if kind != "official":
+            from stylegan.ops.allocator import tune_cpu_allocator
+
+            tune_cpu_allocator()  # as our commands run (stylegan.cli.options); the official code as shipped
         G = user_generator(network)
         if kind == "official":
             G = official_generator(official, network, G.state_dict())

@@ -19,6 +19,7 @@ from stylegan.errors import StyleGANError
 from stylegan.explore.images import parse_grid
 from stylegan.explore.seeds import parse_index_list, parse_seeds
 from stylegan.networks.layers import NOISE_MODES
+from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.precision import PRECISIONS, inference_precision, resolve_precision
 
 
@@ -120,6 +121,10 @@ def threads_option(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def run_with_threads(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
+        # Every command that computes passes here: the place to let glibc keep freed memory, so the large
+        # activations of each image, frame or step reuse pages instead of faulting in fresh zeroed ones
+        # (config-f at 1024²: 1.36 s a pass instead of 1.76 s).
+        tune_cpu_allocator()
         with cpu_threads(threads or idle_cpu_threads()):
             return f(*args, **kwargs)
 

@@ -42,6 +42,25 @@ def test_threads_hold_while_the_command_works_and_are_restored_after(run, tmp_pa
     assert r.code == 2 and "--threads" in r.err and r.err.count("\n") == 1
 
 
+@pytest.mark.parametrize("command", list(THREADED))
+def test_every_computing_command_keeps_freed_memory_before_it_works(run, tmp_path, monkeypatch, command):
+    """glibc is told to keep freed blocks (stylegan.ops.allocator) before the command's first real work."""
+    args, target = THREADED[command]
+    events = []
+    monkeypatch.setattr("stylegan.cli.options.tune_cpu_allocator", lambda: events.append("tuned"))
+
+    def spy(*args, **kwargs):
+        events.append("work")
+        raise StyleGANError("stopped by the test", "nothing to fix")
+
+    monkeypatch.setattr(target, spy)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    outdir = ["--outdir", tmp_path / "out"] if command in ("generate", "style-mix", "project", "mass-project") else []
+    r = run(*args, *outdir, "--quiet")
+    assert r.err.startswith("error: stopped by the test"), r.err
+    assert events == ["tuned", "work"]
+
+
 def test_every_computing_command_takes_threads(run):
     for command in [*THREADED, "train"]:
         r = run(command, "--help")

@@ -267,3 +267,11 @@ def test_projection_follows_the_official_loop_and_leaves_the_detector_alone(G, v
     # written differently): measured ≤ 3e-6 · moved after 8 steps; Adam's normalised steps keep it from growing fast.
     diff = (result.ws[:, 0] - expected).abs().max()
     assert float(diff) <= 1e-4 * moved, (float(diff), moved)
+
+
+def test_projection_on_the_cpu_keeps_freed_memory_for_its_steps(G, vgg, monkeypatch):
+    calls = []
+    monkeypatch.setattr("stylegan.explore.projector.tune_cpu_allocator", lambda: calls.append(1))
+    _, target = known_target(G, seed=8)
+    project(G, target, vgg, config=ProjectorConfig(num_steps=1), progress=False)
+    assert calls == [1]
