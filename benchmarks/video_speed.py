@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from stylegan.devices import resolve_device
+from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.explore.projection_files import render_projection
 from stylegan.explore.projector import ProjectorConfig, project, projector_uint8
 from stylegan.explore.quality import image_quality
@@ -75,6 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tune_cpu_allocator()  # as the lerp-video and project commands run (stylegan.ops.allocator)
     device = resolve_device(args.device)
     G = user_generator(args.network).to(device) if args.network else small_generator(args.resolution, device)
     with inference_precision(args.precision):
