@@ -37,12 +37,15 @@ from pathlib import Path
 
 import torch
 
-from stylegan.networks import Discriminator, Generator
-from stylegan.ops import winograd
-from stylegan.ops.allocator import tune_cpu_allocator
-from stylegan.ops.backends import cuda_arithmetic
-from stylegan.training.phases import adam, on_device
-from stylegan.training.loss import LossConfig, StyleGAN2Loss
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu_info import cpu_summary  # noqa: E402
+from stylegan.networks import Discriminator, Generator  # noqa: E402
+from stylegan.ops import winograd  # noqa: E402
+from stylegan.ops.allocator import tune_cpu_allocator  # noqa: E402
+from stylegan.ops.backends import cuda_arithmetic  # noqa: E402
+from stylegan.training.phases import adam, on_device  # noqa: E402
+from stylegan.training.loss import LossConfig, StyleGAN2Loss  # noqa: E402
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 LOSS_KEYS = ("Loss/G/loss", "Loss/pl_penalty", "Loss/D/loss", "Loss/r1_penalty")
@@ -264,6 +267,7 @@ def main() -> None:
     passes = f" in passes of {args.batch_gpu}" if args.batch_gpu < args.batch else ""
     where = (f"{torch.cuda.get_device_name(args.device)}, TF32 {'on' if args.allow_tf32 else 'off'}"
              if args.device.type == "cuda" else f"{torch.get_num_threads()} thread(s)")
+    print(f"# {cpu_summary()}")
     print(f"torch {torch.__version__}, {args.device}, {where}, batch {args.batch}{passes}, cbase {args.cbase}, "
           f"cmax {args.cmax}, map {args.map}, mbstd {args.mbstd}, {precision}, median of {args.repeats}, "
           f"winograd {'on' if winograd.is_enabled() else 'off'}, allocator {'tuned' if tuned else 'default'}")

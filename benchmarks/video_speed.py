@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from stylegan.devices import resolve_device
-from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.explore.projection_files import render_projection
 from stylegan.explore.projector import ProjectorConfig, project, projector_uint8
 from stylegan.explore.quality import image_quality
@@ -35,9 +34,11 @@ from stylegan.explore.video import lerp_animation, render_animation
 from stylegan.explore.video_io import write_video
 from stylegan.metrics.detectors import load_detector
 from stylegan.networks import build_network
+from stylegan.ops.allocator import tune_cpu_allocator
 from stylegan.precision import inference_precision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_info import cpu_summary  # noqa: E402
 from user_networks import USER_CONFIGS, user_generator  # noqa: E402
 
 
@@ -77,6 +78,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     tune_cpu_allocator()  # as the lerp-video and project commands run (stylegan.ops.allocator)
+    print(f"# {cpu_summary()}")
     device = resolve_device(args.device)
     G = user_generator(args.network).to(device) if args.network else small_generator(args.resolution, device)
     with inference_precision(args.precision):
