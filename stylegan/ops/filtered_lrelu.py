@@ -11,9 +11,10 @@ The arithmetic, per channel, is the one of the official op (its reference path):
 Filters are 1-D (separable, applied along x then y), 2-D, or None (identity). Padding is
 ``[x0, x1, y0, y1]`` relative to the up-sampled image, as in :func:`stylegan.ops.upfirdn2d`.
 
-Only the scheduling differs from the reference: the up-sampling runs as a strided transposed convolution
-per axis, which never multiplies the inserted zeros (``up`` times fewer products per axis), and the
-down-sampling as a strided convolution, which computes only the samples that are kept.
+Only the scheduling differs from the reference: :func:`stylegan.ops.upfirdn2d` up-samples by a strided
+transposed convolution (per axis for 1-D filters), which never multiplies the inserted zeros (``up`` times
+fewer products per axis), and down-samples by a strided convolution, which computes only the samples that
+are kept.
 """
 
 from __future__ import annotations
@@ -21,43 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stylegan.ops.resample import Padding, parse_padding, upfirdn2d
-
-
-def _pad_axis(x: torch.Tensor, axis: int, before: int, after: int) -> torch.Tensor:
-    """Zero-pad (positive) or crop (negative) ``x`` along ``axis`` (2 = rows, 3 = columns)."""
-    if before == 0 and after == 0:
-        return x
-    pads = [before, after, 0, 0] if axis == 3 else [0, 0, before, after]
-    return F.pad(x, pads)
-
-
-def _upsample_axis(x: torch.Tensor, taps: torch.Tensor, up: int, before: int, after: int, axis: int) -> torch.Tensor:
-    """One axis of upfirdn with a 1-D filter: zero insertion by ``up``, padding, true convolution with ``taps``.
-
-    The transposed convolution of ``x`` with ``taps`` at stride ``up`` is the full convolution of the
-    zero-stuffed signal; the ``j``-th valid output after padding by ``before`` is its sample
-    ``j + K - 1 - before``, so a pad/crop of that full result gives exactly the requested window.
-    """
-    channels, k = x.shape[1], taps.shape[0]
-    n = x.shape[axis]
-    kernel = taps.to(x.dtype)
-    kernel = kernel.reshape(1, 1, 1, k) if axis == 3 else kernel.reshape(1, 1, k, 1)
-    stride = (1, up) if axis == 3 else (up, 1)
-    full = F.conv_transpose2d(x, kernel.expand(channels, 1, *kernel.shape[2:]), stride=stride, groups=channels)
-    wanted = n * up + before + after - k + 1  # outputs of the valid convolution after padding
-    start = k - 1 - before
-    return _pad_axis(full, axis, -start, start + wanted - full.shape[axis])
-
-
-def upsample_filtered(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: Padding) -> torch.Tensor:
-    """``upfirdn2d(x, f, up=up, padding=padding, gain=up²)`` ``[N, C, H, W]`` → ``[N, C, H', W']``."""
-    x0, x1, y0, y1 = parse_padding(padding)
-    if f is None or f.ndim != 1 or up == 1:
-        return upfirdn2d(x, f, up=up, padding=[x0, x1, y0, y1], gain=up * up)
-    taps = f * up  # up² spread over the two axes
-    x = _upsample_axis(x, taps, up, x0, x1, axis=3)
-    return _upsample_axis(x, taps, up, y0, y1, axis=2)
+from stylegan.ops.resample import Padding, upfirdn2d
 
 
 def leaky_relu_gain_clamp(x: torch.Tensor, slope: float, gain: float, clamp: float | None) -> torch.Tensor:
@@ -96,9 +61,9 @@ def filtered_lrelu(
         x = x * input_gain.to(x.dtype) if torch.is_tensor(input_gain) else x * float(input_gain)
     if bias is not None:
         x = x + bias.to(x.dtype).reshape(1, -1, 1, 1)
-    x = upsample_filtered(x, None if fu is None else fu.to(x.dtype), up, padding)
+    x = upfirdn2d(x, None if fu is None else fu.to(x.dtype), up=up, padding=padding, gain=up * up)
     x = leaky_relu_gain_clamp(x, slope, gain, clamp)
     return upfirdn2d(x, None if fd is None else fd.to(x.dtype), down=down)
 
 
-__all__ = ["filtered_lrelu", "upsample_filtered", "leaky_relu_gain_clamp"]
+__all__ = ["filtered_lrelu", "leaky_relu_gain_clamp"]
