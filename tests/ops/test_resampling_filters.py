@@ -73,11 +73,8 @@ def test_depthwise_conv_transpose2d_derivatives_equal_pytorch_to_third_order(ker
     g = torch.Generator().manual_seed(3)
     x = torch.randn([2, 3, 5, 6], generator=g, dtype=torch.float64).to(device).requires_grad_(True)
     w = torch.randn([1, 1, *kernel], generator=g, dtype=torch.float64).to(device).expand(3, 1, *kernel)
-    ours = derivatives(lambda t: depthwise_conv_transpose2d(t, w, stride, padding), x)
-    theirs = derivatives(lambda t: F.conv_transpose2d(t, w, stride=stride, padding=padding, groups=3), x)
-    for a, b in zip(ours, theirs):
-        assert a.shape == b.shape
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert_same_derivatives(lambda t: depthwise_conv_transpose2d(t, w, stride, padding),
+                            lambda t: F.conv_transpose2d(t, w, stride=stride, padding=padding, groups=3), x)
 
 
 def derivatives(conv, x):
@@ -89,6 +86,12 @@ def derivatives(conv, x):
     return y, g1, g2, g3
 
 
+def assert_same_derivatives(ours, pytorch, x):
+    for a, b in zip(derivatives(ours, x), derivatives(pytorch, x)):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel,stride,padding,channels_last", list(itertools.product(
     [(4, 4), (1, 4), (4, 1), (3, 3)], [1, 2, (2, 1)], [0, 1, (0, 2), 3], [False, True])))
 def test_depthwise_conv2d_derivatives_equal_pytorch_to_third_order(kernel, stride, padding, channels_last, device):
@@ -98,11 +101,8 @@ def test_depthwise_conv2d_derivatives_equal_pytorch_to_third_order(kernel, strid
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     w = torch.randn([1, 1, *kernel], generator=g, dtype=torch.float64).to(device).expand(3, 1, *kernel)
-    ours = derivatives(lambda t: depthwise_conv2d(t, w, stride, padding), x)
-    theirs = derivatives(lambda t: F.conv2d(t, w, stride=stride, padding=padding, groups=3), x)
-    for a, b in zip(ours, theirs):
-        assert a.shape == b.shape
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert_same_derivatives(lambda t: depthwise_conv2d(t, w, stride, padding),
+                            lambda t: F.conv2d(t, w, stride=stride, padding=padding, groups=3), x)
 
 
 class CountConvolutions(TorchDispatchMode):
