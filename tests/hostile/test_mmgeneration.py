@@ -11,7 +11,7 @@ import torch
 
 from tests.formats.mmgen_writer import checkpoint, save, small_discriminator, small_generator
 from tests.hostile.harness import run_refused
-from tests.hostile.test_rosinality import hostile_data_pkl, with_members
+from tests.hostile.torch_zip_tampering import hostile_data_pkl, with_members
 
 
 def test_a_pth_of_another_model_lists_its_keys_and_the_layouts(tmp_path):

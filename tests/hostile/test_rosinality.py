@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import struct
-import zipfile
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch
 from stylegan.networks import Generator
 from tests.formats.rosinality_writer import small_discriminator_state, small_generator_state
 from tests.hostile.harness import run_refused
+from tests.hostile.torch_zip_tampering import hostile_data_pkl, with_members
 
 
 def save(path, value) -> str:
@@ -57,26 +57,6 @@ def test_args_holding_an_unexpected_object_is_refused_with_its_class_name(tmp_pa
     args = argparse.Namespace(path=pathlib.PurePosixPath("lmdb"), size=32)
     path = save(tmp_path / "ckpt.pt", {"g_ema": small_generator_state(), "args": args})
     run_refused(["info", "--network", path], cwd=tmp_path, expect="pathlib.PurePosixPath")
-
-
-def hostile_data_pkl(module: str, name: str, argument: str) -> bytes:
-    """``{'g_ema': module.name(argument)}`` as opcodes (GLOBAL, REDUCE)."""
-    text = argument.encode()
-    return (b"\x80\x02}X\x05\x00\x00\x00g_ema" + f"c{module}\n{name}\n".encode() + b"X" + struct.pack("<I", len(text))
-            + text + b"\x85Rs.")
-
-
-def with_members(path, replace: dict, compress: set = frozenset(), drop: set = frozenset()) -> str:
-    with zipfile.ZipFile(path) as z:
-        items = [(i.filename, z.read(i)) for i in z.infolist()]
-    with zipfile.ZipFile(path, "w") as z:
-        for name, data in items:
-            if any(name.endswith(d) for d in drop):
-                continue
-            data = next((v for k, v in replace.items() if name.endswith(k)), data)
-            method = zipfile.ZIP_DEFLATED if any(name.endswith(c) for c in compress) else zipfile.ZIP_STORED
-            z.writestr(name, data, method)
-    return str(path)
 
 
 @pytest.mark.parametrize("module, name", [("os", "system"), ("subprocess", "call"), ("torch", "load"),
