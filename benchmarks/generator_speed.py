@@ -15,6 +15,11 @@ with noise 'const': ours in fp32, ours in bf16 (where the CPU has native bf16), 
 Generator in fp32 with the same weights (its custom ops on their reference paths). The three run
 interleaved, round after round, so load from other processes hits all alike; the best round is printed,
 with the speed-ups over the official fp32 and the relative L2 difference of our fp32 image from theirs.
+
+The glibc setting our commands make (``stylegan.ops.allocator``: freed memory kept for reuse) is made for
+the whole process, so both implementations run with it; ``--no-tune-allocator`` leaves malloc alone for
+both. The official scripts as shipped run without it: that figure is the official column of a
+``--no-tune-allocator`` run.
 """
 
 from __future__ import annotations
