@@ -267,19 +267,19 @@ def vgg16_tv_state(stages=None, hidden: int = 4096, num_classes: int = 1000, see
             for name, t in layout.items()}
 
 
-def write_pt_inception(folder: str | Path, state: dict | None = None) -> Path:
-    """Save a PyTorch-Inception stand-in (``state``, default :func:`pt_inception_state`) as the official file name."""
+def _save_state(folder: str | Path, file_name: str, state: dict) -> Path:
+    """``torch.save`` ``state`` as ``folder/file_name``, creating the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "pt_inception-2015-12-05-6726825d.pth"
-    torch.save(pt_inception_state() if state is None else state, path)
-    return path
+    torch.save(state, folder / file_name)
+    return folder / file_name
+
+
+def write_pt_inception(folder: str | Path, state: dict | None = None) -> Path:
+    """Save a PyTorch-Inception stand-in (``state``, default :func:`pt_inception_state`) as the official file name."""
+    return _save_state(folder, "pt_inception-2015-12-05-6726825d.pth", pt_inception_state() if state is None else state)
 
 
 def write_vgg16_tv(folder: str | Path, state: dict | None = None) -> Path:
     """Save a torchvision-VGG16 stand-in (``state``, default full-size random weights) as the official file name."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "vgg16-397923af.pth"
-    torch.save(vgg16_tv_state() if state is None else state, path)
-    return path
+    return _save_state(folder, "vgg16-397923af.pth", vgg16_tv_state() if state is None else state)
